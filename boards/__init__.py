@@ -1,0 +1,1 @@
+"""FPGA platforms, top-levels and the bitstream flow of spikeforge."""

@@ -1,0 +1,206 @@
+"""Build configuration of the accelerator: what is built and how it is built.
+
+Two frozen dataclasses, checked when created and serialisable to JSON, are the
+single source of the parameters for the RTL, the golden model, the tests and
+the reports:
+
+* :class:`Features` — what the hardware can do (cores and mesh shape, lanes per
+  engine, neurons per core, maximum fan-in and time steps, the ``reset_grad``
+  modes built, inference-only builds).
+* :class:`Implementation` — how it is built (FMA pipeline stages, spike decoder
+  width, NoC flit width and buffer depth, memory primitives).
+
+:class:`BuildConfig` joins the two; :data:`PRESETS` names the usual ones.
+Run-time parameters (layer sizes, constants, minibatch, mapping) are loaded by
+the host and live with the compiler and the golden model, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ConfigError", "Features", "Implementation", "BuildConfig", "PRESETS",
+    "preset", "mesh_shape_for",
+]
+
+RESET_GRAD_MODES = ("detach", "through")
+MEMORY_PRIMITIVES = ("auto", "bram", "lutram")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names it and what is allowed."""
+
+
+def _check_int(name, value, *, lo, hi=None):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+        raise ConfigError(f"{name} must be {allowed}, not {value}")
+
+
+def mesh_shape_for(cores: int) -> tuple[int, int]:
+    """The most square ``(rows, cols)`` mesh with exactly ``cores`` nodes, rows <= cols."""
+    _check_int("cores", cores, lo=1, hi=1024)
+    rows = int(math.isqrt(cores))
+    while cores % rows:
+        rows -= 1
+    return rows, cores // rows
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the generated accelerator can do."""
+
+    rows: int = 1
+    cols: int = 1
+    lanes: int = 16
+    neurons_per_core: int = 256
+    max_fan_in: int = 256
+    max_time_steps: int = 16
+    max_layers: int = 4
+    reset_grad_modes: tuple[str, ...] = ("detach",)
+    inference_only: bool = False
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, lo=1, hi=32)
+        _check_int("cols", self.cols, lo=1, hi=32)
+        _check_int("lanes", self.lanes, lo=1, hi=256)
+        _check_int("neurons_per_core", self.neurons_per_core, lo=1, hi=65536)
+        _check_int("max_fan_in", self.max_fan_in, lo=1, hi=65536)
+        _check_int("max_time_steps", self.max_time_steps, lo=1, hi=1024)
+        _check_int("max_layers", self.max_layers, lo=1, hi=64)
+        modes = tuple(self.reset_grad_modes)
+        object.__setattr__(self, "reset_grad_modes", modes)
+        if self.inference_only:
+            if modes:
+                raise ConfigError(
+                    "reset_grad_modes must be empty in an inference-only build, "
+                    f"not {list(modes)}")
+        else:
+            if not modes:
+                raise ConfigError(
+                    f"reset_grad_modes must name at least one of {list(RESET_GRAD_MODES)} "
+                    "in a training build")
+        for mode in modes:
+            if mode not in RESET_GRAD_MODES:
+                raise ConfigError(
+                    f"reset_grad mode {mode!r} is unknown; allowed: {list(RESET_GRAD_MODES)}")
+        if len(set(modes)) != len(modes):
+            raise ConfigError(f"reset_grad_modes lists a mode twice: {list(modes)}")
+
+    @property
+    def cores(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def stores_potentials(self) -> bool:
+        """Potential history is built only when the ``through`` mode is."""
+        return "through" in self.reset_grad_modes
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """How the accelerator is built; does not change what it computes."""
+
+    fma_stages: int = 3
+    decoder_width: int = 4
+    flit_width: int = 32
+    router_buffer_depth: int = 4
+    memory: str = "auto"
+
+    def __post_init__(self):
+        _check_int("fma_stages", self.fma_stages, lo=1, hi=8)
+        _check_int("decoder_width", self.decoder_width, lo=1, hi=64)
+        _check_int("flit_width", self.flit_width, lo=16, hi=256)
+        _check_int("router_buffer_depth", self.router_buffer_depth, lo=1, hi=64)
+        if self.memory not in MEMORY_PRIMITIVES:
+            raise ConfigError(
+                f"memory must be one of {list(MEMORY_PRIMITIVES)}, not {self.memory!r}")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that determines the generated RTL."""
+
+    features: Features = field(default_factory=Features)
+    implementation: Implementation = field(default_factory=Implementation)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BuildConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a build configuration must be a JSON object, not {type(data).__name__}")
+        unknown = set(data) - {"features", "implementation"}
+        if unknown:
+            raise ConfigError(
+                f"unknown build configuration section(s) {sorted(unknown)}; "
+                "allowed: ['features', 'implementation']")
+        return cls(features=_from_fields(Features, data.get("features", {})),
+                   implementation=_from_fields(Implementation, data.get("implementation", {})))
+
+    def replace(self, **changes) -> "BuildConfig":
+        """A copy with feature or implementation fields changed by name."""
+        feat_names = {f.name for f in dataclasses.fields(Features)}
+        impl_names = {f.name for f in dataclasses.fields(Implementation)}
+        feat = {k: v for k, v in changes.items() if k in feat_names}
+        impl = {k: v for k, v in changes.items() if k in impl_names}
+        unknown = set(changes) - feat_names - impl_names
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s) {sorted(unknown)}")
+        return BuildConfig(dataclasses.replace(self.features, **feat),
+                           dataclasses.replace(self.implementation, **impl))
+
+
+def _from_fields(cls, data):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__.lower()} must be a JSON object, not {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__.lower()} field(s) {sorted(unknown)}; "
+                          f"allowed: {sorted(names)}")
+    data = dict(data)
+    if "reset_grad_modes" in data:
+        data["reset_grad_modes"] = tuple(data["reset_grad_modes"])
+    return cls(**data)
+
+
+PRESETS: dict[str, BuildConfig] = {
+    # Smallest useful build: CI simulations.
+    "tiny": BuildConfig(Features(lanes=4, neurons_per_core=64, max_fan_in=64,
+                                 max_time_steps=8, max_layers=2),
+                        Implementation(fma_stages=3, decoder_width=4)),
+    # The digits network (64-128-10) on one core.
+    "digits": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=128,
+                                   max_time_steps=16, max_layers=3)),
+    # Both reset_grad modes built (potential history memory included).
+    "digits-through": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=128,
+                                           max_time_steps=16, max_layers=3,
+                                           reset_grad_modes=("detach", "through"))),
+    # Forward only.
+    "inference": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=256,
+                                      max_time_steps=16, max_layers=4,
+                                      reset_grad_modes=(), inference_only=True)),
+}
+
+
+def preset(name: str, *, cores: int | None = None, **changes) -> BuildConfig:
+    """The named preset, optionally with a core count (laid out as the squarest mesh)
+    and other fields changed."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; allowed: {sorted(PRESETS)}")
+    config = PRESETS[name]
+    if cores is not None:
+        rows, cols = mesh_shape_for(cores)
+        changes = {"rows": rows, "cols": cols, **changes}
+    return config.replace(**changes) if changes else config

@@ -1,0 +1,1 @@
+"""Mesh network-on-chip."""

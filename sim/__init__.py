@@ -1,0 +1,1 @@
+"""Golden model, Verilator runner, cocotb testbenches and host driver of spikeforge."""
