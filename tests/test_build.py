@@ -1,0 +1,183 @@
+"""``spikeforge build``: argument errors, the boundary wrapper, and one real small build."""
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from amaranth import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.boards import build as flow
+from spikeforge.boards.clocks import plan_pll
+from spikeforge.boards.registry import BLOCKS, BOARDS, Block
+from spikeforge.boards.wrapper import BoundaryTop
+from spikeforge.sim import cli
+
+
+class Tiny(wiring.Component):
+    """A registered 16x16 multiplier behind a stream: small, and it needs one DSP."""
+
+    i: In(stream.Signature(data.StructLayout({"a": 16, "b": 16})))
+    o: Out(stream.Signature(32))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.ready):
+            m.d.sync += [self.o.payload.eq(self.i.payload.a * self.i.payload.b),
+                         self.o.valid.eq(self.i.valid)]
+        return m
+
+
+class WithUart(Tiny):
+    rx: In(1)
+    tx: Out(1)
+
+
+def _run(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------------------- bad arguments
+
+@pytest.mark.parametrize("extra,bad,allowed", [
+    (["--board", "de10-nano"], "de10-nano", sorted(BOARDS)),
+    (["--board", "ulx3s-85f", "--block", "gpu"], "gpu", sorted(BLOCKS)),
+    (["--board", "ulx3s-85f", "--lanes", "0"], "0", ["lanes", "between 1 and"]),
+    (["--board", "ulx3s-85f", "--lanes", "-3"], "-3", ["lanes", "between 1 and"]),
+    (["--board", "ulx3s-85f", "--stages", "0"], "0", ["fma_stages", "between 1 and"]),
+    (["--board", "ulx3s-85f", "--cores", "0"], "0", ["cores", "between 1 and"]),
+    (["--board", "ulx3s-85f", "--preset", "huge"], "huge", ["tiny", "digits"]),
+    (["--board", "ulx3s-85f", "--target-mhz", "900"], "900", ["10 to 400 MHz"]),
+    (["--board", "icebreaker", "--target-mhz", "-5"], "-5", ["positive"]),
+])
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, extra, bad, allowed):
+    out_dir = tmp_path / "out"
+    code, out, err = _run(["build", *extra, "-o", str(out_dir)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert bad in lines[0] and all(a in lines[0] for a in allowed), lines[0]
+    assert not out_dir.exists()
+
+
+def test_bad_argument_from_the_console_command(tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    exe = shutil.which("spikeforge") or str(Path(sys.executable).with_name("spikeforge"))
+    proc = subprocess.run([exe, "build", "--board", "nope", "-o", str(out_dir)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "unknown board 'nope'" in proc.stderr and "ulx3s-85f" in proc.stderr
+    assert list(out_dir.iterdir()) == []
+
+
+def test_build_is_registered_with_the_cli():
+    assert cli.COMMANDS["build"][0] == "spikeforge.boards.build"
+
+
+# ---------------------------------------------------------------------------- pieces
+
+def test_pll_plans():
+    assert plan_pll("ecp5", 25, 100).out_mhz == 100
+    assert plan_pll("ecp5", 25, 25).bypass
+    assert plan_pll("ice40", 12, 24).out_mhz == 24
+    p = plan_pll("ecp5", 25, 93)
+    assert abs(p.out_mhz - 93) < 0.5
+    # the VCO stays inside the ECP5 range
+    d = p.params
+    assert 400 <= 25 / d["CLKI_DIV"] * d["CLKFB_DIV"] * d["CLKOP_DIV"] <= 800
+    with pytest.raises(ValueError, match="allowed"):
+        plan_pll("ice40", 12, 500)
+
+
+def test_wrapper_registers_every_port_and_wires_board_ports(monkeypatch):
+    board = BOARDS["ulx3s-85f"]
+    top = BoundaryTop(WithUart(), board, plan_pll("ecp5", 25, 100),
+                      board_ports={"rx": ("uart", 0, "rx"), "tx": ("uart", 0, "tx")})
+    assert (top.in_bits, top.out_bits) == (32 + 1 + 1, 32 + 1 + 1)
+    plan = board.make_platform().build(top, name="top", do_build=False)
+    lpf = plan.files["top.lpf"]
+    for pin in ("M1", "L4", "R1", "B2"):     # uart rx, tx, the stimulus button, the LED
+        assert f'SITE "{pin}"' in lpf
+    with pytest.raises(ValueError, match="nope"):
+        BoundaryTop(top.block, board, plan_pll("ecp5", 25, 100), board_ports={"nope": ("led", 1)})
+
+
+def test_parse_reports_counts_the_named_cells():
+    pnr = {"utilization": {"TRELLIS_COMB": {"used": 10, "available": 83640},
+                           "TRELLIS_FF": {"used": 7, "available": 83640},
+                           "MULT18X18D": {"used": 2, "available": 156}},
+           "fmax": {"$glbnet$clk": {"achieved": 123.456, "constraint": 100.0}}}
+    fields = flow.parse_reports(BOARDS["ulx3s-85f"], pnr)
+    assert (fields["luts"], fields["ffs"], fields["dsps"], fields["brams"]) == (10, 7, 2, 0)
+    assert fields["fmax_mhz"] == 123.46
+    netlist = {"modules": {"top": {"cells": {"a": {"type": "SB_DFFE"}, "b": {"type": "SB_LUT4"},
+                                             "c": {"type": "SB_DFF"}}}}}
+    assert flow.parse_reports(BOARDS["icebreaker"], {"utilization": {}}, netlist)["ffs"] == 2
+
+
+# ---------------------------------------------------------------------------- one real build
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("build") / "tiny"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(BLOCKS, "tiny-test", Block("tiny-test", lambda config: Tiny(), "test block"))
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = cli.main(["build", "--board", "ulx3s-85f", "--block", "tiny-test",
+                             "-o", str(out_dir)])
+    return code, printed.getvalue(), out_dir
+
+
+@pytest.mark.bitstream
+def test_real_build_writes_a_sane_report(tiny_build):
+    code, printed, out_dir = tiny_build
+    assert code == 0, printed
+    report = json.loads((out_dir / "report.json").read_text())
+    for key in flow.REPORT_KEYS:
+        assert key in report, key
+    types = {"board": str, "device": str, "luts": int, "luts_total": int, "ffs": int,
+             "dsps": int, "dsps_total": int, "brams": int, "brams_total": int,
+             "fmax_mhz": float, "target_mhz": float, "timing_met": bool, "seconds": float,
+             "bitstream": str}
+    for key, kind in types.items():
+        assert isinstance(report[key], kind), (key, report[key])
+    assert (report["board"], report["device"]) == ("ulx3s-85f", "LFE5U-85F")
+    assert (report["luts_total"], report["dsps_total"], report["brams_total"]) == (83640, 156, 208)
+    assert report["target_mhz"] == 100.0
+    # The multiplier survived the wrapper: one DSP, and every boundary bit has its register.
+    assert report["dsps"] == 1
+    assert report["ffs"] >= 2 * (32 + 2)
+    assert 0 < report["luts"] < 200
+    assert report["timing_met"] == (report["fmax_mhz"] >= 100.0)
+    assert report["seconds"] > 0
+    bit = out_dir / "top.bit"
+    assert report["bitstream"] == str(bit.resolve()) and bit.stat().st_size > 100_000
+
+
+@pytest.mark.bitstream
+def test_report_agrees_with_the_nextpnr_log(tiny_build):
+    code, printed, out_dir = tiny_build
+    report = json.loads((out_dir / "report.json").read_text())
+    log = (out_dir / "top.tim").read_text()
+    # the routed (last) fmax line, and the constraint nextpnr derived through the PLL
+    last = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz \(\w+ at ([\d.]+) MHz\)", log)[-1]
+    assert report["fmax_mhz"] == pytest.approx(float(last[0]), abs=0.01)
+    assert float(last[1]) == report["target_mhz"]
+    luts = re.search(r"TRELLIS_COMB:\s+(\d+)/", log)
+    assert report["luts"] == int(luts.group(1))
+    # the summary on the terminal
+    assert "tiny-test on ulx3s-85f (LFE5U-85F)" in printed
+    assert re.search(r"fmax\s+[\d.]+ MHz\s+\(target 100 MHz: (met|NOT MET)\)", printed)
+    assert "placing and routing with nextpnr" in printed
