@@ -211,7 +211,11 @@ def _tail(path: Path, lines=15) -> str:
         return "(no log)"
 
 
-def _run_script(out: Path, env, family: str, progress: _Progress) -> dict[str, float]:
+_UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+
+
+def _run_script(out: Path, env, family: str, device: str,
+                progress: _Progress) -> dict[str, float]:
     """Run amaranth's build script in ``out``, reporting the phases; returns phase seconds."""
     log_path = out / "build.log"
     nextpnr_log = out / "top.tim"
@@ -246,10 +250,21 @@ def _run_script(out: Path, env, family: str, progress: _Progress) -> dict[str, f
             time.sleep(0.5)
     phases[phase] = time.monotonic() - t_phase
     if code != 0:
-        which = {"synthesis": ("Yosys", out / "top.rpt"),
-                 "place-and-route": ("nextpnr", nextpnr_log)}.get(phase, ("the packer", log_path))
-        raise BuildError(f"{which[0]} failed (exit status {code}); the end of {log_path}:\n"
-                         f"{_tail(log_path)}\nfull log: {which[1]}")
+        tool, tool_log = {"synthesis": ("Yosys", out / "top.rpt"),
+                          "place-and-route": ("nextpnr", nextpnr_log)}.get(
+                              phase, ("the bitstream packer", log_path))
+        text = _tail(tool_log, 100_000)
+        over = [f"{used} {cell} of {avail}" for cell, used, avail in _UTIL_LINE.findall(text)
+                if int(used) > int(avail)]
+        errors = [line.strip() for line in text.splitlines() if line.startswith("ERROR")]
+        if over:
+            first = f": the design does not fit the {device}: it needs {', '.join(over)}"
+        elif errors:
+            first = f": {errors[0]}"
+        else:
+            first = f" (exit status {code})"
+        raise BuildError(f"{tool} failed{first}\nthe end of {log_path}:\n{_tail(log_path)}\n"
+                         f"full log: {tool_log}")
     return {k: round(v, 1) for k, v in phases.items()}
 
 
@@ -284,7 +299,7 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         (out / stale).unlink(missing_ok=True)
     plan.extract(out)
     phases = {"elaboration": round(time.monotonic() - start, 1)}
-    phases.update(_run_script(out, env, board.family, progress))
+    phases.update(_run_script(out, env, board.family, board.device, progress))
 
     pnr = json.loads((out / "report.json").read_text())
     netlist = json.loads((out / "top.json").read_text()) if board.ff_source[0] == "yosys" else None

@@ -105,6 +105,9 @@ register_board(Board(
     luts_total=83_640, dsps_total=156, brams_total=208,
     lut_cell="TRELLIS_COMB", dsp_cell="MULT18X18D", bram_cell="DP16KD",
     ff_source=("nextpnr", "TRELLIS_FF"),
+    # ABC9 maps with the LUT delays: on the fp16 FMA (6 stages) 24 % fewer LUTs and a
+    # slightly higher fmax than the default ABC mapping.
+    synth_opts="-abc9",
 ))
 
 register_board(Board(
