@@ -28,7 +28,9 @@ from pathlib import Path
 from spikeforge.hdl.config import BuildConfig, ConfigError, mesh_shape_for, preset
 from spikeforge.sim.cli import UsageError
 
+from .clocks import plan_pll
 from .registry import BLOCKS, BOARDS, Board
+from .wrapper import BoundaryTop
 
 __all__ = [
     "REPORT_KEYS", "BuildRequest", "BuildError", "resolve", "build", "parse_reports",
@@ -101,7 +103,6 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
         raise UsageError(str(exc)) from None
     b = BOARDS[board]
     target = b.target_mhz if target_mhz is None else target_mhz
-    from .clocks import plan_pll
     if not target > 0:
         raise UsageError(f"target clock must be a positive frequency in MHz, not {target:g}")
     try:
@@ -220,35 +221,50 @@ def _run_script(out: Path, env, family: str, device: str,
     log_path = out / "build.log"
     nextpnr_log = out / "top.tim"
     packed = out / ("top.config" if family == "ecp5" else "top.asc")
-    phases, phase, t_phase, seen = {}, "synthesis", time.monotonic(), 0
-    progress.say("synthesising with Yosys")
+    phases, phase, t_phase = {}, None, 0.0
+
+    def enter(name, message):
+        nonlocal phase, t_phase
+        now = time.monotonic()
+        if phase is not None:
+            phases[phase] = round(now - t_phase, 1)
+        phase, t_phase = name, now
+        progress.say(message)
+
+    enter("synthesis", "synthesising with Yosys")
+    pnr_log, partial, last_line = None, "", ""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(["sh", "build_top.sh"], cwd=out, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
-        while True:
-            code = proc.poll()
-            if phase == "synthesis" and nextpnr_log.exists():
-                phases[phase], phase, t_phase = time.monotonic() - t_phase, "place-and-route", \
-                    time.monotonic()
-                progress.say("placing and routing with nextpnr")
-            if phase == "place-and-route":
-                lines = nextpnr_log.read_text(errors="replace").splitlines()
-                for line in lines[seen:]:
-                    for pattern, text in _MILESTONES:
-                        hit = pattern.search(line)
-                        if hit:
-                            progress.say(text.format(*hit.groups()))
-                seen = len(lines)
-                if packed.exists() and (out / "report.json").exists():
-                    phases[phase], phase, t_phase = time.monotonic() - t_phase, "bitstream", \
-                        time.monotonic()
-                    progress.say("packing the bitstream")
-            if code is not None:
-                break
-            if time.monotonic() - progress.last > 30:
-                progress.say(f"still in {phase}")
-            time.sleep(0.5)
-    phases[phase] = time.monotonic() - t_phase
+        try:
+            while True:
+                code = proc.poll()
+                if phase == "synthesis" and nextpnr_log.exists():
+                    enter("place-and-route", "placing and routing with nextpnr")
+                    pnr_log = open(nextpnr_log, errors="replace")
+                if pnr_log is not None:
+                    *lines, partial = (partial + pnr_log.read()).split("\n")
+                    for line in lines:
+                        last_line = line
+                        for pattern, text in _MILESTONES:
+                            hit = pattern.search(line)
+                            if hit:
+                                progress.say(text.format(*hit.groups()))
+                if phase == "place-and-route" and packed.exists() \
+                        and (out / "report.json").exists():
+                    enter("bitstream", "packing the bitstream")
+                if code is not None:
+                    break
+                if time.monotonic() - progress.last > 30:
+                    detail = " ".join(last_line.replace("Info:", "").split())[:90]
+                    progress.say(f"still in {phase}" + (f": {detail}" if pnr_log else ""))
+                time.sleep(0.5)
+        finally:
+            if pnr_log is not None:
+                pnr_log.close()
+            if proc.poll() is None:      # interrupted: do not leave the tools running
+                proc.terminate()
+    phases[phase] = round(time.monotonic() - t_phase, 1)
     if code != 0:
         tool, tool_log = {"synthesis": ("Yosys", out / "top.rpt"),
                           "place-and-route": ("nextpnr", nextpnr_log)}.get(
@@ -265,15 +281,11 @@ def _run_script(out: Path, env, family: str, device: str,
             first = f" (exit status {code})"
         raise BuildError(f"{tool} failed{first}\nthe end of {log_path}:\n{_tail(log_path)}\n"
                          f"full log: {tool_log}")
-    return {k: round(v, 1) for k, v in phases.items()}
+    return phases
 
 
 def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     """Build ``req`` into ``req.out_dir``; returns the report (also written as report.json)."""
-    from amaranth import __version__ as _  # noqa: F401  (import check before writing anything)
-    from .clocks import plan_pll
-    from .wrapper import BoundaryTop
-
     start = time.monotonic()
     progress = progress or _Progress(start)
     board, out = req.board, req.out_dir
