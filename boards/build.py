@@ -25,7 +25,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from spikeforge.hdl.config import BuildConfig, ConfigError, mesh_shape_for, preset
+from spikeforge.hdl.config import PRESETS, BuildConfig, ConfigError, mesh_shape_for, preset
 from spikeforge.sim.cli import UsageError
 
 from .clocks import plan_pll
@@ -381,7 +381,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lanes", type=int, metavar="P", help="FMA lanes per engine")
     parser.add_argument("--stages", type=int, metavar="S", help="FMA pipeline stages")
     parser.add_argument("--cores", type=int, metavar="N", help="cores (the squarest mesh)")
-    parser.add_argument("--preset", metavar="NAME", help="a named build configuration")
+    parser.add_argument("--preset", metavar="NAME",
+                        help=f"a named build configuration: {', '.join(sorted(PRESETS))}")
     parser.add_argument("--target-mhz", type=float, metavar="F",
                         help="clock target (default: the board's)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",

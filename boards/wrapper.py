@@ -91,7 +91,8 @@ class BoundaryTop(Elaboratable):
         stim_sync = Signal()
         m.submodules.stim_sync = FFSynchronizer(stim.i, stim_sync, reset_less=True)
         if self.in_bits:
-            chain = Signal(self.in_bits, init=0x5A5A5A5A, reset_less=True)
+            seed = int("5A" * (self.in_bits // 8 + 1), 16) & ((1 << self.in_bits) - 1)
+            chain = Signal(self.in_bits, init=seed, reset_less=True)
             m.d.sync += chain.eq(Cat(stim_sync ^ chain[-1], chain[:-1]))
             pos = 0
             for _, value in self.inputs:

@@ -113,6 +113,25 @@ def test_wrapper_registers_every_port_and_wires_board_ports(monkeypatch):
         BoundaryTop(top.block, board, plan_pll("ecp5", 25, 100), board_ports={"nope": ("led", 1)})
 
 
+class Narrow(wiring.Component):
+    a: In(3)
+    o: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.o.eq(self.a.xor())
+        return m
+
+
+def test_wrapper_on_the_icebreaker_pll_and_narrow_ports():
+    board = BOARDS["icebreaker"]
+    top = BoundaryTop(Narrow(), board, plan_pll("ice40", 12, 24))
+    assert (top.in_bits, top.out_bits) == (3, 1)
+    plan = board.make_platform().build(top, name="top", do_build=False)
+    assert "SB_PLL40_PAD" in plan.files["top.il"]
+    assert "set_io clk12_0__io 35" in plan.files["top.pcf"]
+
+
 def test_parse_reports_counts_the_named_cells():
     pnr = {"utilization": {"TRELLIS_COMB": {"used": 10, "available": 83640},
                            "TRELLIS_FF": {"used": 7, "available": 83640},
