@@ -215,6 +215,28 @@ def _tail(path: Path, lines=15) -> str:
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
 
 
+class _Follow:
+    """The lines a growing log file gained since the last call."""
+
+    def __init__(self, path: Path):
+        self.path, self.file, self.partial = path, None, ""
+
+    def lines(self) -> list[str]:
+        if self.file is None:
+            if not self.path.exists():
+                return []
+            self.file = open(self.path, errors="replace")
+        *lines, self.partial = (self.partial + self.file.read()).split("\n")
+        return lines
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+
+
+_YOSYS_STEP = re.compile(r"^\d+(?:\.\d+)*\. Executing (.*)")
+
+
 def _run_script(out: Path, env, family: str, device: str,
                 progress: _Progress) -> dict[str, float]:
     """Run amaranth's build script in ``out``, reporting the phases; returns phase seconds."""
@@ -232,36 +254,36 @@ def _run_script(out: Path, env, family: str, device: str,
         progress.say(message)
 
     enter("synthesis", "synthesising with Yosys")
-    pnr_log, partial, last_line = None, "", ""
+    yosys, nextpnr, doing = _Follow(out / "top.rpt"), _Follow(nextpnr_log), ""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(["sh", "build_top.sh"], cwd=out, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
         try:
             while True:
                 code = proc.poll()
+                for line in yosys.lines():
+                    step = _YOSYS_STEP.match(line)
+                    if step:
+                        doing = step.group(1).rstrip(".")
                 if phase == "synthesis" and nextpnr_log.exists():
                     enter("place-and-route", "placing and routing with nextpnr")
-                    pnr_log = open(nextpnr_log, errors="replace")
-                if pnr_log is not None:
-                    *lines, partial = (partial + pnr_log.read()).split("\n")
-                    for line in lines:
-                        last_line = line
-                        for pattern, text in _MILESTONES:
-                            hit = pattern.search(line)
-                            if hit:
-                                progress.say(text.format(*hit.groups()))
+                for line in nextpnr.lines():
+                    doing = " ".join(line.replace("Info:", "").split())
+                    for pattern, text in _MILESTONES:
+                        hit = pattern.search(line)
+                        if hit:
+                            progress.say(text.format(*hit.groups()))
                 if phase == "place-and-route" and packed.exists() \
                         and (out / "report.json").exists():
                     enter("bitstream", "packing the bitstream")
                 if code is not None:
                     break
                 if time.monotonic() - progress.last > 30:
-                    detail = " ".join(last_line.replace("Info:", "").split())[:90]
-                    progress.say(f"still in {phase}" + (f": {detail}" if pnr_log else ""))
+                    progress.say(f"still in {phase}" + (f": {doing[:90]}" if doing else ""))
                 time.sleep(0.5)
         finally:
-            if pnr_log is not None:
-                pnr_log.close()
+            yosys.close()
+            nextpnr.close()
             if proc.poll() is None:      # interrupted: do not leave the tools running
                 proc.terminate()
     phases[phase] = round(time.monotonic() - t_phase, 1)

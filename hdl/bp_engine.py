@@ -1,0 +1,80 @@
+"""Backward (BP) engine: ``du`` of one layer backwards in time, then ``g_in`` for
+the layer below.
+
+Phases (``phase``):
+
+* ``TERM`` -- ``detach``: ``term[t] = m[t] ? fma(beta, g[t], -0) : +0`` for every
+  step and group (no chain: any order). ``through``: ``du[t] = fma(-alpha, u[t], -0)``
+  (the ``-(alpha*u)`` factor). ``T * G`` operations.
+* ``DU`` -- ``t`` descending, every group: ``detach``: ``du[t] = s[t] ? term :
+  fma(alpha, du[t+1], term)``; ``through``: three chained operations per step
+  (``ds = fma(-(alpha*u), du[t+1], g)``, the term, then ``du``). The write-back
+  also records ``du[t] != 0`` as a history bit, so the non-zero gradients can be
+  walked like spikes. ``T * G`` (``3 * T * G``) operations.
+* ``CLEAR_IN`` -- ``acc[t, h] = +0`` for the groups ``h`` of the layer's inputs.
+* ``INPUT_GRAD`` -- for every ``(i, t)`` with ``du[t]_i != 0`` (ascending ``i``: the
+  contract's order), for every group ``h`` of ``P`` inputs:
+  ``acc[t, h] = fma(W[i, h*P + k], du[t]_i, acc[t, h])`` (a row of the skewed
+  weight memory). Zero gradients cost nothing: ``nonzeros * G_in`` operations.
+
+Throughput: one ``P``-lane operation per cycle.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth import Module, Mux
+from amaranth.lib import wiring
+
+from .core_defs import OpKind
+from .engine_base import Engine
+from .op_loops import PairLoop, TimeGroupLoop
+
+__all__ = ["BPEngine", "BPPhase"]
+
+
+class BPPhase(enum.IntEnum):
+    TERM = 0
+    DU = 1
+    CLEAR_IN = 2
+    INPUT_GRAD = 3
+
+
+class BPEngine(Engine):
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.tg = tg = TimeGroupLoop(self.geo)
+        m.submodules.pl = pl = PairLoop(self.geo)
+        lay = self.layer
+        ph = self.phase
+        start_pl = self.start & (ph == BPPhase.INPUT_GRAD)
+        m.d.comb += [
+            tg.start.eq(self.start & (ph != BPPhase.INPUT_GRAD)), tg.T.eq(self.T),
+            tg.t_first.eq(0), tg.descending.eq(ph == BPPhase.DU),
+            tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
+            tg.groups.eq(Mux(ph == BPPhase.CLEAR_IN, lay.g_in, lay.g_out)),
+            tg.n.eq(Mux(ph == BPPhase.CLEAR_IN, lay.n_in, lay.n_out)),
+            tg.nkinds.eq(1),
+        ]
+        with m.Switch(ph):
+            with m.Case(BPPhase.TERM):
+                m.d.comb += tg.kinds[0].eq(Mux(self.through, OpKind.BPT1, OpKind.BPA))
+            with m.Case(BPPhase.DU):
+                with m.If(self.through):
+                    m.d.comb += [tg.kinds[0].eq(OpKind.BPT2), tg.kinds[1].eq(OpKind.BPA),
+                                 tg.kinds[2].eq(OpKind.BPB), tg.nkinds.eq(3)]
+                with m.Else():
+                    m.d.comb += tg.kinds[0].eq(OpKind.BPB)
+            with m.Default():
+                m.d.comb += tg.kinds[0].eq(OpKind.CLEAR)
+        m.d.comb += [
+            pl.start.eq(start_pl), pl.kind.eq(OpKind.GIN), pl.layer.eq(lay),
+            pl.pairs_done.eq(self.pairs_done),
+            self.scan_start.eq(start_pl), self.scan_base.eq(lay.out_hg), self.scan_n.eq(lay.n_out),
+            self.scan_desc.eq(0), self.scan_nz.eq(1),
+            self.busy.eq(tg.busy | pl.busy),
+        ]
+        wiring.connect(m, wiring.flipped(self.pairs), pl.pairs)
+        self.mux_ops(m, self.op, [tg, pl])
+        return m

@@ -1,0 +1,273 @@
+"""Exact IEEE 754 binary16 fused multiply-add, pipelined.
+
+:class:`FMA` computes ``round(a*b + c)`` with a single rounding to nearest,
+ties to even, exactly as SPEC section 2 for every input pattern: subnormal
+inputs and results (no flush to zero), signed zeros as IEEE 754 defines them,
+overflow to +-inf, and any NaN result as the canonical quiet NaN ``0x7E00``.
+The bit-exact reference is :func:`spikeforge.sim.fp16.fma`.
+
+Datapath (see ``docs/fp16.md``): the product and the addend are placed in one
+44-bit fixed-point window whose least significant bit weighs 2**-26, two bits
+below the smallest binary16 ulp (2**-24). Product bits below the window are
+OR-ed into its lowest bit (round to odd), which keeps the single final
+rounding exact. The sum is normalised with a 31-place maximum left shift (the
+shift stops at the subnormal boundary, so subnormal results need no special
+case) and rounded once. A product of magnitude >= 2**17 overflows whatever the
+addend is and is flagged early.
+
+Interface and timing:
+
+* ``i``: stream of ``{"a": 16, "b": 16, "c": 16}`` (``a`` in the lowest bits);
+  ``o``: stream of the 16-bit result.
+* Latency ``stages`` cycles (:attr:`FMA.latency`), one result per cycle while
+  ``o.ready`` is high, results in order.
+* Back-pressure: the whole pipeline advances on one enable,
+  ``en = o.ready | ~o.valid``; ``i.ready = en`` (a combinational path from
+  ``o.ready``). A stalled output freezes every stage; bubbles in the pipeline
+  are squeezed out only while the output is empty. Nothing is dropped or
+  duplicated. Only the valid bits are reset; datapath registers are not.
+
+For reuse inside engines, :func:`fma_pipeline` builds the same datapath into any
+module with a caller-supplied clock enable, and :func:`fma_comb` builds it with
+no registers at all.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "OPERANDS", "DEFAULT_STAGES", "MAX_STAGES", "CANONICAL_NAN",
+    "FMA", "fma_pipeline", "fma_comb", "register_boundaries", "pipeline_control",
+]
+
+#: Operand layout of one FMA: ``a`` in bits 0..15, ``b`` in 16..31, ``c`` in 32..47.
+OPERANDS = data.StructLayout({"a": 16, "b": 16, "c": 16})
+
+#: Default number of pipeline registers (meets 100 MHz on ECP5-85F speed 6; docs/fp16.md).
+DEFAULT_STAGES = 3
+#: Largest ``stages`` accepted.
+MAX_STAGES = 8
+
+CANONICAL_NAN = 0x7E00
+_INF = 0x7C00
+
+# Window: bit j weighs 2**(j - 26); 44 bits hold any non-overflowing |a*b + c|.
+_W = 44
+_NORM_SHIFT_MAX = 31  # 43 - 12: bit 12 weighs 2**-14, the smallest normal
+
+
+def _check_stages(stages, lo=1):
+    if not isinstance(stages, int) or isinstance(stages, bool) or not lo <= stages <= MAX_STAGES:
+        raise ValueError(f"stages must be an integer between {lo} and {MAX_STAGES}, not {stages!r}")
+
+
+# --- the five combinational steps --------------------------------------------------------
+# Each step takes a dict of Values and returns a dict holding everything later steps need.
+# ``w(key, value)`` names an intermediate (a comb Signal) so that it is built once.
+
+def _decode(w, x, n):
+    exp = x[10:15]
+    frac = x[0:10]
+    sub = w(f"{n}_sub", exp == 0)
+    return dict(
+        sign=x[15],
+        sig=w(f"{n}_sig", Cat(frac, ~sub)),      # 11-bit significand with hidden bit
+        eff=w(f"{n}_eff", Mux(sub, 1, exp)),     # effective biased exponent, 1..30 (31: special)
+        zero=sub & (frac == 0),
+        inf=(exp == 31) & (frac == 0),
+        nan=(exp == 31) & (frac != 0),
+    )
+
+
+def _step_multiply(w, v):
+    """Decode, 11x11 significand product (one DSP), special cases, early overflow."""
+    a, b, c = _decode(w, v["a"], "a"), _decode(w, v["b"], "b"), _decode(w, v["c"], "c")
+    sp = w("sp", a["sign"] ^ b["sign"])
+    sc = c["sign"]
+    prod = w("prod", a["sig"] * b["sig"])           # 22 bits: maps to one MULT18X18D
+    es = w("es", a["eff"] + b["eff"])               # 2..60: product lsb weighs 2**(es-50)
+    pinf = w("pinf", a["inf"] | b["inf"])
+    nan = w("nan", a["nan"] | b["nan"] | c["nan"]
+            | (a["inf"] & b["zero"]) | (a["zero"] & b["inf"])
+            | (pinf & c["inf"] & (sp != sc)))
+    inf = pinf | c["inf"]
+    special = Mux(nan, CANONICAL_NAN, Cat(Const(_INF, 15), Mux(pinf, sp, sc)))
+    # |a*b| >= 2**17 (both operands normal here) overflows whatever c is:
+    # prod*2**(es-50) >= 2**17  <=>  es >= 47, or es == 46 and prod >= 2**21.
+    ovf = (es >= 47) | ((es == 46) & prod[21])
+    return dict(prod=prod, es=es, sig_c=c["sig"], eff_c=c["eff"], sp=sp, sc=sc,
+                is_special=nan | inf, special=special, ovf=ovf)
+
+
+_PASS = ("sp", "sc", "is_special", "special")
+
+
+def _step_align(w, v):
+    """Place product and addend in the window; product bits below it are jammed (round to odd)."""
+    # In units of 2**-48 the product is prod << (es - 2); es - 2 <= 44 unless ovf.
+    sh = (v["es"] - 2)[0:6]
+    ext = w("ext", (v["prod"] << sh)[0:_W + 22])
+    pw = Cat(ext[22] | (ext[0:22] != 0), ext[23:22 + _W])
+    cw = (v["sig_c"] << (v["eff_c"] + 1))[0:_W]     # addend lsb weighs 2**(eff_c - 25)
+    # An overflowing product is replaced by 2**17 and the addend by 0: the sum keeps the
+    # product's sign and rounds to inf in the last step.
+    return {**{k: v[k] for k in _PASS},
+            "pw": Mux(v["ovf"], 1 << (_W - 1), pw), "cw": Mux(v["ovf"], 0, cw)}
+
+
+def _step_add(w, v):
+    """Signed sum as sign and magnitude."""
+    pw, cw = v["pw"], v["cw"]
+    p_minus_c = w("p_minus_c", pw - cw)       # 45 bits; bit 44 set when cw > pw
+    c_wins = p_minus_c[_W]
+    effsub = v["sp"] != v["sc"]
+    mag = Mux(effsub, Mux(c_wins, (cw - pw)[0:_W], p_minus_c[0:_W]), (pw + cw)[0:_W])
+    sign = Mux(effsub & c_wins, v["sc"], v["sp"])
+    return {**{k: v[k] for k in _PASS}, "mag": mag, "sign": sign}
+
+
+def _step_normalise(w, v):
+    """Shift left until the top bit is set, by at most 31 (the subnormal boundary)."""
+    x = v["mag"]
+    zeros = []
+    for s in (16, 8, 4, 2, 1):
+        top_zero = w(f"nz{s}", x[_W - s:_W] == 0)
+        x = w(f"norm{s}", Mux(top_zero, (x << s)[0:_W], x))
+        zeros.append(top_zero)
+    lz = Cat(*reversed(zeros))       # 0..31
+    # Exact zero sum: -0 only when both the product and the addend are -0 (RNE).
+    return dict(is_special=v["is_special"], special=v["special"],
+                norm=x, e1=(_NORM_SHIFT_MAX - lz)[0:5],
+                sign=Mux(v["mag"] == 0, v["sp"] & v["sc"], v["sign"]))
+
+
+def _step_round(w, v):
+    """Round to nearest even, pack, overflow to inf, special values."""
+    x = v["norm"]
+    sig = x[_W - 11:_W]
+    guard = x[_W - 12]
+    sticky = x[0:_W - 12] != 0
+    base = (v["e1"] << 10) + sig      # (E - 1) * 2**10 + significand-with-hidden-bit
+    rounded = w("rounded", (base + (guard & (sticky | sig[0])))[0:16])
+    mag = Mux(rounded >= _INF, _INF, rounded[0:15])
+    return dict(result=w("result", Mux(v["is_special"], v["special"], Cat(mag, v["sign"]))))
+
+
+_STEPS = (_step_multiply, _step_align, _step_add, _step_normalise, _step_round)
+
+#: Which step boundaries carry a register for each ``stages`` value.
+#: Boundary k (1..4) is after step k; 5 is the output; 0 is the input.
+_BOUNDARIES = {
+    0: (),
+    1: (5,),
+    2: (2, 5),
+    3: (2, 3, 5),
+    4: (1, 2, 3, 5),
+    5: (1, 2, 3, 4, 5),
+    6: (0, 1, 2, 3, 4, 5),
+}
+
+
+def register_boundaries(stages: int) -> tuple[int, ...]:
+    """The step boundaries that hold a register for ``stages`` (extra registers beyond 6
+    delay the output)."""
+    _check_stages(stages, lo=0)
+    return _BOUNDARIES[min(stages, 6)]
+
+
+def _register(m, values, en, domain, name):
+    out = {}
+    for key, value in values.items():
+        reg = Signal(value.shape(), name=f"{name}_{key}", reset_less=True)
+        m.d[domain] += reg.eq(Mux(en, value, reg))
+        out[key] = reg
+    return out
+
+
+def fma_pipeline(m: Module, a, b, c, *, stages: int = DEFAULT_STAGES, en=None,
+                 domain: str = "sync", name: str = "fma"):
+    """Build ``round(a*b + c)`` into ``m`` with ``stages`` registers, all enabled by ``en``.
+
+    ``a``, ``b``, ``c`` are 16-bit values (binary16 patterns). Returns the 16-bit result,
+    valid ``stages`` enabled cycles after its operands. With ``stages=0`` the datapath is
+    combinational. ``en`` (default: always) is the pipeline clock enable; the caller keeps
+    the valid bits.
+    """
+    _check_stages(stages, lo=0)
+    en = Const(1) if en is None else en
+    where = register_boundaries(stages)
+    v = {"a": a, "b": b, "c": c}
+    if 0 in where:
+        v = _register(m, v, en, domain, f"{name}_s0")
+    def w(key, value):
+        sig = Signal(value.shape(), name=f"{name}_{key}")
+        m.d.comb += sig.eq(value)
+        return sig
+
+    for k, step in enumerate(_STEPS, start=1):
+        v = step(w, v)
+        if k in where:
+            v = _register(m, v, en, domain, f"{name}_s{k}")
+    result = v["result"]
+    for extra in range(max(0, stages - 6)):
+        result = _register(m, {"result": result}, en, domain, f"{name}_x{extra}")["result"]
+    return result
+
+
+def fma_comb(m: Module, a, b, c):
+    """The combinational ``round(a*b + c)`` (no registers), built into ``m``."""
+    return fma_pipeline(m, a, b, c, stages=0)
+
+
+def pipeline_control(m: Module, i, o, stages: int, *, domain: str = "sync"):
+    """Valid bits and the shared clock enable of a ``stages``-deep stalling pipeline.
+
+    ``i``/``o`` are the stream interfaces (payloads are the caller's). Returns ``en``:
+    the pipeline advances when the output is taken or empty. ``i.ready = en``.
+    """
+    en = Signal(name="pipe_en")
+    valid = Signal(stages, name="pipe_valid")
+    m.d.comb += [
+        en.eq(o.ready | ~valid[-1]),
+        i.ready.eq(en),
+        o.valid.eq(valid[-1]),
+    ]
+    with m.If(en):
+        m.d[domain] += valid.eq(Cat(i.valid, valid[:-1]))
+    return en
+
+
+class FMA(wiring.Component):
+    """Pipelined binary16 fused multiply-add ``o = round(i.a * i.b + i.c)``.
+
+    ``stages`` pipeline registers (1..8, default :data:`DEFAULT_STAGES`); latency
+    ``stages`` cycles; one result per cycle while ``o.ready``.
+    """
+
+    def __init__(self, *, stages: int = DEFAULT_STAGES):
+        _check_stages(stages)
+        self._stages = stages
+        super().__init__({
+            "i": In(stream.Signature(OPERANDS)),
+            "o": Out(stream.Signature(16)),
+        })
+
+    @property
+    def stages(self) -> int:
+        return self._stages
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input to its result at ``o`` (with ``o.ready`` high)."""
+        return self._stages
+
+    def elaborate(self, platform):
+        m = Module()
+        en = pipeline_control(m, self.i, self.o, self._stages)
+        p = self.i.payload
+        m.d.comb += self.o.payload.eq(
+            fma_pipeline(m, p.a, p.b, p.c, stages=self._stages, en=en))
+        return m

@@ -1,0 +1,61 @@
+"""Forward (FP) engine: the synaptic sums and the LIF update of one layer.
+
+Phases (``phase``):
+
+* ``CLEAR`` -- ``acc[t, g] = +0`` for every step and neuron group: ``T * G`` operations.
+* ``ACCUMULATE`` -- for every active input ``(j, t)`` (from the history scanner,
+  ascending ``j``: the contract's term order), for every group of ``P`` neurons:
+  ``acc[t, g] = fma(W[i, j], 1, acc[t, g])``. Inactive inputs cost nothing:
+  ``events * G`` operations (plus one cycle per input group without events).
+* ``LIF`` -- for ``t`` ascending, for every group: ``u[t] = s[t-1] ? x[t] :
+  fma(alpha, u[t-1], x[t])`` written over ``x[t]``; the write-back sets the spike
+  bit ``u >= V_th`` and the window bit ``lo < u < hi`` (and stores ``u`` in
+  ``through`` builds). ``T * G`` operations; a layer with fewer groups than FMA
+  stages waits for the pipeline between steps.
+
+Throughput: one ``P``-lane operation per cycle.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth import Module, Mux
+from amaranth.lib import wiring
+
+from .core_defs import OpKind
+from .engine_base import Engine
+from .op_loops import PairLoop, TimeGroupLoop
+
+__all__ = ["FPEngine", "FPPhase"]
+
+
+class FPPhase(enum.IntEnum):
+    CLEAR = 0
+    ACCUMULATE = 1
+    LIF = 2
+
+
+class FPEngine(Engine):
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.tg = tg = TimeGroupLoop(self.geo)
+        m.submodules.pl = pl = PairLoop(self.geo)
+        lay = self.layer
+        start_tg = self.start & (self.phase != FPPhase.ACCUMULATE)
+        start_pl = self.start & (self.phase == FPPhase.ACCUMULATE)
+        m.d.comb += [
+            tg.start.eq(start_tg), tg.T.eq(self.T), tg.t_first.eq(0), tg.descending.eq(0),
+            tg.kinds[0].eq(Mux(self.phase == FPPhase.CLEAR, OpKind.CLEAR, OpKind.LIF)),
+            tg.nkinds.eq(1), tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out),
+            tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
+            pl.start.eq(start_pl), pl.kind.eq(OpKind.FP), pl.layer.eq(lay),
+            pl.pairs_done.eq(self.pairs_done),
+            self.scan_start.eq(start_pl), self.scan_base.eq(lay.in_hg), self.scan_n.eq(lay.n_in),
+            self.scan_desc.eq(0), self.scan_nz.eq(0),
+            self.busy.eq(tg.busy | pl.busy),
+        ]
+        wiring.connect(m, wiring.flipped(self.pairs), pl.pairs)
+        self.mux_ops(m, self.op, [tg, pl])
+        return m
+

@@ -1,0 +1,432 @@
+"""Lane datapath of a core: its memories and ``P`` fp16 FMA lanes shared by the engines.
+
+Every cycle the active engine may issue one operation (:class:`~.core_defs.OpKind`)
+on the ``op`` stream; it drives all ``P`` lanes at once. The pipeline:
+
+* cycle 0 (issue): the operation's read addresses go to the memories; it is
+  accepted unless it reads a value still being computed (a scoreboard compares
+  its one hazard address with the destinations of the ``S`` operations in
+  flight; the write-back stage itself forwards through transparent read ports);
+* cycle 1: operands are selected per lane (weights through a barrel rotator)
+  and enter the FMA pipelines (:func:`spikeforge.hdl.fp16.fma_pipeline`,
+  ``S`` stages, no back-pressure);
+* cycle ``1 + S``: write-back, with per-lane enables, and the spike / window /
+  non-zero bits of the lanes' neurons.
+
+Throughput one operation (``P`` FMAs) per cycle; latency ``S + 1`` cycles.
+
+Memories, per bank ``k`` (lane ``k``; sizes in :class:`~.core_defs.CoreGeometry`):
+``W``/``dW`` (skewed: weight ``(i, j)`` of a layer at bank ``(i + j) mod P``,
+address ``wbase + (i div P) * N_in + j``, so a column ``j`` of ``P`` neurons and a
+row ``i`` of ``P`` inputs are both one word per bank), ``acc`` (``x``/``u`` and
+``g_in`` accumulators, ``(t, group)``), ``du`` (``(t, group)`` of every layer),
+spike ``s``, window ``m`` and ``du != 0`` history words (one ``TMAX``-bit word per
+neuron), and in ``through`` builds the potentials ``u`` (``(t, group)``).
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .core_defs import (F16, CoreGeometry, OpKind, Space, bits_for, count_to_f16,
+                        f16_ge, f16_gt, f16_is_nonfinite, f16_is_zero, f16_lt)
+from .fp16 import fma_pipeline
+
+__all__ = ["LaneDatapath", "CONSTANTS"]
+
+#: The fp16 run-time constants the lanes use, in the order the host loads them.
+CONSTANTS = ("alpha", "v_th", "lo", "hi", "beta", "inv_T", "gscale", "neg_lr")
+
+_ACC_KINDS = (OpKind.CLEAR, OpKind.FP, OpKind.LIF, OpKind.LOSS_R, OpKind.LOSS_E,
+              OpKind.LOSS_G, OpKind.COPY, OpKind.GIN)
+_DU_KINDS = (OpKind.BPA, OpKind.BPB, OpKind.BPT1, OpKind.BPT2)
+
+
+class LaneDatapath(wiring.Component):
+    def __init__(self, geometry: CoreGeometry):
+        if not isinstance(geometry, CoreGeometry):
+            raise TypeError(f"geometry must be a CoreGeometry, not {type(geometry).__name__}")
+        self.geo = g = geometry
+        P, TM = g.P, g.TMAX
+        sig = {
+            "op": In(stream.Signature(g.op_layout)),
+            "idle": Out(1),
+            "T": In(bits_for(TM)),
+            "through": In(1),
+            "label": In(g.NB + 1),          # label relative to the output block (LOSS_E)
+            "nonfinite": Out(1),            # sticky: a written value was inf or NaN
+            "clear_flags": In(1),
+            # per-cycle counts for the counters
+            "lanes_issued": Out(bits_for(P)),
+            "lanes_masked": Out(bits_for(P)),
+            "w_reads": Out(bits_for(2 * P)),
+            "w_writes": Out(bits_for(2 * P)),
+            # scanner read port
+            "scan_nz": In(1),
+            "scan_addr": In(g.HGB),
+            "scan_data": Out(data.ArrayLayout(TM, P)),
+            # host access (only while idle): reads have one cycle of latency
+            "host": In(1),
+            "h_bank": In(g.PB),
+            "h_waddr": In(g.WAB),
+            "h_wdata": In(16),
+            "h_wwe": In(1),                 # W[bank, addr] = data, dW = +0
+            "h_w": Out(16),
+            "h_dw": Out(16),
+            "h_haddr": In(g.HGB),
+            "h_hdata": In(TM),
+            "h_hwe": In(1),                 # s history word write (input spikes)
+            "h_s": Out(TM),
+            "h_m": Out(TM),
+            "h_nz": Out(TM),
+            "h_duaddr": In(g.TB + g.DUGB),
+            "h_du": Out(16),
+            "h_u": Out(16),
+        }
+        for name in CONSTANTS:
+            sig[name] = In(16)
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geo
+        P, TM, S = g.P, g.TMAX, g.S
+        K = OpKind
+
+        def mem(name, shape, depth, granularity=None):
+            mm = Memory(shape=shape, depth=depth, init=[])
+            m.submodules[name] = mm
+            return mm
+
+        def rot_index(k, rot):
+            # (k + rot) mod P, P a power of two
+            return (k + rot)[:g.PB] if P > 1 else Const(0, 1)
+
+        def back_index(k, rot):
+            # (k - rot) mod P
+            return (k + P - rot)[:g.PB] if P > 1 else Const(0, 1)
+
+        # ---- memories ------------------------------------------------------------------
+        W, DW, ACC, DU, SH, MH, NZ, UH = [], [], [], [], [], [], [], []
+        for k in range(P):
+            W.append(mem(f"w{k}", 16, g.w_depth))
+            DW.append(mem(f"dw{k}", 16, g.w_depth))
+            ACC.append(mem(f"acc{k}", 16, g.acc_depth))
+            DU.append(mem(f"du{k}", 16, g.du_depth))
+            SH.append(mem(f"s{k}", TM, g.hist_groups))
+            MH.append(mem(f"m{k}", TM, g.hist_groups))
+            NZ.append(mem(f"nz{k}", TM, g.hist_groups))
+            if g.through:
+                UH.append(mem(f"u{k}", 16, g.du_depth))
+
+        w_wp = [W[k].write_port() for k in range(P)]
+        dw_wp = [DW[k].write_port() for k in range(P)]
+        acc_wp = [ACC[k].write_port() for k in range(P)]
+        du_wp = [DU[k].write_port() for k in range(P)]
+        s_wp = [SH[k].write_port(granularity=1) for k in range(P)]
+        m_wp = [MH[k].write_port(granularity=1) for k in range(P)]
+        nz_wp = [NZ[k].write_port(granularity=1) for k in range(P)]
+        u_wp = [UH[k].write_port() for k in range(P)] if g.through else []
+
+        w_rp = [W[k].read_port(transparent_for=(w_wp[k],)) for k in range(P)]
+        dw_rp = [DW[k].read_port(transparent_for=(dw_wp[k],)) for k in range(P)]
+        acc_ra = [ACC[k].read_port(transparent_for=(acc_wp[k],)) for k in range(P)]
+        acc_rb = [ACC[k].read_port(transparent_for=(acc_wp[k],)) for k in range(P)]
+        du_ra = [DU[k].read_port(transparent_for=(du_wp[k],)) for k in range(P)]
+        du_rb = [DU[k].read_port(transparent_for=(du_wp[k],)) for k in range(P)]
+        s_rp = [SH[k].read_port(transparent_for=(s_wp[k],)) for k in range(P)]
+        m_rp = [MH[k].read_port(transparent_for=(m_wp[k],)) for k in range(P)]
+        nz_rp = [NZ[k].read_port(transparent_for=(nz_wp[k],)) for k in range(P)]
+        s_scan = [SH[k].read_port() for k in range(P)]
+        nz_scan = [NZ[k].read_port() for k in range(P)]
+        u_rp = [UH[k].read_port(transparent_for=(u_wp[k],)) for k in range(P)] if g.through else []
+
+        # ---- scanner port ----------------------------------------------------------------
+        scan_nz_r = Signal()
+        m.d.sync += scan_nz_r.eq(self.scan_nz)
+        for k in range(P):
+            m.d.comb += [s_scan[k].addr.eq(self.scan_addr), nz_scan[k].addr.eq(self.scan_addr),
+                         self.scan_data[k].eq(Mux(scan_nz_r, nz_scan[k].data, s_scan[k].data))]
+
+        # ---- pipeline registers ------------------------------------------------------------
+        L = g.op_layout
+        tags = [Signal(L, name=f"tag{i}") for i in range(S + 1)]       # tags[0] = stage 1
+        tvalid = [Signal(name=f"tvalid{i}") for i in range(S + 1)]
+        tlanes = [Signal(P, name=f"tlanes{i}") for i in range(1, S + 1)]
+        tlanes = [None] + tlanes
+
+        op = self.op.payload
+
+        def acc_addr(t, grp):
+            return Cat(grp[:g.ACCGB], t[:g.TB])
+
+        def du_addr(t, grp):
+            return Cat(grp[:g.DUGB], t[:g.TB])
+
+        def key(space, addr):
+            return Cat(Const(int(space), 2), addr)
+
+        def dst_key(o):
+            k = Signal(g.key_bits)
+            with m.Switch(o.kind):
+                with m.Case(*_ACC_KINDS):
+                    m.d.comb += k.eq(key(Space.ACC, acc_addr(o.t, o.g)))
+                with m.Case(*_DU_KINDS):
+                    m.d.comb += k.eq(key(Space.DU, du_addr(o.t, o.dg)))
+                with m.Case(K.WG):
+                    m.d.comb += k.eq(key(Space.DW, o.waddr))
+                with m.Default():
+                    m.d.comb += k.eq(key(Space.W, o.waddr))
+            return k
+
+        # hazard key of the incoming operation
+        hz_valid = Signal()
+        hz_key = Signal(g.key_bits)
+        zero_t = Const(0, g.TB)
+        last_t = Signal(g.TB)
+        m.d.comb += last_t.eq(self.T - 1)
+        with m.Switch(op.kind):
+            with m.Case(K.FP, K.GIN):
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.ACC, acc_addr(op.t, op.g)))]
+            with m.Case(K.LIF):
+                m.d.comb += [hz_valid.eq(op.t != 0),
+                             hz_key.eq(key(Space.ACC, acc_addr(op.t - 1, op.g)))]
+            with m.Case(K.LOSS_E, K.LOSS_G, K.COPY):
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.ACC, acc_addr(zero_t, op.g)))]
+            with m.Case(K.BPB):
+                with m.If(self.through):
+                    m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.DU, du_addr(op.t, op.dg)))]
+                with m.Else():
+                    m.d.comb += [hz_valid.eq(op.t != last_t),
+                                 hz_key.eq(key(Space.DU, du_addr(op.t + 1, op.dg)))]
+            with m.Case(K.BPT2):
+                m.d.comb += [hz_valid.eq(op.t != last_t),
+                             hz_key.eq(key(Space.DU, du_addr(op.t + 1, op.dg)))]
+            with m.Case(K.BPA):
+                m.d.comb += [hz_valid.eq(self.through),
+                             hz_key.eq(key(Space.DU, du_addr(op.t, op.dg)))]
+            with m.Case(K.WG):
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.DW, op.waddr))]
+        hazard = Signal()
+        conflicts = []
+        for i in range(S):
+            conflicts.append(tvalid[i] & (dst_key(tags[i]) == hz_key))
+        m.d.comb += hazard.eq(hz_valid & Cat(*conflicts).any())
+        m.d.comb += self.op.ready.eq(~hazard & ~self.host)
+        issue = Signal()
+        m.d.comb += issue.eq(self.op.valid & self.op.ready)
+        m.d.comb += self.idle.eq(~Cat(*tvalid).any())
+
+        m.d.sync += [tags[0].eq(op), tvalid[0].eq(issue)]
+        for i in range(1, S + 1):
+            m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
+
+        # ---- read addresses (issue cycle) ---------------------------------------------------
+        ta = Signal(g.TB)
+        m.d.comb += ta.eq(Mux((op.kind == K.LOSS_E) | (op.kind == K.LOSS_G) | (op.kind == K.COPY),
+                              0, op.t))
+        for k in range(P):
+            if P > 1:
+                off = Signal(g.PB, name=f"woff{k}")
+                m.d.comb += off.eq(Mux(op.row, back_index(k, op.rot), 0))
+            else:
+                off = 0
+            waddr = Mux(self.host, self.h_waddr, op.waddr + off)
+            m.d.comb += [
+                w_rp[k].addr.eq(waddr), dw_rp[k].addr.eq(waddr),
+                acc_ra[k].addr.eq(acc_addr(ta, op.g)),
+                acc_rb[k].addr.eq(acc_addr(op.t - 1, op.g)),
+                du_ra[k].addr.eq(Mux(self.host, self.h_duaddr, du_addr(op.t, op.dg))),
+                du_rb[k].addr.eq(du_addr(op.t + 1, op.dg)),
+                s_rp[k].addr.eq(Mux(self.host, self.h_haddr, op.hg)),
+                m_rp[k].addr.eq(Mux(self.host, self.h_haddr, op.hg)),
+                nz_rp[k].addr.eq(Mux(self.host, self.h_haddr, op.hg)),
+            ]
+            if g.through:
+                m.d.comb += u_rp[k].addr.eq(Mux(self.host, self.h_duaddr, du_addr(op.t, op.dg)))
+
+        # host read data (bank select registered with the address)
+        hb = Signal(g.PB)
+        m.d.sync += hb.eq(self.h_bank)
+        m.d.comb += [
+            self.h_w.eq(Array(w_rp[k].data for k in range(P))[hb]),
+            self.h_dw.eq(Array(dw_rp[k].data for k in range(P))[hb]),
+            self.h_s.eq(Array(s_rp[k].data for k in range(P))[hb]),
+            self.h_m.eq(Array(m_rp[k].data for k in range(P))[hb]),
+            self.h_nz.eq(Array(nz_rp[k].data for k in range(P))[hb]),
+            self.h_du.eq(Array(du_ra[k].data for k in range(P))[hb]),
+        ]
+        if g.through:
+            m.d.comb += self.h_u.eq(Array(u_rp[k].data for k in range(P))[hb])
+
+        # ---- stage 1: operands ---------------------------------------------------------------
+        o1 = tags[0]
+        first = Signal()
+        last = Signal()
+        m.d.comb += [first.eq(o1.t == 0), last.eq(o1.t == last_t)]
+        w_arr = Array(w_rp[k].data for k in range(P))
+        dw_arr = Array(dw_rp[k].data for k in range(P))
+        du_arr = Array(du_ra[k].data for k in range(P))
+        bcast = Signal(16)
+        m.d.comb += bcast.eq(du_arr[o1.bsel])
+        t_mask = Signal(TM)
+        m.d.comb += t_mask.eq((Const(1, TM + 1) << self.T) - 1)
+        lanes1 = Signal(P)
+        masked1 = Signal(P)
+        results = []
+        for k in range(P):
+            a, b, c = (Signal(16, name=f"a{k}"), Signal(16, name=f"b{k}"),
+                       Signal(16, name=f"c{k}"))
+            wk = Signal(16, name=f"wrot{k}")
+            dwk = Signal(16, name=f"dwrot{k}")
+            m.d.comb += [wk.eq(w_arr[rot_index(k, o1.rot)]), dwk.eq(dw_arr[rot_index(k, o1.rot)])]
+            accA, accB = acc_ra[k].data, acc_rb[k].data
+            duA, duB = du_ra[k].data, du_rb[k].data
+            sw, mw = s_rp[k].data, m_rp[k].data
+            s_t = sw.bit_select(o1.t, 1)
+            m_t = mw.bit_select(o1.t, 1)
+            s_prev = Signal(name=f"sprev{k}")
+            m.d.comb += s_prev.eq(~first & sw.bit_select((o1.t - 1)[:g.TB], 1))
+            valid_k = Signal(name=f"lv{k}")
+            m.d.comb += valid_k.eq(k < o1.nvalid)
+            en = Signal(name=f"en{k}")
+            m.d.comb += en.eq(valid_k)
+            cnt = Signal(range(TM + 1), name=f"cnt{k}")
+            m.d.comb += cnt.eq(sum((sw & t_mask)[b_] for b_ in range(TM)))
+            cnt16 = count_to_f16(m, cnt, len(cnt))
+            ds = Mux(self.through, duA, accA)
+            with m.Switch(o1.kind):
+                with m.Case(K.CLEAR):
+                    m.d.comb += [a.eq(F16.POS_ZERO), b.eq(F16.POS_ZERO), c.eq(F16.POS_ZERO)]
+                with m.Case(K.FP):
+                    m.d.comb += [a.eq(wk), b.eq(F16.ONE), c.eq(accA)]
+                with m.Case(K.LIF):
+                    m.d.comb += [a.eq(Mux(s_prev, F16.NEG_ZERO, self.alpha)),
+                                 b.eq(Mux(s_prev, F16.ONE, Mux(first, F16.POS_ZERO, accB))),
+                                 c.eq(accA)]
+                with m.Case(K.LOSS_R):
+                    m.d.comb += [a.eq(cnt16), b.eq(self.inv_T), c.eq(F16.NEG_ZERO)]
+                with m.Case(K.LOSS_E):
+                    is_label = (o1.g * P + k) == self.label
+                    m.d.comb += [a.eq(accA), b.eq(F16.ONE),
+                                 c.eq(Mux(is_label, F16.NEG_ONE, F16.NEG_ZERO))]
+                with m.Case(K.LOSS_G):
+                    m.d.comb += [a.eq(accA), b.eq(self.gscale), c.eq(F16.NEG_ZERO)]
+                with m.Case(K.COPY):
+                    m.d.comb += [a.eq(accA), b.eq(F16.ONE), c.eq(F16.NEG_ZERO)]
+                with m.Case(K.BPA):
+                    m.d.comb += [a.eq(Mux(m_t, self.beta, F16.POS_ZERO)),
+                                 b.eq(Mux(m_t, ds, F16.ONE)),
+                                 c.eq(Mux(m_t, F16.NEG_ZERO, F16.POS_ZERO))]
+                with m.Case(K.BPB):
+                    m.d.comb += [a.eq(Mux(s_t, F16.NEG_ZERO, self.alpha)),
+                                 b.eq(Mux(s_t, F16.ONE, Mux(last, F16.POS_ZERO, duB))),
+                                 c.eq(duA)]
+                with m.Case(K.BPT1):
+                    m.d.comb += [a.eq(self.alpha ^ 0x8000),
+                                 b.eq(u_rp[k].data if g.through else F16.POS_ZERO),
+                                 c.eq(F16.NEG_ZERO)]
+                with m.Case(K.BPT2):
+                    m.d.comb += [a.eq(duA), b.eq(Mux(last, F16.POS_ZERO, duB)), c.eq(accA)]
+                with m.Case(K.GIN):
+                    m.d.comb += [a.eq(wk), b.eq(bcast), c.eq(accA)]
+                with m.Case(K.WG):
+                    m.d.comb += [a.eq(duA), b.eq(F16.ONE), c.eq(dwk),
+                                 en.eq(valid_k & ~f16_is_zero(duA))]
+                with m.Case(K.UPD):
+                    m.d.comb += [a.eq(self.neg_lr), b.eq(dwk), c.eq(wk)]
+            m.d.comb += [lanes1[k].eq(en & tvalid[0]), masked1[k].eq(valid_k & ~en & tvalid[0])]
+            results.append(fma_pipeline(m, a, b, c, stages=S, name=f"lane{k}"))
+
+        m.d.sync += tlanes[1].eq(lanes1)
+        for i in range(2, S + 1):
+            m.d.sync += tlanes[i].eq(tlanes[i - 1])
+        m.d.comb += [
+            self.lanes_issued.eq(sum(lanes1[k] for k in range(P))),
+            self.lanes_masked.eq(sum(masked1[k] for k in range(P))),
+        ]
+        is_w1 = Signal()
+        m.d.comb += is_w1.eq(tvalid[0] & ((o1.kind == K.FP) | (o1.kind == K.GIN) |
+                                          (o1.kind == K.WG) | (o1.kind == K.UPD)))
+        m.d.comb += self.w_reads.eq(Mux(is_w1, Mux((o1.kind == K.WG) | (o1.kind == K.UPD),
+                                                   Mux(o1.kind == K.UPD, 2 * P, P), P), 0))
+
+        # ---- write-back (stage 1 + S) -----------------------------------------------------
+        ow = tags[S]
+        lw = tlanes[S]
+        wv = tvalid[S]
+        res = [Signal(16, name=f"res{k}") for k in range(P)]
+        for k in range(P):
+            m.d.comb += res[k].eq(results[k])
+        kind_acc = Signal()
+        kind_du = Signal()
+        m.d.comb += [
+            kind_acc.eq(Cat(*[ow.kind == kk for kk in _ACC_KINDS]).any()),
+            kind_du.eq(Cat(*[ow.kind == kk for kk in _DU_KINDS]).any()),
+        ]
+        bit = Signal(TM)
+        m.d.comb += bit.eq(Const(1, TM) << ow.t)
+        nonfinite = Signal()
+        m.d.comb += nonfinite.eq(wv & Cat(*[lw[k] & f16_is_nonfinite(res[k]) for k in range(P)]).any())
+        with m.If(self.clear_flags):
+            m.d.sync += self.nonfinite.eq(0)
+        with m.Elif(nonfinite):
+            m.d.sync += self.nonfinite.eq(1)
+        res_arr = Array(res)
+        lw_arr = Array(lw[k] for k in range(P))
+        n_wwrites = Signal(bits_for(2 * P))
+        m.d.comb += n_wwrites.eq(0)
+        with m.If(wv & (ow.kind == K.UPD)):
+            m.d.comb += n_wwrites.eq(2 * P)
+        with m.Elif(wv & (ow.kind == K.WG)):
+            m.d.comb += n_wwrites.eq(sum(lw[k] for k in range(P)))
+        m.d.comb += self.w_writes.eq(n_wwrites)
+        for k in range(P):
+            m.d.comb += [
+                acc_wp[k].addr.eq(acc_addr(ow.t, ow.g)),
+                acc_wp[k].data.eq(res[k]),
+                acc_wp[k].en.eq(wv & kind_acc & lw[k]),
+                du_wp[k].addr.eq(du_addr(ow.t, ow.dg)),
+                du_wp[k].data.eq(res[k]),
+                du_wp[k].en.eq(wv & kind_du & lw[k]),
+                m_wp[k].addr.eq(ow.hg),
+                m_wp[k].data.eq(Mux(f16_gt(res[k], self.lo) & f16_lt(res[k], self.hi), bit, 0)),
+                m_wp[k].en.eq(Mux(wv & (ow.kind == K.LIF) & lw[k], bit, 0)),
+                nz_wp[k].addr.eq(ow.hg),
+                nz_wp[k].data.eq(Mux(f16_is_zero(res[k]), 0, bit)),
+                nz_wp[k].en.eq(Mux(wv & (ow.kind == K.BPB) & lw[k], bit, 0)),
+            ]
+            if g.through:
+                m.d.comb += [u_wp[k].addr.eq(du_addr(ow.t, ow.dg)), u_wp[k].data.eq(res[k]),
+                             u_wp[k].en.eq(wv & (ow.kind == K.LIF) & lw[k])]
+            # s history: LIF write-back, or the host's input spikes
+            with m.If(self.host):
+                m.d.comb += [s_wp[k].addr.eq(self.h_haddr), s_wp[k].data.eq(self.h_hdata),
+                             s_wp[k].en.eq(Mux(self.h_hwe & (self.h_bank == k), (1 << TM) - 1, 0))]
+            with m.Else():
+                m.d.comb += [s_wp[k].addr.eq(ow.hg),
+                             s_wp[k].data.eq(Mux(f16_ge(res[k], self.v_th), bit, 0)),
+                             s_wp[k].en.eq(Mux(wv & (ow.kind == K.LIF) & lw[k], bit, 0))]
+            # W and dW: update, weight gradient (rotated back to the banks), host writes
+            src = Signal(g.PB, name=f"wbsrc{k}")
+            if P > 1:
+                m.d.comb += src.eq(back_index(k, ow.rot))
+            with m.If(self.host):
+                m.d.comb += [
+                    w_wp[k].addr.eq(self.h_waddr), w_wp[k].data.eq(self.h_wdata),
+                    w_wp[k].en.eq(self.h_wwe & (self.h_bank == k)),
+                    dw_wp[k].addr.eq(self.h_waddr), dw_wp[k].data.eq(F16.POS_ZERO),
+                    dw_wp[k].en.eq(self.h_wwe & (self.h_bank == k)),
+                ]
+            with m.Else():
+                m.d.comb += [
+                    w_wp[k].addr.eq(ow.waddr), w_wp[k].data.eq(res[k]),
+                    w_wp[k].en.eq(wv & (ow.kind == K.UPD)),
+                    dw_wp[k].addr.eq(ow.waddr),
+                    dw_wp[k].data.eq(Mux(ow.kind == K.UPD, F16.POS_ZERO, res_arr[src])),
+                    dw_wp[k].en.eq(wv & ((ow.kind == K.UPD) | ((ow.kind == K.WG) & lw_arr[src]))),
+                ]
+        return m

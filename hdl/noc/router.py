@@ -1,0 +1,167 @@
+"""Five-port wormhole router with XY routing.
+
+Micro-architecture (one pipeline stage per router)::
+
+    in[p] --> FIFO (depth D) --> route (XY) --> round-robin arbiter --> crossbar --> out[q]
+              registered           combinational, from the FIFO head flit
+
+* **Input buffers.** Each input port has a first-word-fall-through FIFO of
+  ``router_buffer_depth`` flits (distributed RAM). Its ``ready`` is
+  ``level != depth``, a register: no combinational path crosses a link in the
+  ready direction, and ``valid``/``payload`` of an output come from the FIFO
+  head through logic only, landing in the next router's FIFO. So the link
+  itself is the pipeline register.
+* **Routing** is computed from the head flit of each input that is not inside a
+  packet (:func:`~spikeforge.hdl.noc.routing.xy_route`, compared with
+  constants, since every router knows its own position at elaboration).
+* **Arbitration.** Every output has a round-robin arbiter over the inputs that
+  may turn into it (:data:`~spikeforge.hdl.noc.routing.ALLOWED_TURNS`); the
+  priority pointer moves past the winner at each grant, so a requester waits
+  for at most one packet of each other requester.
+* **Wormhole switching.** A grant locks the output to the winning input until
+  the flit marked ``last`` has passed: packets stay contiguous on every link.
+  The lock is taken when the grant is made, even if the output is not ready,
+  so an output's ``payload`` never changes while ``valid`` waits for ``ready``
+  (the ``lib.stream`` rule).
+
+Timing: a flit written into an input FIFO at edge ``t`` can leave through the
+output and be written into the next router's FIFO at edge ``t + 1``: **one
+cycle per hop** at zero load. Each output passes one flit per cycle; with
+``router_buffer_depth >= 2`` a single stream flows at full rate (with depth 1 a
+link carries at most one flit every two cycles, because ``ready`` does not
+look at the same cycle's read).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import ConfigError
+from .packet import PacketFormat
+from .routing import ALLOWED_TURNS, EAST, LOCAL, NORTH, PORT_NAMES, SOUTH, WEST
+
+__all__ = ["Router", "PORTS"]
+
+PORTS = 5
+
+
+class Router(wiring.Component):
+    """The router at column ``x``, row ``y`` of a ``fmt.rows x fmt.cols`` mesh.
+
+    Ports: ``i[p]`` (flits in, ``In(fmt.link_signature())``) and ``o[p]``
+    (flits out) for ``p`` in NORTH, EAST, SOUTH, WEST, LOCAL (0..4).
+    ``fmt.flit_width`` sets the data width and ``depth`` the input FIFOs.
+    """
+
+    def __init__(self, fmt: PacketFormat, x: int, y: int, *, depth: int = 4):
+        if not (0 <= x < fmt.cols and 0 <= y < fmt.rows):
+            raise ConfigError(f"router position ({x}, {y}) is outside the "
+                              f"{fmt.rows}x{fmt.cols} mesh")
+        if depth < 1:
+            raise ConfigError(f"router_buffer_depth must be at least 1, not {depth}")
+        self.fmt, self.x, self.y, self.depth = fmt, x, y, depth
+        link = fmt.link_signature()
+        super().__init__({"i": In(link).array(PORTS), "o": Out(link).array(PORTS)})
+
+    def route(self, head):
+        """One-hot output request (5 bits, port order) of a header flit's data at this router.
+
+        Comparisons are against this router's constant position; a direction
+        that leaves the mesh is constant 0 (see :func:`~spikeforge.hdl.noc.routing.xy_route`).
+        """
+        fmt, x, y = self.fmt, self.x, self.y
+        view = fmt.header(head)
+        zero = Const(0, 1)
+        east = (view.dst_x > x) if x < fmt.cols - 1 else zero
+        west = (view.dst_x < x) if x > 0 else zero
+        south = (view.dst_y > y) if y < fmt.rows - 1 else zero
+        north = (view.dst_y < y) if y > 0 else zero
+        go = [None] * PORTS
+        go[EAST] = east
+        go[WEST] = west & ~east
+        go[SOUTH] = south & ~(east | west)
+        go[NORTH] = north & ~(east | west | south)
+        go[LOCAL] = ~(east | west | south | north)
+        return Cat(*go)
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.fmt
+        flit_bits = fmt.flit.size
+
+        heads, head_valid, pops, requests = [], [], [], []
+        for p in range(PORTS):
+            buf = fifo.SyncFIFO(width=flit_bits, depth=self.depth)
+            m.submodules[f"buf_{PORT_NAMES[p]}"] = buf
+            m.d.comb += [
+                buf.w_data.eq(self.i[p].payload),
+                buf.w_en.eq(self.i[p].valid),
+                self.i[p].ready.eq(buf.w_rdy),
+            ]
+            head = fmt.flit(buf.r_data)
+            # Inside a packet (after its header has left) the head flit is not a header.
+            in_packet = Signal(name=f"in_packet_{PORT_NAMES[p]}")
+            pop = Signal(name=f"pop_{PORT_NAMES[p]}")
+            m.d.comb += buf.r_en.eq(pop)
+            with m.If(pop):
+                m.d.sync += in_packet.eq(~head.last)
+            req = Signal(PORTS, name=f"req_{PORT_NAMES[p]}")
+            m.d.comb += req.eq(Mux(buf.r_rdy & ~in_packet, self.route(head.data), 0))
+            heads.append(head)
+            head_valid.append(buf.r_rdy)
+            pops.append(pop)
+            requests.append(req)
+
+        pop_terms = [[] for _ in range(PORTS)]
+        for q in range(PORTS):
+            name = PORT_NAMES[q]
+            sources = sorted(ALLOWED_TURNS[q])  # the inputs this output can be fed from
+            n = len(sources)
+            busy = Signal(name=f"busy_{name}")
+            owner = Signal(range(n), name=f"owner_{name}")
+            pointer = Signal(range(n), name=f"pointer_{name}")
+            winner = Signal(range(n), name=f"winner_{name}")
+            any_req = Signal(name=f"any_req_{name}")
+            reqs = [requests[p][q] for p in sources]
+            # Round robin: the first requester at or after the pointer.
+            with m.Switch(pointer):
+                for start in range(n):
+                    with m.Case(start):
+                        order = [(start + k) % n for k in range(n)]
+                        for k, idx in enumerate(order):
+                            with (m.If if k == 0 else m.Elif)(reqs[idx]):
+                                m.d.comb += [winner.eq(idx), any_req.eq(1)]
+            sel = Signal(range(n), name=f"sel_{name}")
+            m.d.comb += sel.eq(Mux(busy, owner, winner))
+            valids = Array(head_valid[p] for p in sources)
+            flits = Array(heads[p].as_value() for p in sources)
+            out = self.o[q]
+            m.d.comb += [
+                out.valid.eq(Mux(busy, valids[sel], any_req)),
+                out.payload.eq(flits[sel]),
+            ]
+            xfer = out.valid & out.ready
+            last = fmt.flit(flits[sel]).last
+            with m.If(~busy & any_req):
+                # Grant: lock the output to the winner (unless a one-flit packet leaves now).
+                m.d.sync += [
+                    owner.eq(winner),
+                    pointer.eq(Mux(winner == n - 1, 0, winner + 1)),
+                    busy.eq(~(xfer & last)),
+                ]
+            with m.Elif(busy & xfer & last):
+                m.d.sync += busy.eq(0)
+            for k, p in enumerate(sources):
+                pop_terms[p].append(xfer & (sel == k))
+        for p in range(PORTS):
+            m.d.comb += pops[p].eq(_any(pop_terms[p]))
+        return m
+
+
+def _any(terms):
+    out = 0
+    for t in terms:
+        out = out | t
+    return out

@@ -1,0 +1,184 @@
+"""Spike decoder: a spike bitmap in, the ascending stream of its active indices out.
+
+Input ``i``: the words of a bitmap in ascending order, one per beat (bit ``b`` of
+word ``w`` is index ``w * word_width + b``); ``last`` marks the final word of the
+bitmap and indices restart at 0 after it.
+
+Output ``o``: the active indices in ascending order, up to ``width`` per beat in
+slots ``0 .. count-1``; ``last`` is 1 on the final beat of a bitmap. Every beat
+carries at least one index, except for a bitmap without any active index, which
+yields exactly one beat with ``count = 0`` and ``last = 1``.
+
+Structure: a word register holds the bits of the current word not yet emitted;
+each cycle the lowest ``width`` of them are extracted (``x & (x - 1)`` clears
+the lowest set bit, ``width`` times in a row) into a beat register. A beat that
+ends its word (and whose word is not the bitmap's last) is held in the beat
+register until the decoder knows whether more indices follow: it leaves with
+``last = 0`` as soon as the next non-zero word reaches the word register, or with
+``last = 1`` when the bitmap's final word turns out to be zero (so the stream
+never carries an empty beat for a non-empty bitmap).
+
+Throughput (no back-pressure): one beat per cycle, i.e. ``width`` indices per
+cycle while a word holds at least ``width`` more active bits; a word with ``n``
+active bits takes ``max(1, ceil(n / width))`` cycles (a zero word one cycle),
+and beats never mix two words. Zero words are skipped at one word per cycle,
+the rate at which ``i`` delivers them, overlapped with the output of earlier
+beats. Latency: the first beat of a word is valid on ``o`` two cycles after the
+word's transfer on ``i`` (word register, then beat register), unless it waits
+for the next non-zero word or the final word as described above.
+
+``i.ready`` depends combinationally on ``o.ready`` (one-cycle turnaround, no
+skid buffer); ``o.valid`` depends only on registers.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SpikeDecoder", "input_layout", "output_layout"]
+
+
+def _check(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+def input_layout(word_width: int) -> data.StructLayout:
+    """Payload layout of the decoder's input stream."""
+    return data.StructLayout({"word": word_width, "last": 1})
+
+
+def output_layout(index_width: int, width: int) -> data.StructLayout:
+    """Payload layout of the decoder's output stream."""
+    return data.StructLayout({
+        "index": data.ArrayLayout(index_width, width),
+        "count": range(width + 1),
+        "last": 1,
+    })
+
+
+class SpikeDecoder(wiring.Component):
+    """Turn bitmap words into ascending active indices, ``width`` per beat.
+
+    Parameters (keyword-only): ``word_width`` (bits per input word, 1..1024),
+    ``index_width`` (bits of an index, enough for ``word_width - 1``; bitmaps
+    longer than ``2**index_width`` wrap), ``width`` (indices per output beat,
+    1..``word_width``).
+    """
+
+    def __init__(self, *, word_width: int = 32, index_width: int = 16, width: int = 4):
+        try:
+            _check("word_width", word_width, 1, 1024)
+            _check("width", width, 1, word_width)
+            _check("index_width", index_width, max(1, (word_width - 1).bit_length()), 32)
+        except ValueError:
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
+            raise
+        self.word_width = word_width
+        self.index_width = index_width
+        self.width = width
+        super().__init__({
+            "i": In(stream.Signature(input_layout(word_width))),
+            "o": Out(stream.Signature(output_layout(index_width, width))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, N, IW = self.word_width, self.width, self.index_width
+
+        # Word register: bits of the current word not yet emitted.
+        cur_valid = Signal()
+        cur_bits = Signal(W)
+        cur_base = Signal(IW)
+        cur_last = Signal()
+        next_base = Signal(IW)  # base index of the next word to arrive
+
+        # Beat register.
+        pend_valid = Signal()
+        pend_index = Signal(data.ArrayLayout(IW, N))
+        pend_count = Signal(range(N + 1))
+        pend_last = Signal()
+        pend_open = Signal()  # ends its word, word not final: last still unknown
+
+        # Extraction of the lowest N set bits of cur_bits.
+        rest = [cur_bits]
+        slot_index = []
+        slot_valid = []
+        for k in range(N):
+            x = rest[-1]
+            cleared = Signal(W, name=f"rest{k + 1}")
+            m.d.comb += cleared.eq(x & (x - 1)[:W])
+            lowest = Signal(W, name=f"lowest{k}")
+            m.d.comb += lowest.eq(x & ~cleared)
+            pos = Signal(range(W), name=f"pos{k}")
+            m.d.comb += pos.eq(0)
+            for b in range(W):
+                with m.If(lowest[b]):
+                    m.d.comb += pos.eq(b)
+            slot_index.append(pos)
+            slot_valid.append(x.any())
+            rest.append(cleared)
+
+        count = Signal(range(N + 1))
+        m.d.comb += count.eq(sum(v for v in slot_valid))
+        word_done = ~rest[-1].any()
+
+        avail = cur_valid & cur_bits.any()             # a beat can be extracted
+        zero_last = cur_valid & ~cur_bits.any() & cur_last
+        zero_mid = cur_valid & ~cur_bits.any() & ~cur_last
+
+        # Output.
+        m.d.comb += [
+            self.o.valid.eq(pend_valid & (~pend_open | avail | zero_last)),
+            self.o.payload.index.eq(pend_index),
+            self.o.payload.count.eq(pend_count),
+            self.o.payload.last.eq(pend_last | (pend_open & zero_last)),
+        ]
+        load_ok = ~pend_valid | self.o.ready & self.o.valid
+
+        cur_free = Signal()
+        with m.If(load_ok):
+            with m.If(pend_valid):
+                m.d.sync += pend_valid.eq(0)
+            with m.If(avail):
+                m.d.sync += [
+                    pend_valid.eq(1),
+                    pend_count.eq(count),
+                    pend_last.eq(word_done & cur_last),
+                    pend_open.eq(word_done & ~cur_last),
+                    cur_bits.eq(rest[-1]),
+                ]
+                for k in range(N):
+                    m.d.sync += pend_index[k].eq((cur_base + slot_index[k])[:IW])
+                m.d.comb += cur_free.eq(word_done)
+            with m.Elif(zero_last):
+                # A zero final word ends the bitmap: either it closes the beat now
+                # leaving (pend_open), or the bitmap had no index at all.
+                with m.If(~(pend_valid & pend_open)):
+                    m.d.sync += [
+                        pend_valid.eq(1),
+                        pend_count.eq(0),
+                        pend_last.eq(1),
+                        pend_open.eq(0),
+                    ]
+                m.d.comb += cur_free.eq(1)
+        with m.If(zero_mid):
+            m.d.comb += cur_free.eq(1)
+
+        m.d.comb += self.i.ready.eq(~cur_valid | cur_free)
+        with m.If(cur_free):
+            m.d.sync += cur_valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                cur_valid.eq(1),
+                cur_bits.eq(self.i.payload.word),
+                cur_last.eq(self.i.payload.last),
+                cur_base.eq(next_base),
+            ]
+            with m.If(self.i.payload.last):
+                m.d.sync += next_base.eq(0)
+            with m.Else():
+                m.d.sync += next_base.eq(next_base + W)
+        return m

@@ -1,0 +1,319 @@
+"""High-level host API of a one-core spikeforge accelerator.
+
+:class:`Accelerator` loads a network (layer table, constants, weights), runs
+samples forward or forward + backward with a label, applies updates and reads
+weights, spike / window / non-zero-gradient history, ``du`` and counters, all as
+numpy arrays (fp16 values travel as little-endian float16, never hand-packed).
+
+The command payloads are built and parsed by :class:`Plan` generators that
+``yield (cmd, payload)`` and receive the response payload, so the same code
+drives a device through :class:`~spikeforge.sim.host.HostLink` (synchronous,
+:class:`Accelerator`) or from inside a cocotb test (:func:`drive_async`).
+Payload layouts: ``docs/host-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable, Generator
+
+import numpy as np
+
+from spikeforge.hdl.core import COUNTERS
+from spikeforge.hdl.lane_datapath import CONSTANTS
+from spikeforge.hdl.protocol import Command
+
+__all__ = ["DeviceInfo", "LayerMap", "NetworkMap", "MapError", "Accelerator",
+           "drive_sync", "drive_async", "plans", "RunResult", "HISTORY"]
+
+#: History kinds of READ_HISTORY.
+HISTORY = {"s": 0, "m": 1, "nz": 2}
+
+
+class MapError(ValueError):
+    """A network does not fit the core (the message gives the numbers)."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    version: int
+    lanes: int
+    neurons_per_core: int
+    max_fan_in: int
+    max_time_steps: int
+    max_layers: int
+    modes: tuple
+    inference_only: bool
+    fma_stages: int
+    weight_depth: int
+    input_groups: int
+    neuron_groups: int
+    max_payload: int
+    counters: int
+
+    @classmethod
+    def parse(cls, p: bytes) -> "DeviceInfo":
+        (ver, lanes, npc, fan, tmax, layers, modes, stages) = struct.unpack_from("<BHHHBBBB", p, 0)
+        wdepth = int.from_bytes(p[11:14], "little")
+        ing, ng, mp = struct.unpack_from("<HHH", p, 14)
+        ncnt = p[20]
+        names = tuple(n for b, n in ((1, "detach"), (2, "through")) if modes & b)
+        return cls(ver, lanes, npc, fan, tmax, layers, names, bool(modes & 4), stages, wdepth,
+                   ing, ng, mp, ncnt)
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    n_in: int
+    n_out: int
+    in_hg: int      # history group of the inputs
+    out_g: int      # neuron group of the neurons (du / history of the layer)
+    wbase: int      # first weight address
+
+
+@dataclass(frozen=True)
+class NetworkMap:
+    """Where every layer of a chain of fully connected layers lives on one core."""
+    sizes: tuple
+    layers: tuple
+    wcount: int
+    input_groups: int
+    lanes: int
+
+    @classmethod
+    def build(cls, sizes, info: DeviceInfo) -> "NetworkMap":
+        sizes = tuple(int(n) for n in sizes)
+        P = info.lanes
+        if len(sizes) < 2:
+            raise MapError(f"a network needs at least two layer sizes, not {list(sizes)}")
+        if len(sizes) - 1 > info.max_layers:
+            raise MapError(f"the network has {len(sizes) - 1} layers but the core holds at most "
+                           f"{info.max_layers}")
+        if sizes[0] > info.max_fan_in:
+            raise MapError(f"the network has {sizes[0]} inputs but the core takes at most "
+                           f"{info.max_fan_in}")
+        if sum(sizes[1:]) > info.neurons_per_core:
+            raise MapError(f"the network has {sum(sizes[1:])} neurons but the core holds at most "
+                           f"{info.neurons_per_core}")
+        layers = []
+        in_hg, out_g, wbase = 0, 0, 0
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            if n_in > info.max_fan_in:
+                raise MapError(f"a layer has {n_in} inputs but the core's fan-in limit is "
+                               f"{info.max_fan_in}")
+            g_out = -(-n_out // P)
+            layers.append(LayerMap(n_in, n_out, in_hg, out_g, wbase))
+            in_hg = info.input_groups + out_g
+            out_g += g_out
+            wbase += g_out * n_in
+        if out_g > info.neuron_groups:
+            raise MapError(f"the network needs {out_g} neuron groups of {P} but the core has "
+                           f"{info.neuron_groups}")
+        if wbase > info.weight_depth:
+            raise MapError(f"the network needs {wbase} words per weight bank but the core has "
+                           f"{info.weight_depth}")
+        return cls(sizes, tuple(layers), wbase, info.input_groups, P)
+
+    def out_hg(self, l: int) -> int:
+        return self.input_groups + self.layers[l].out_g
+
+
+@dataclass
+class RunResult:
+    counts: np.ndarray      # spike count per output neuron
+    prediction: int
+    nonfinite: bool         # an inf or NaN was written during the run
+    cycles: int | None = None
+
+
+Plan = Generator[tuple, bytes, object]
+
+
+def _f16_bytes(values) -> bytes:
+    return np.ascontiguousarray(np.asarray(values, dtype=np.float16)).astype("<f2").tobytes()
+
+
+def _f16_from(payload: bytes) -> np.ndarray:
+    return np.frombuffer(payload, dtype="<f2").astype(np.float16)
+
+
+class plans:
+    """Generators of one operation each: ``yield (cmd, payload)`` receives the response."""
+
+    @staticmethod
+    def info() -> Plan:
+        p = yield (Command.INFO, b"")
+        return DeviceInfo.parse(p)
+
+    @staticmethod
+    def configure(info: DeviceInfo, netmap: NetworkMap, params) -> Plan:
+        c = params.consts
+        mode = {"detach": 0, "through": 1}[params.reset_grad]
+        if params.T > info.max_time_steps:
+            raise MapError(f"T = {params.T} time steps but the core holds at most "
+                           f"{info.max_time_steps}")
+        if params.reset_grad not in info.modes and not info.inference_only:
+            raise MapError(f"reset_grad {params.reset_grad!r} is not built in this core; "
+                           f"built: {list(info.modes)}")
+        payload = struct.pack("<HBBI", params.T, len(netmap.layers), mode, netmap.wcount)
+        payload += _f16_bytes([getattr(c, name) for name in CONSTANTS])
+        yield (Command.SET_CONSTANTS, payload)
+        for l, lm in enumerate(netmap.layers):
+            yield (Command.SET_LAYER, struct.pack("<BHHHHI", l, lm.n_in, lm.n_out, lm.in_hg,
+                                                  lm.out_g, lm.wbase))
+
+    @staticmethod
+    def write_weights(info: DeviceInfo, layer: int, W: np.ndarray) -> Plan:
+        W = np.asarray(W, dtype=np.float16)
+        n_out, n_in = W.shape
+        flat = W.reshape(-1)
+        chunk = (info.max_payload - 5) // 2
+        for start in range(0, flat.size, chunk):
+            i, j = divmod(start, n_in)
+            yield (Command.WRITE_WEIGHTS,
+                   struct.pack("<BHH", layer, i, j) + _f16_bytes(flat[start:start + chunk]))
+
+    @staticmethod
+    def read_weights(info: DeviceInfo, layer: int, shape, which: int = 0) -> Plan:
+        n_out, n_in = shape
+        total = n_out * n_in
+        chunk = info.max_payload // 2
+        parts = []
+        for start in range(0, total, chunk):
+            n = min(chunk, total - start)
+            i, j = divmod(start, n_in)
+            p = yield (Command.READ_WEIGHTS, struct.pack("<BHHBH", layer, i, j, which, n))
+            parts.append(_f16_from(p))
+        return np.concatenate(parts).reshape(n_out, n_in)
+
+    @staticmethod
+    def load_spikes(info: DeviceInfo, spikes: np.ndarray) -> Plan:
+        spikes = np.asarray(spikes, dtype=bool)
+        T, n = spikes.shape
+        words = (spikes.astype(np.uint16) << np.arange(T, dtype=np.uint16)[:, None]).sum(
+            axis=0, dtype=np.uint16)
+        chunk = (info.max_payload - 2) // 2
+        for start in range(0, n, chunk):
+            yield (Command.LOAD_SPIKES, struct.pack("<H", start) +
+                   words[start:start + chunk].astype("<u2").tobytes())
+
+    @staticmethod
+    def run(label: int | None) -> Plan:
+        mode = 0 if label is None else 1
+        p = yield (Command.RUN, struct.pack("<BH", mode, 0 if label is None else int(label)))
+        k = (len(p) - 3) // 2
+        counts = np.frombuffer(p[:2 * k], dtype="<u2").astype(np.int64)
+        pred, flags = struct.unpack_from("<HB", p, 2 * k)
+        return RunResult(counts, pred, bool(flags & 1))
+
+    @staticmethod
+    def update() -> Plan:
+        yield (Command.UPDATE, b"")
+
+    @staticmethod
+    def read_history(info: DeviceInfo, which: str, base_group: int, n: int, T: int) -> Plan:
+        words = []
+        chunk = info.max_payload // 2
+        for start in range(0, n, chunk):
+            cnt = min(chunk, n - start)
+            p = yield (Command.READ_HISTORY, struct.pack("<BHHH", HISTORY[which], base_group,
+                                                         start, cnt))
+            words.append(np.frombuffer(p, dtype="<u2"))
+        w = np.concatenate(words)
+        return ((w[None, :] >> np.arange(T)[:, None]) & 1).astype(bool)   # (T, n)
+
+    @staticmethod
+    def read_gradients(info: DeviceInfo, which: int, group: int, n: int, T: int) -> Plan:
+        parts = []
+        chunk = max(1, (info.max_payload // 2) // T)
+        for start in range(0, n, chunk):
+            cnt = min(chunk, n - start)
+            p = yield (Command.READ_GRADIENTS, struct.pack("<BHHH", which, group, start, cnt))
+            parts.append(_f16_from(p).reshape(cnt, T))
+        return np.concatenate(parts).T.copy()       # (T, n)
+
+    @staticmethod
+    def read_counters(clear: bool = False) -> Plan:
+        p = yield (Command.READ_COUNTERS, bytes([int(clear)]))
+        vals = struct.unpack(f"<{len(p) // 4}I", p)
+        return dict(zip(COUNTERS, vals))
+
+
+def drive_sync(plan: Plan, transact: Callable[[int, bytes], bytes]):
+    """Run ``plan`` to its end with a synchronous ``transact(cmd, payload) -> bytes``."""
+    try:
+        req = next(plan)
+        while True:
+            req = plan.send(transact(int(req[0]), bytes(req[1])))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def drive_async(plan: Plan, transact):
+    """Run ``plan`` with an ``async transact(cmd, payload) -> bytes``."""
+    try:
+        req = next(plan)
+        while True:
+            req = plan.send(await transact(int(req[0]), bytes(req[1])))
+    except StopIteration as stop:
+        return stop.value
+
+
+class Accelerator:
+    """A one-core accelerator behind a :class:`~spikeforge.sim.host.HostLink` (or any
+    object with ``transact(cmd, payload) -> bytes``)."""
+
+    def __init__(self, link):
+        self.link = link
+        self.info: DeviceInfo = self._do(plans.info())
+        self.netmap: NetworkMap | None = None
+        self.params = None
+
+    def _do(self, plan):
+        return drive_sync(plan, lambda cmd, payload: self.link.transact(cmd, payload))
+
+    def load_network(self, sizes, params, weights=None):
+        """Load the layer table and constants (and weights when given; ``dW`` is cleared)."""
+        self.netmap = NetworkMap.build(sizes, self.info)
+        self.params = params
+        self._do(plans.configure(self.info, self.netmap, params))
+        if weights is not None:
+            self.write_weights(weights)
+
+    def write_weights(self, weights):
+        for l, W in enumerate(weights):
+            if W.shape != (self.netmap.sizes[l + 1], self.netmap.sizes[l]):
+                raise MapError(f"weights[{l}] has shape {W.shape}, the network needs "
+                               f"{(self.netmap.sizes[l + 1], self.netmap.sizes[l])}")
+            self._do(plans.write_weights(self.info, l, W))
+
+    def read_weights(self, which: str = "W"):
+        return [self._do(plans.read_weights(self.info, l, (lm.n_out, lm.n_in),
+                                            {"W": 0, "dW": 1}[which]))
+                for l, lm in enumerate(self.netmap.layers)]
+
+    def run(self, spikes, label=None) -> RunResult:
+        """Load a sample's input spikes ``(T, N_in)`` and run it forward (and backward
+        with ``label``, accumulating dW)."""
+        self._do(plans.load_spikes(self.info, spikes))
+        return self._do(plans.run(label))
+
+    def update(self):
+        self._do(plans.update())
+
+    def history(self, layer: int, which: str = "s"):
+        lm = self.netmap.layers[layer]
+        return self._do(plans.read_history(self.info, which, self.netmap.out_hg(layer),
+                                           lm.n_out, self.params.T))
+
+    def du(self, layer: int):
+        lm = self.netmap.layers[layer]
+        return self._do(plans.read_gradients(self.info, 0, lm.out_g, lm.n_out, self.params.T))
+
+    def potentials(self, layer: int):
+        lm = self.netmap.layers[layer]
+        return self._do(plans.read_gradients(self.info, 1, lm.out_g, lm.n_out, self.params.T))
+
+    def counters(self, clear: bool = False) -> dict:
+        return self._do(plans.read_counters(clear))

@@ -1,0 +1,182 @@
+"""Host port behind a test command handler: amaranth.sim and Verilator.
+
+Expected responses come from the framing rules and the test handler's command
+descriptions (``host_echo.expected_response``); frames are built with the
+driver's ``encode_request`` and checked with its ``decode_response``, whose
+own tests check them against hand-made frames.
+"""
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from host_echo import DELAY, ECHO, EMIT, INVERT, EchoTop, expected_response
+from spikeforge.hdl.host_port import HostPort
+from spikeforge.hdl.protocol import CRC8_POLY, REQUEST_SYNC, Status
+from spikeforge.sim import harness
+from spikeforge.sim.host import encode_request, split_responses
+
+
+def scenario(seed, max_payload):
+    """(request bytes, expected [(status, cmd, payload)]) covering the framing cases."""
+    rng = random.Random(seed)
+    stream, expected = bytearray(), []
+
+    def good(cmd, payload):
+        stream.extend(encode_request(cmd, payload))
+        status, rsp = expected_response(cmd, payload, max_payload=max_payload)
+        expected.append((status, cmd, rsp))
+
+    def rand_bytes(n):
+        return bytes(rng.randrange(256) for _ in range(n))
+
+    good(ECHO, b"hello")
+    stream.extend(b"\x00\x13\xff\x5a")              # garbage between frames
+    good(ECHO, b"")
+    good(INVERT, rand_bytes(max_payload // 2 + 3))
+    bad = bytearray(encode_request(ECHO, b"abc"))  # corrupt CRC
+    bad[-1] ^= 0x40
+    stream.extend(bad)
+    expected.append((Status.BAD_CRC, ECHO, b""))
+    bad = bytearray(encode_request(INVERT, rand_bytes(7)))  # corrupt payload byte
+    bad[6] ^= 0x01
+    stream.extend(bad)
+    expected.append((Status.BAD_CRC, INVERT, b""))
+    # too long: len = max_payload + 1; the discarded bytes hold sync bytes and a
+    # complete-looking frame that must not be parsed
+    n = max_payload + 1
+    inner = encode_request(ECHO, b"zz")
+    junk = (inner + bytes([REQUEST_SYNC]) * 3 + rand_bytes(n + 1))[:n + 1]
+    stream.extend(bytes([REQUEST_SYNC, EMIT]) + n.to_bytes(2, "little") + junk)
+    expected.append((Status.BAD_LENGTH, EMIT, b""))
+    good(0x77, rand_bytes(5))                       # unknown command
+    good(0xE0, b"")                                 # unknown command, no payload
+    good(DELAY, (37).to_bytes(4, "little"))
+    good(DELAY, b"\x01")                            # bad argument from the handler
+    good(EMIT, max_payload.to_bytes(2, "little"))   # longest response
+    good(EMIT, (max_payload + 1).to_bytes(2, "little"))  # response too long for the port
+    good(ECHO, rand_bytes(max_payload))             # longest request
+    good(ECHO, rand_bytes(1))
+    return bytes(stream), expected
+
+
+def check_responses(data, expected):
+    responses, rest = split_responses(data)
+    assert rest == b"", "stray bytes after the last response"
+    got = [(r.status, r.cmd, r.payload) for r in responses]
+    assert len(got) == len(expected)
+    for k, (g, e) in enumerate(zip(got, expected)):
+        assert g == e, f"response {k}: got {g[:2]} {g[2][:16]!r}.., expected {e[:2]} {e[2][:16]!r}.."
+
+
+def run_amaranth(top, data, n_frames, *, rx_stall, tx_stall, seed=0):
+    rng_in, rng_out = random.Random(seed), random.Random(seed + 1)
+    out = bytearray()
+
+    async def source(ctx):
+        for byte in data:
+            while rng_in.random() < rx_stall:
+                await ctx.tick()
+            ctx.set(top.rx.payload, byte)
+            ctx.set(top.rx.valid, 1)
+            await ctx.tick().until(top.rx.ready)
+            ctx.set(top.rx.valid, 0)
+
+    async def sink(ctx):
+        cycles = 0
+        while True:
+            frames, rest = split_responses(out)
+            if len(frames) == n_frames and not rest:
+                break
+            ready = int(rng_out.random() >= tx_stall)
+            ctx.set(top.tx.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(top.tx.valid, top.tx.payload)
+            cycles += 1
+            assert cycles < 20 * len(data) + 5000, "port stopped answering"
+            if ready and valid:
+                out.append(payload)
+        ctx.set(top.tx.ready, 1)
+        for _ in range(30):
+            await ctx.tick()
+            assert not ctx.get(top.tx.valid), "a response nobody asked for"
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source, background=True)
+    sim.add_testbench(sink)
+    sim.run()
+    return bytes(out)
+
+
+@pytest.mark.parametrize("rx_stall,tx_stall", [(0.0, 0.0), (0.3, 0.5)])
+def test_host_port_amaranth(rx_stall, tx_stall):
+    max_payload = 40
+    data, expected = scenario(1, max_payload)
+    out = run_amaranth(EchoTop(max_payload=max_payload), data, len(expected),
+                       rx_stall=rx_stall, tx_stall=tx_stall)
+    check_responses(out, expected)
+
+
+def test_host_port_streams_a_byte_per_cycle():
+    """An echo of 32 bytes leaves on tx without bubbles once it starts."""
+    top = EchoTop(max_payload=64)
+    data = encode_request(ECHO, bytes(range(32)))
+    times = []
+
+    async def source(ctx):
+        for byte in data:
+            ctx.set(top.rx.payload, byte)
+            ctx.set(top.rx.valid, 1)
+            await ctx.tick().until(top.rx.ready)
+        ctx.set(top.rx.valid, 0)
+
+    async def sink(ctx):
+        ctx.set(top.tx.ready, 1)
+        cycle = 0
+        while len(times) < 5 + 32 + 1:
+            _, _, valid = await ctx.tick().sample(top.tx.valid)
+            cycle += 1
+            if valid:
+                times.append(cycle)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source, background=True)
+    sim.add_testbench(sink)
+    sim.run()
+    assert times[-1] - times[0] == len(times) - 1
+
+
+def test_host_port_crc_matches_reference():
+    """The port's CRC against a bitwise CRC-8 written here (poly 0x07, check 0xF4)."""
+    def ref_crc(data):
+        crc = 0
+        for byte in data:
+            crc ^= byte
+            for _ in range(8):
+                crc = ((crc << 1) ^ CRC8_POLY) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        return crc
+    assert ref_crc(b"123456789") == 0xF4
+    payload = b"123456789"
+    body = bytes([ECHO]) + len(payload).to_bytes(2, "little") + payload
+    frame = bytes([REQUEST_SYNC]) + body + bytes([ref_crc(body)])
+    out = run_amaranth(EchoTop(max_payload=16), frame, 1, rx_stall=0, tx_stall=0)
+    assert out[:5] == bytes([0x5A, Status.OK, ECHO, 9, 0])
+    assert out[5:-1] == payload
+    assert out[-1] == ref_crc(out[1:-1])
+
+
+def test_host_port_parameters_checked():
+    with pytest.raises(ValueError, match="max_payload must be an integer from 1 to 65535, not 0"):
+        HostPort(max_payload=0)
+
+
+@pytest.mark.verilator
+def test_host_port_verilator():
+    max_payload = 64
+    data, expected = scenario(2, max_payload)
+    harness.run(EchoTop(max_payload=max_payload), name="host_echo",
+                test_module="spikeforge.sim.cocotb_tests.host_port",
+                args={"data": data.hex(), "expected": [[s, c, p.hex()] for s, c, p in expected],
+                      "rx_stall": 0.2, "tx_stall": 0.4})

@@ -1,0 +1,198 @@
+"""Spike decoder against np.flatnonzero: amaranth.sim and Verilator, with back-pressure."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from spikeforge.hdl.spike_decoder import SpikeDecoder, input_layout
+from spikeforge.sim import harness
+
+
+def random_bitmap(rng, n_bits, density):
+    """Bits of one bitmap (numpy bool array) with the given density."""
+    return rng.random(n_bits) < density
+
+
+def words_of(bits, word_width):
+    """The bitmap as (word, last) pairs; bit b of word w is index w*word_width + b."""
+    n_words = max(1, -(-len(bits) // word_width))
+    padded = np.zeros(n_words * word_width, dtype=bool)
+    padded[:len(bits)] = bits
+    words = []
+    for w in range(n_words):
+        value = 0
+        for b in range(word_width):
+            if padded[w * word_width + b]:
+                value |= 1 << b
+        words.append((value, int(w == n_words - 1)))
+    return words
+
+
+def expected_beats_ok(beats, bits, width):
+    """Check the beats of one bitmap against the reference; return the indices."""
+    ref = [int(i) for i in np.flatnonzero(bits)]
+    assert beats, "no beat for a bitmap"
+    assert [b[2] for b in beats] == [0] * (len(beats) - 1) + [1], "last flag misplaced"
+    if not ref:
+        assert beats == [([], 0, 1)], f"empty bitmap must give one empty last beat, got {beats}"
+        return ref
+    got = []
+    for idx, count, _last in beats:
+        assert 1 <= count <= width, f"count {count} out of 1..{width} on a non-empty bitmap"
+        got.extend(idx)
+    assert got == ref
+    return ref
+
+
+def make_bitmaps(seed, n, word_width):
+    rng = np.random.default_rng(seed)
+    maps = []
+    densities = [0.0, 1.0, 0.02, 0.1, 0.3, 0.5, 0.8]
+    for k in range(n):
+        density = densities[k % len(densities)]
+        n_bits = int(rng.integers(1, 5 * word_width))
+        maps.append(random_bitmap(rng, n_bits, density))
+    # a non-empty bitmap whose trailing words are zero, and a single-index one
+    tail = np.zeros(4 * word_width, dtype=bool)
+    tail[3] = True
+    maps.append(tail)
+    single = np.zeros(word_width, dtype=bool)
+    single[word_width - 1] = True
+    maps.append(single)
+    return maps
+
+
+def run_amaranth(dut, bitmaps, *, in_stall, out_stall, seed=0):
+    words = [w for bits in bitmaps for w in words_of(bits, dut.word_width)]
+    n_last = len(bitmaps)
+    beats = []
+    rng_in = random.Random(seed)
+    rng_out = random.Random(seed + 1)
+    lay = input_layout(dut.word_width)
+
+    async def source(ctx):
+        for word, last in words:
+            while rng_in.random() < in_stall:
+                await ctx.tick()
+            ctx.set(dut.i.payload, lay.const({"word": word, "last": last}))
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+
+    async def sink(ctx):
+        seen_last = 0
+        cycles = 0
+        while seen_last < n_last:
+            ready = int(rng_out.random() >= out_stall)
+            ctx.set(dut.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            cycles += 1
+            assert cycles < 100 * len(words) + 1000, "decoder stopped producing"
+            if ready and valid:
+                count = int(payload.count)
+                beats.append(([int(payload.index[k]) for k in range(count)], count,
+                              int(payload.last)))
+                seen_last += int(payload.last)
+        ctx.set(dut.o.ready, 0)
+        for _ in range(20):  # nothing more may come out
+            await ctx.tick()
+            assert not ctx.get(dut.o.valid), "a beat after the final last"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source, background=True)
+    sim.add_testbench(sink)
+    sim.run()
+    return beats
+
+
+def split_bitmaps(beats):
+    out, cur = [], []
+    for beat in beats:
+        cur.append(beat)
+        if beat[2]:
+            out.append(cur)
+            cur = []
+    assert not cur
+    return out
+
+
+@pytest.mark.parametrize("word_width,width,in_stall,out_stall", [
+    (32, 4, 0.0, 0.0),
+    (32, 4, 0.3, 0.5),
+    (16, 1, 0.2, 0.2),
+    (8, 8, 0.5, 0.0),
+    (32, 3, 0.0, 0.6),
+])
+def test_decoder_amaranth(word_width, width, in_stall, out_stall):
+    dut = SpikeDecoder(word_width=word_width, index_width=12, width=width)
+    bitmaps = make_bitmaps(word_width * 10 + width, 28, word_width)
+    beats = run_amaranth(dut, bitmaps, in_stall=in_stall, out_stall=out_stall)
+    per_map = split_bitmaps(beats)
+    assert len(per_map) == len(bitmaps)
+    for bits, map_beats in zip(bitmaps, per_map):
+        expected_beats_ok(map_beats, bits, width)
+
+
+def test_decoder_dense_throughput_amaranth():
+    """Without back-pressure a dense bitmap leaves at width indices per cycle."""
+    dut = SpikeDecoder(word_width=32, width=4)
+    words = [(0xFFFF_FFFF, int(k == 7)) for k in range(8)]
+    lay = input_layout(32)
+    times = []
+
+    async def source(ctx):
+        for word, last in words:
+            ctx.set(dut.i.payload, lay.const({"word": word, "last": last}))
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+
+    async def sink(ctx):
+        ctx.set(dut.o.ready, 1)
+        cycle = 0
+        while True:
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            cycle += 1
+            if valid:
+                times.append((cycle, int(payload.count)))
+                if payload.last:
+                    return
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source, background=True)
+    sim.add_testbench(sink)
+    sim.run()
+    assert sum(c for _, c in times) == 256
+    assert all(c == 4 for _, c in times)
+    first, last = times[0][0], times[-1][0]
+    assert last - first == len(times) - 1, "bubbles in a dense stream"
+
+
+def test_decoder_parameters_checked():
+    with pytest.raises(ValueError, match="width must be an integer from 1 to 32, not 33"):
+        SpikeDecoder(word_width=32, width=33)
+    with pytest.raises(ValueError, match="index_width"):
+        SpikeDecoder(word_width=64, index_width=5)
+    with pytest.raises(ValueError, match="word_width"):
+        SpikeDecoder(word_width=0)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("word_width,width,in_stall,out_stall", [
+    (32, 4, 0.0, 0.0),
+    (32, 4, 0.3, 0.4),
+    (16, 2, 0.1, 0.5),
+])
+def test_decoder_verilator(word_width, width, in_stall, out_stall):
+    bitmaps = make_bitmaps(word_width + width, 60, word_width)
+    words = [list(w) for bits in bitmaps for w in words_of(bits, word_width)]
+    expected = [[int(i) for i in np.flatnonzero(bits)] for bits in bitmaps]
+    dut = SpikeDecoder(word_width=word_width, index_width=16, width=width)
+    harness.run(dut, name="spike_decoder", test_module="spikeforge.sim.cocotb_tests.spike_decoder",
+                args={"word_width": word_width, "index_width": 16, "width": width,
+                      "words": words, "expected": expected,
+                      "in_stall": in_stall, "out_stall": out_stall})
