@@ -93,12 +93,10 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
     if stages is not None:
         changes["fma_stages"] = stages
     try:
-        if preset_name is not None:
-            config = preset(preset_name, cores=cores, **changes)
-        else:
-            if cores is not None:
-                changes["rows"], changes["cols"] = mesh_shape_for(cores)
-            config = BuildConfig().replace(**changes) if changes else BuildConfig()
+        if cores is not None:
+            changes["rows"], changes["cols"] = mesh_shape_for(cores)
+        base = preset(preset_name) if preset_name is not None else BuildConfig()
+        config = base.replace(**changes)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     b = BOARDS[board]
