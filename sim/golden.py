@@ -323,17 +323,23 @@ def _synaptic_input(W, s_in):
     """x[b, t, i] = sum of W[i, j] over the active j of s_in[b, t], ascending j,
     from +0.0, one fp16 add per term. Vectorised over (b, t, i): the j loop is
     the order of the terms of every element."""
-    B, T, _ = s_in.shape
-    x = np.zeros((B, T, W.shape[0]), dtype=_F16)          # +0.0
-    active_anywhere = np.flatnonzero(s_in.any(axis=(0, 1)))
-    for j in active_anywhere:                               # ascending j
-        mask = s_in[:, :, j]
-        col = W[:, j]
-        if mask.all():
-            x = fp16.add(x, col)
-        else:
-            x[mask] = fp16.add(x[mask], col)
-    return x
+    B, T, N_in = s_in.shape
+    rows = s_in.reshape(B * T, N_in)
+    x = np.zeros((B * T, W.shape[0]), dtype=_F16)          # +0.0
+    # k-th active input of every (b, t) row, ascending j: step k adds the k-th term of
+    # every row that has one (rows are independent; each row's terms stay in order)
+    n_active = rows.sum(axis=1)
+    if n_active.size == 0 or n_active.max() == 0:
+        return x.reshape(B, T, -1)
+    rank = np.cumsum(rows, axis=1) - 1                      # rank of each active j in its row
+    r_idx, j_idx = np.nonzero(rows)                         # row-major: j ascending per row
+    order = np.full((B * T, int(n_active.max())), -1, dtype=np.intp)
+    order[r_idx, rank[r_idx, j_idx]] = j_idx
+    WT = W.T                                                # WT[j] is the column W[:, j]
+    for k in range(order.shape[1]):
+        live = np.flatnonzero(order[:, k] >= 0)
+        x[live] = fp16.add(x[live], WT[order[live, k]])
+    return x.reshape(B, T, -1)
 
 
 def _forward_layer(W, s_in, c):
