@@ -158,7 +158,8 @@ class Core(wiring.Component):
         for e in engines:
             with m.If(e.scan_start):
                 m.d.comb += [scan.base.eq(e.scan_base), scan.n.eq(e.scan_n),
-                             scan.descending.eq(e.scan_desc), dp.scan_nz.eq(e.scan_nz)]
+                             scan.descending.eq(e.scan_desc), dp.scan_nz.eq(e.scan_nz),
+                             scan.time_major.eq(e.scan_time_major)]
                 m.d.sync += scan_nz.eq(e.scan_nz)
         with m.If(~Cat(*[e.scan_start for e in engines]).any()):
             m.d.comb += dp.scan_nz.eq(scan_nz)

@@ -39,6 +39,7 @@ class Engine(wiring.Component):
             "scan_n": Out(g.NB),
             "scan_desc": Out(1),
             "scan_nz": Out(1),
+            "scan_time_major": Out(1),
             "pairs": In(stream.Signature(pair_layout(g))),
             "pairs_done": In(1),
         })

@@ -47,7 +47,7 @@ __all__ = [
 OPERANDS = data.StructLayout({"a": 16, "b": 16, "c": 16})
 
 #: Default number of pipeline registers (meets 100 MHz on ECP5-85F speed 6; docs/fp16.md).
-DEFAULT_STAGES = 3
+DEFAULT_STAGES = 6
 #: Largest ``stages`` accepted.
 MAX_STAGES = 8
 
@@ -64,7 +64,7 @@ def _check_stages(stages, lo=1):
         raise ValueError(f"stages must be an integer between {lo} and {MAX_STAGES}, not {stages!r}")
 
 
-# --- the five combinational steps --------------------------------------------------------
+# --- the six combinational steps --------------------------------------------------------
 # Each step takes a dict of Values and returns a dict holding everything later steps need.
 # ``w(key, value)`` names an intermediate (a comb Signal) so that it is built once.
 
@@ -83,44 +83,48 @@ def _decode(w, x, n):
 
 
 def _step_multiply(w, v):
-    """Decode, 11x11 significand product (one DSP), special cases, early overflow."""
+    """Decode, 11x11 significand product (one DSP), special cases."""
     a, b, c = _decode(w, v["a"], "a"), _decode(w, v["b"], "b"), _decode(w, v["c"], "c")
     sp = w("sp", a["sign"] ^ b["sign"])
     sc = c["sign"]
-    prod = w("prod", a["sig"] * b["sig"])           # 22 bits: maps to one MULT18X18D
-    es = w("es", a["eff"] + b["eff"])               # 2..60: product lsb weighs 2**(es-50)
     pinf = w("pinf", a["inf"] | b["inf"])
     nan = w("nan", a["nan"] | b["nan"] | c["nan"]
             | (a["inf"] & b["zero"]) | (a["zero"] & b["inf"])
             | (pinf & c["inf"] & (sp != sc)))
-    inf = pinf | c["inf"]
-    special = Mux(nan, CANONICAL_NAN, Cat(Const(_INF, 15), Mux(pinf, sp, sc)))
-    # |a*b| >= 2**17 (both operands normal here) overflows whatever c is:
-    # prod*2**(es-50) >= 2**17  <=>  es >= 47, or es == 46 and prod >= 2**21.
-    ovf = (es >= 47) | ((es == 46) & prod[21])
-    return dict(prod=prod, es=es, sig_c=c["sig"], eff_c=c["eff"], sp=sp, sc=sc,
-                is_special=nan | inf, special=special, ovf=ovf)
+    return dict(
+        prod=a["sig"] * b["sig"],                    # 22 bits: maps to one MULT18X18D
+        es=a["eff"] + b["eff"],                      # 2..60: product lsb weighs 2**(es-50)
+        sig_c=c["sig"], eff_c=c["eff"], sp=sp, sc=sc,
+        is_special=nan | pinf | c["inf"],
+        special=Mux(nan, CANONICAL_NAN, Cat(Const(_INF, 15), Mux(pinf, sp, sc))))
 
 
 _PASS = ("sp", "sc", "is_special", "special")
 
 
 def _step_align(w, v):
-    """Place product and addend in the window; product bits below it are jammed (round to odd)."""
-    # In units of 2**-48 the product is prod << (es - 2); es - 2 <= 44 unless ovf.
-    sh = (v["es"] - 2)[0:6]
-    ext = w("ext", (v["prod"] << sh)[0:_W + 22])
-    pw = Cat(ext[22] | (ext[0:22] != 0), ext[23:22 + _W])
+    """Place product and addend in the window."""
+    prod, es = v["prod"], v["es"]
+    # In units of 2**-48 the product is prod << (es - 2); its bits below 2**-26 (positions
+    # below 22 - sh of prod) only matter as a sticky bit.
+    sh = w("sh", (es - 2)[0:6])
+    pw = (prod << sh)[22:22 + _W]
+    jam = (prod & (Const((1 << 22) - 1, 22) >> sh)) != 0
+    # |a*b| >= 2**17 (both operands normal here) overflows whatever c is:
+    # prod*2**(es-50) >= 2**17  <=>  es >= 47, or es == 46 and prod >= 2**21.
+    ovf = (es >= 47) | ((es == 46) & prod[21])
     cw = (v["sig_c"] << (v["eff_c"] + 1))[0:_W]     # addend lsb weighs 2**(eff_c - 25)
-    # An overflowing product is replaced by 2**17 and the addend by 0: the sum keeps the
-    # product's sign and rounds to inf in the last step.
-    return {**{k: v[k] for k in _PASS},
-            "pw": Mux(v["ovf"], 1 << (_W - 1), pw), "cw": Mux(v["ovf"], 0, cw)}
+    return {**{k: v[k] for k in _PASS}, "pw": pw, "jam": jam, "ovf": ovf, "cw": cw}
 
 
 def _step_add(w, v):
     """Signed sum as sign and magnitude."""
-    pw, cw = v["pw"], v["cw"]
+    # The jammed product bits are OR-ed into the lowest bit (round to odd). An overflowing
+    # product gets bit 43 (2**17) and a zero addend: the sum keeps the product's sign and
+    # rounds to inf in the last step.
+    ovf = v["ovf"]
+    pw = w("pw", Cat(v["pw"][0] | v["jam"], v["pw"][1:_W - 1], v["pw"][_W - 1] | ovf))
+    cw = w("cw", Mux(ovf, 0, v["cw"]))
     p_minus_c = w("p_minus_c", pw - cw)       # 45 bits; bit 44 set when cw > pw
     c_wins = p_minus_c[_W]
     effsub = v["sp"] != v["sc"]
@@ -129,53 +133,68 @@ def _step_add(w, v):
     return {**{k: v[k] for k in _PASS}, "mag": mag, "sign": sign}
 
 
-def _step_normalise(w, v):
-    """Shift left until the top bit is set, by at most 31 (the subnormal boundary)."""
-    x = v["mag"]
-    zeros = []
-    for s in (16, 8, 4, 2, 1):
-        top_zero = w(f"nz{s}", x[_W - s:_W] == 0)
-        x = w(f"norm{s}", Mux(top_zero, (x << s)[0:_W], x))
-        zeros.append(top_zero)
-    lz = Cat(*reversed(zeros))       # 0..31
+def _lzc(w, x, name):
+    """``(all_zero, count)`` of leading zeros of ``x`` (width a power of two); an all-zero
+    ``x`` counts ``len(x) - 1``."""
+    if len(x) == 2:
+        return x == 0, ~x[1]
+    half = len(x) // 2
+    zl, cl = _lzc(w, x[:half], name + "l")
+    zh, ch = _lzc(w, x[half:], name + "h")
+    return w(f"{name}_z", zh & zl), w(f"{name}_n", Cat(Mux(zh, cl, ch), zh))
+
+
+def _step_count(w, v):
+    """Leading zeros of the sum above the subnormal boundary (at most 31)."""
+    mag = v["mag"]
+    top_zero, lz = _lzc(w, mag[_W - 32:_W], "lzc")   # 31 when the top 32 bits are zero
+    zero = top_zero & (mag[:_W - 32] == 0)
     # Exact zero sum: -0 only when both the product and the addend are -0 (RNE).
-    return dict(is_special=v["is_special"], special=v["special"],
-                norm=x, e1=(_NORM_SHIFT_MAX - lz)[0:5],
-                sign=Mux(v["mag"] == 0, v["sp"] & v["sc"], v["sign"]))
+    return dict(is_special=v["is_special"], special=v["special"], mag=mag, lz=lz,
+                sign=Mux(zero, v["sp"] & v["sc"], v["sign"]))
+
+
+def _step_normalise(w, v):
+    """Shift left by the count; the bits below the guard bit give the sticky bit."""
+    mag, lz = v["mag"], v["lz"]
+    x = w("norm", (mag << lz)[0:_W])
+    # After the shift, bits 0..31 come from mag bits below 32 - lz.
+    sticky = (mag[0:32] & (Const((1 << 32) - 1, 32) >> lz)) != 0
+    return dict(is_special=v["is_special"], special=v["special"], sign=v["sign"],
+                sig=x[_W - 11:_W], guard=x[_W - 12], sticky=sticky,
+                e1=(_NORM_SHIFT_MAX - lz)[0:5])
 
 
 def _step_round(w, v):
     """Round to nearest even, pack, overflow to inf, special values."""
-    x = v["norm"]
-    sig = x[_W - 11:_W]
-    guard = x[_W - 12]
-    sticky = x[0:_W - 12] != 0
+    sig = v["sig"]
     base = (v["e1"] << 10) + sig      # (E - 1) * 2**10 + significand-with-hidden-bit
-    rounded = w("rounded", (base + (guard & (sticky | sig[0])))[0:16])
+    rounded = w("rounded", (base + (v["guard"] & (v["sticky"] | sig[0])))[0:16])
     mag = Mux(rounded >= _INF, _INF, rounded[0:15])
     return dict(result=w("result", Mux(v["is_special"], v["special"], Cat(mag, v["sign"]))))
 
 
-_STEPS = (_step_multiply, _step_align, _step_add, _step_normalise, _step_round)
+_STEPS = (_step_multiply, _step_align, _step_add, _step_count, _step_normalise, _step_round)
 
-#: Which step boundaries carry a register for each ``stages`` value.
-#: Boundary k (1..4) is after step k; 5 is the output; 0 is the input.
+#: Which step boundaries carry a register for each ``stages`` value: boundary k (1..6)
+#: is after step k (6 is the output), 0 is the input. Extra stages delay the output.
 _BOUNDARIES = {
     0: (),
-    1: (5,),
-    2: (2, 5),
-    3: (2, 3, 5),
-    4: (1, 2, 3, 5),
-    5: (1, 2, 3, 4, 5),
-    6: (0, 1, 2, 3, 4, 5),
+    1: (6,),
+    2: (3, 6),
+    3: (2, 4, 6),
+    4: (1, 3, 5, 6),
+    5: (1, 2, 3, 5, 6),
+    6: (1, 2, 3, 4, 5, 6),
+    7: (0, 1, 2, 3, 4, 5, 6),
 }
 
 
 def register_boundaries(stages: int) -> tuple[int, ...]:
-    """The step boundaries that hold a register for ``stages`` (extra registers beyond 6
+    """The step boundaries that hold a register for ``stages`` (extra registers beyond 7
     delay the output)."""
     _check_stages(stages, lo=0)
-    return _BOUNDARIES[min(stages, 6)]
+    return _BOUNDARIES[min(stages, 7)]
 
 
 def _register(m, values, en, domain, name):
@@ -212,7 +231,7 @@ def fma_pipeline(m: Module, a, b, c, *, stages: int = DEFAULT_STAGES, en=None,
         if k in where:
             v = _register(m, v, en, domain, f"{name}_s{k}")
     result = v["result"]
-    for extra in range(max(0, stages - 6)):
+    for extra in range(max(0, stages - 7)):
         result = _register(m, {"result": result}, en, domain, f"{name}_x{extra}")["result"]
     return result
 

@@ -1,23 +1,28 @@
-"""History scanner: the ascending list of (neuron, time step) events of a layer.
+"""History scanner: the (neuron, time step) events of a layer, in a chosen order.
 
 The core keeps spike history neuron-major: per neuron one ``TMAX``-bit word
 (bit ``t`` = event at step ``t``), neurons ``g*P .. g*P+P-1`` at address ``g``
 of the ``P`` history banks. Given a first group, a neuron count ``n`` and the
 number of steps ``T``, the scanner reads one group (``P`` words) per cycle and
-emits its events one per cycle: neurons ascending, and within a neuron steps
-ascending (``descending=0``) or descending (``descending=1``). Groups without
-an event cost one cycle; a group with ``e`` events costs ``e`` cycles (the next
-group is read while the last event of a group is emitted).
+emits its events, one per cycle:
 
-Throughput: one event per cycle; latency from ``start`` to the first event: 2
-cycles. ``done`` is high once every event was taken (and stays high until the
-next ``start``). ``zeros`` pulses with the number of empty (neuron, step) slots
-of each group loaded (for the sparsity counters).
+* neuron-major (``time_major=0``): neurons ascending, within a neuron steps
+  ascending (``descending=0``) or descending (``descending=1``); a group
+  without events costs one cycle;
+* time-major (``time_major=1``): steps ascending or descending, within a step
+  neurons ascending; every (step, group) costs one cycle plus its events beyond
+  the first.
+
+Throughput: one event per cycle (the next group is read while the last event
+of a group is emitted); latency from ``start`` to the first event: 2 cycles.
+``done`` is high once every event was taken (until the next ``start``).
+``zeros`` gives, in the cycle a group is loaded, its number of empty
+(neuron, step) slots (for the sparsity counters).
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,6 +42,7 @@ class HistoryScanner(wiring.Component):
             "n": In(g.NB),              # neurons
             "T": In(bits_for(g.TMAX)),
             "descending": In(1),
+            "time_major": In(1),
             "done": Out(1),
             # history read port (driven by the core's memories, 1-cycle latency)
             "rd_addr": Out(g.HGB),
@@ -50,19 +56,26 @@ class HistoryScanner(wiring.Component):
         g = self.geo
         P, TM = g.P, g.TMAX
         W = P * TM
+        TB1 = bits_for(TM)
 
         ngroups = Signal(g.NB + 1)
-        m.d.comb += ngroups.eq((self.n + P - 1) // P if P & (P - 1) else (self.n + P - 1) >> g.PB)
+        m.d.comb += ngroups.eq((self.n + P - 1) >> g.PB)
 
         running = Signal()
         rd_grp = Signal(g.NB + 1)       # group whose data is on rd_data this cycle
+        rd_t = Signal(g.TB)             # its step (time-major)
+        rd_end = Signal()               # time-major: every step was read
         rd_ok = Signal()
         vec = Signal(W)                 # events of the loaded group, bit k*TM + tt
         vec_grp = Signal(g.NB + 1)
+        vec_t = Signal(g.TB)
         vec_ok = Signal()
         n_r = Signal(g.NB)
-        T_r = Signal.like(self.T)
+        T_r = Signal(TB1)
         desc_r = Signal()
+        tm_r = Signal()
+        last_t = Signal(g.TB)
+        m.d.comb += last_t.eq(Mux(desc_r, 0, T_r - 1))
 
         # lowest set bit of vec
         low = Signal(range(W))
@@ -73,11 +86,12 @@ class HistoryScanner(wiring.Component):
         m.d.comb += has.eq(vec_ok & (vec != 0))
         lane = Signal(g.PB)
         tt = Signal(g.TB)
-        m.d.comb += [lane.eq(low // TM), tt.eq(low % TM)]
+        m.d.comb += [lane.eq(low >> (TM.bit_length() - 1) if TM & (TM - 1) == 0 else low // TM),
+                     tt.eq(low % TM)]
         m.d.comb += [
             self.o.valid.eq(has),
-            self.o.payload.j.eq(vec_grp * P + lane),
-            self.o.payload.t.eq(Mux(desc_r, T_r - 1 - tt, tt)),
+            self.o.payload.j.eq((vec_grp << g.PB) | lane if P > 1 else vec_grp),
+            self.o.payload.t.eq(Mux(tm_r, vec_t, Mux(desc_r, T_r - 1 - tt, tt))),
         ]
         taking = Signal()
         m.d.comb += taking.eq(has & self.o.ready)
@@ -88,48 +102,60 @@ class HistoryScanner(wiring.Component):
         load = Signal()
         m.d.comb += load.eq(running & rd_ok & empty_next)
 
-        # the group's events, masked to n neurons and T steps, time-reversed when descending
-        words = Array(self.rd_data[k] for k in range(P))
+        # the group's events: masked to n neurons and T steps; neuron-major descending
+        # reverses each word within the T steps; time-major keeps only step rd_t
         masked = Signal(W)
         valid_steps = Signal(TM)
         m.d.comb += valid_steps.eq((Const(1, TM + 1) << T_r) - 1)
         for k in range(P):
             word = Signal(TM, name=f"word{k}")
-            m.d.comb += word.eq(Mux(rd_grp * P + k < n_r, self.rd_data[k] & valid_steps, 0))
+            m.d.comb += word.eq(Mux((rd_grp << g.PB) + k < n_r, self.rd_data[k] & valid_steps, 0))
             rev = Signal(TM, name=f"rev{k}")
-            # reversed within the T valid steps: bit tt <-> step T-1-tt
-            m.d.comb += rev.eq(Cat(*[word[TM - 1 - b] for b in range(TM)]) >> (TM - T_r)[:bits_for(TM)])
-            m.d.comb += masked[k * TM:(k + 1) * TM].eq(Mux(desc_r, rev, word))
+            m.d.comb += rev.eq(Cat(*[word[TM - 1 - b] for b in range(TM)]) >> (TM - T_r)[:TB1])
+            one = Signal(TM, name=f"one{k}")
+            m.d.comb += one.eq(word.bit_select(rd_t, 1))
+            m.d.comb += masked[k * TM:(k + 1) * TM].eq(Mux(tm_r, one, Mux(desc_r, rev, word)))
 
-        next_addr = Signal(g.NB + 1)
-        m.d.comb += next_addr.eq(Mux(load, rd_grp + 1, rd_grp))
-        m.d.comb += self.rd_addr.eq(self.base + next_addr)
+        nvalid = Signal(range(P + 1))
+        remaining = Signal(g.NB + 1)
+        m.d.comb += remaining.eq(n_r - (rd_grp << g.PB))
+        m.d.comb += nvalid.eq(Mux(remaining >= P, P, remaining))
+        pop = Signal(range(W + 1))
+        m.d.comb += pop.eq(sum(masked[b] for b in range(W)))
 
+        # next group to read
+        wrap = Signal()
+        m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
+        next_grp = Signal(g.NB + 1)
+        m.d.comb += next_grp.eq(Mux(load, Mux(wrap, 0, rd_grp + 1), rd_grp))
+        m.d.comb += self.rd_addr.eq(self.base + next_grp)
+
+        more = Signal()
+        m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
         m.d.comb += self.zeros.eq(0)
         with m.If(self.start):
             m.d.sync += [running.eq(1), rd_grp.eq(0), rd_ok.eq(0), vec_ok.eq(0),
                          n_r.eq(self.n), T_r.eq(self.T), desc_r.eq(self.descending),
-                         self.done.eq(0)]
+                         tm_r.eq(self.time_major), self.done.eq(0),
+                         rd_t.eq(Mux(self.descending, self.T - 1, 0)),
+                         rd_end.eq((self.n == 0) | (self.T == 0))]
             m.d.comb += self.rd_addr.eq(self.base)
         with m.Elif(running):
             m.d.sync += rd_ok.eq(1)
             with m.If(~rd_ok):
-                # first cycle after start: data of group 0 arrives next cycle
-                m.d.sync += rd_grp.eq(0)
                 m.d.comb += self.rd_addr.eq(self.base)
             with m.Else():
-                m.d.sync += rd_grp.eq(next_addr)
+                m.d.sync += rd_grp.eq(next_grp)
             with m.If(load):
-                with m.If(rd_grp < ngroups):
-                    m.d.sync += [vec.eq(masked), vec_grp.eq(rd_grp), vec_ok.eq(1)]
-                    # slots of the group that hold no event
-                    slots = Signal(range(W + 1))
-                    nvalid = Signal(range(P + 1))
-                    m.d.comb += nvalid.eq(Mux(n_r - rd_grp * P >= P, P, n_r - rd_grp * P))
-                    pop = Signal(range(W + 1))
-                    m.d.comb += pop.eq(sum(masked[b] for b in range(W)))
-                    m.d.comb += slots.eq(nvalid * T_r)
-                    m.d.comb += self.zeros.eq(slots - pop)
+                with m.If(more):
+                    m.d.sync += [vec.eq(masked), vec_grp.eq(rd_grp), vec_t.eq(rd_t),
+                                 vec_ok.eq(1)]
+                    m.d.comb += self.zeros.eq(Mux(tm_r, nvalid, nvalid * T_r) - pop)
+                    with m.If(wrap):
+                        with m.If(rd_t == last_t):
+                            m.d.sync += rd_end.eq(1)
+                        with m.Else():
+                            m.d.sync += rd_t.eq(Mux(desc_r, rd_t - 1, rd_t + 1))
                 with m.Else():
                     m.d.sync += [vec_ok.eq(0), running.eq(0), self.done.eq(1)]
             with m.Else():

@@ -36,9 +36,10 @@ response is still being read out of the response buffer.
 
 Throughput and latency: one byte per cycle on ``rx``, ``req``, ``rsp`` and
 ``tx`` (no bubbles when the other side does not stall). The ``cmd`` beat is
-valid on ``req`` two cycles after the CRC byte's transfer on ``rx``; the
-response's sync byte is valid on ``tx`` three cycles after the last ``rsp`` beat's
-transfer (two cycles after a port-generated error is decided).
+valid on ``req`` in the cycle after the CRC byte's transfer on ``rx``; the
+response's sync byte is valid on ``tx`` two cycles after the transfer of the
+final ``rsp`` beat (two cycles after the byte that decides a port-generated
+error).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Phases (``phase``):
 
 * ``GRADIENT`` -- for every active input ``(j, t)`` of the layer (history scanner,
-  ``t`` descending within each input: the contract's term order for every
-  ``dW[i, j]``), for every group of ``P`` neurons: ``dW[i, j] = fma(du[t]_i, 1,
+  time-major with ``t`` descending: the contract's term order for every
+  ``dW[i, j]``, and consecutive operations on different ``dW`` words), for every group of ``P`` neurons: ``dW[i, j] = fma(du[t]_i, 1,
   dW[i, j])`` on the lanes whose ``du[t]_i != 0`` (the others are masked and
   counted as skipped). ``events * G`` operations.
 * ``UPDATE`` -- for every weight address: ``W = fma(neg_lr, dW, W)``, ``dW = +0``
@@ -44,7 +44,7 @@ class WGEngine(Engine):
             pl.start.eq(start_pl), pl.kind.eq(OpKind.WG), pl.layer.eq(lay),
             pl.pairs_done.eq(self.pairs_done),
             self.scan_start.eq(start_pl), self.scan_base.eq(lay.in_hg), self.scan_n.eq(lay.n_in),
-            self.scan_desc.eq(1), self.scan_nz.eq(0),
+            self.scan_desc.eq(1), self.scan_nz.eq(0), self.scan_time_major.eq(1),
             self.busy.eq(al.busy | pl.busy),
         ]
         wiring.connect(m, wiring.flipped(self.pairs), pl.pairs)

@@ -424,13 +424,18 @@ def _du_layer(tr: LayerTrace, g, c, mode):
     B, T, N = tr.u.shape
     du = np.empty((B, T, N), dtype=_F16)
     du_next = np.zeros((B, N), dtype=_F16)                  # du[T] = +0.0
+    g = np.broadcast_to(g, (B, T, N))
+    if mode == "detach":
+        # term = m ? beta * g : +0 does not depend on du: computed for every t at once
+        terms = np.where(tr.m, fp16.mul(c.beta, g), _POS_ZERO)
+    else:
+        neg_alpha_u = fp16.neg(fp16.mul(c.alpha, tr.u))     # -(alpha * u[t]), every t
     for t in range(T - 1, -1, -1):
-        g_t = g[:, t] if g.shape[1] > 1 else g[:, 0]
         if mode == "detach":
-            ds = g_t
+            term = terms[:, t]
         else:   # through: ds = fma(-(alpha * u[t]), du[t+1], g[t])
-            ds = fp16.fma(fp16.neg(fp16.mul(c.alpha, tr.u[:, t])), du_next, g_t)
-        term = np.where(tr.m[:, t], fp16.mul(c.beta, ds), _POS_ZERO)
+            ds = fp16.fma(neg_alpha_u[:, t], du_next, g[:, t])
+            term = np.where(tr.m[:, t], fp16.mul(c.beta, ds), _POS_ZERO)
         du_t = np.where(tr.s[:, t], term, fp16.fma(c.alpha, du_next, term))
         du[:, t] = du_t
         du_next = du_t

