@@ -152,14 +152,17 @@ class Params:
     * ``loss_scale``: gradients are computed times ``loss_scale`` (> 0) so they
       stay clear of fp16 underflow; the update divides it out (``neg_lr``).
     * ``reset_grad``: ``"detach"`` (default) or ``"through"``.
+
+    The defaults are those of ``spikeforge train --dataset digits`` (see
+    ``docs/golden-model.md`` for how they were chosen).
     """
 
-    T: int = 8
+    T: int = 16
     alpha: float = 0.25
     v_th: float = 0.25
     a: float = 0.5
-    beta: float = 1.0
-    lr: float = 0.03125
+    beta: float = 2.0
+    lr: float = 0.01
     loss_scale: float = 8.0
     reset_grad: str = "detach"
 

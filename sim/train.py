@@ -20,9 +20,9 @@ What the run does, all from ``--seed``:
 * initial weights: :func:`spikeforge.sim.golden.init_weights` (``U(-k, k)``,
   ``k = 1/sqrt(N_in)``, from ``default_rng([seed, 0x5EED, layer])``, rounded to fp16;
   the float64 twin starts from the same values);
-* spikes: :func:`spikeforge.sim.datasets.encode` with the run's seed (train
-  samples re-encoded every epoch with seed ``seed + 1000 * epoch`` when
-  ``--reencode``, the default; the test set always with ``seed``);
+* spikes: :func:`spikeforge.sim.datasets.encode` with the run's seed, once per
+  sample (with ``--reencode`` the training samples get fresh spikes every epoch,
+  seed ``seed + 1000 * epoch``; the test set always uses ``seed``);
 * sample order: ``default_rng([seed, 2, epoch]).permutation(N_train)`` each epoch.
 """
 
@@ -47,9 +47,10 @@ __all__ = ["ENGINES", "GoldenEngine", "StepStats", "EvalStats", "TrainingDiverge
            "DEFAULTS", "run", "add_arguments", "main"]
 
 #: defaults of the plain ``spikeforge train --dataset digits`` (see docs/golden-model.md)
-DEFAULTS = dict(hidden="128", T=8, epochs=15, batch=1, lr=0.03125, seed=0, alpha=0.25,
-                v_th=0.25, a=0.5, beta=1.0, loss_scale=8.0, reset_grad="detach",
-                precision="fp16", lr_decay=1.0)
+_P = golden.Params()
+DEFAULTS = dict(hidden="128", T=_P.T, epochs=12, batch=1, lr=_P.lr, seed=0, alpha=_P.alpha,
+                v_th=_P.v_th, a=_P.a, beta=_P.beta, loss_scale=_P.loss_scale,
+                reset_grad=_P.reset_grad, precision="fp16", lr_decay=1.0)
 
 
 class TrainingDiverged(RuntimeError):
@@ -207,10 +208,10 @@ def _atomic_write_json(path, data):
         raise
 
 
-def run(*, dataset="digits", engine="golden", hidden=(128,), T=8, epochs=15, batch=1,
-        lr=0.03125, lr_decay=1.0, seed=0, alpha=0.25, v_th=0.25, a=0.5, beta=1.0,
-        loss_scale=8.0, reset_grad="detach", precision="fp16", limit=None, reencode=True,
-        log=print, progress=None) -> dict:
+def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, batch=1,
+        lr=_P.lr, lr_decay=1.0, seed=0, alpha=_P.alpha, v_th=_P.v_th, a=_P.a, beta=_P.beta,
+        loss_scale=_P.loss_scale, reset_grad=_P.reset_grad, precision="fp16", limit=None,
+        reencode=False, log=print, progress=None) -> dict:
     """Train and return the report (the JSON of ``--json``). Raises
     :class:`UsageError` for bad settings and :class:`TrainingDiverged` on NaN/inf."""
     if engine not in ENGINES:
@@ -354,8 +355,9 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="gradient scale against fp16 underflow (default: %(default)s)")
     p.add_argument("--reset-grad", default=d["reset_grad"], choices=list(golden.RESET_GRAD_MODES),
                    help="gradient through the reset (default: %(default)s)")
-    p.add_argument("--no-reencode", dest="reencode", action="store_false",
-                   help="encode every training sample once (default: fresh spikes every epoch)")
+    p.add_argument("--reencode", action="store_true",
+                   help="fresh training spikes every epoch (seed + 1000 * epoch); by default "
+                        "every training sample is encoded once, with --seed")
     p.add_argument("--limit", type=int, default=None,
                    help="use only the first N training samples (quick runs)")
     p.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")

@@ -53,9 +53,9 @@ def test_round_fp16_matches_numpy_single_rounding_of_float64():
 def test_params_defaults_and_constants():
     p = Params()
     c = p.consts
-    assert (p.T, p.alpha, p.v_th, p.a, p.reset_grad) == (8, 0.25, 0.25, 0.5, "detach")
-    assert c.lo == F16(-0.25) and c.hi == F16(0.75) and c.inv_T == F16(0.125)
-    assert c.gscale == G.round_fp16(Fraction(p.loss_scale) / 8)
+    assert (p.T, p.alpha, p.v_th, p.a, p.reset_grad) == (16, 0.25, 0.25, 0.5, "detach")
+    assert c.lo == F16(-0.25) and c.hi == F16(0.75) and c.inv_T == F16(0.0625)
+    assert c.gscale == G.round_fp16(Fraction(p.loss_scale) / 16)
     assert c.neg_lr == G.round_fp16(-Fraction(p.lr) / Fraction(p.loss_scale))
     for name, b in c.bits().items():
         assert bits(getattr(c, name)) == b
@@ -187,7 +187,7 @@ def trace(u, s, m):
 @pytest.mark.parametrize("mode", ["detach", "through"])
 def test_du_spike_reset_and_window(mode):
     # one output neuron (K=1, label 0), T=2, alpha=0.25, beta=1, gscale=4
-    p = Params(T=2, alpha=0.25, loss_scale=8.0, reset_grad=mode)
+    p = Params(T=2, alpha=0.25, beta=1.0, loss_scale=8.0, reset_grad=mode)
     W = [np.array([[1.0]], dtype=F16)]
     x = spk([1], [1])
     tr = trace([[0.5], [0.125]], [[1], [0]], [[1], [1]])
@@ -202,14 +202,14 @@ def test_du_spike_reset_and_window(mode):
 
 
 def test_zero_gradient_path_outside_window():
-    p = Params(T=3, alpha=0.5)
+    p = Params(T=3, alpha=0.5, beta=1.0)
     W = [np.array([[0.5, 0.25], [0.125, 1.0]], dtype=F16)]
     x = spk([1, 1], [1, 1], [1, 1])
     # neuron 0: always above hi (m=0): du = +0, no dW, no contribution anywhere
     # neuron 1: inside the window only at t=0, s=0 everywhere
     tr = trace([[2.0, 0.1], [2.0, -1.0], [2.0, -1.0]], [[1, 0], [1, 0], [1, 0]],
                [[0, 1], [0, 0], [0, 0]])
-    gr = G.backward(W, [tr], x, 1, Params(T=3, alpha=0.5))[0]
+    gr = G.backward(W, [tr], x, 1, p)[0]
     assert (bits(gr.du[:, 0]) == 0).all()
     assert (bits(gr.dW[0]) == 0).all()
     # neuron 1: label -> r=0, e=-1, g = -1 * 8/3 rounded; term only at t=0
@@ -221,7 +221,7 @@ def test_zero_gradient_path_outside_window():
 
 def test_input_gradient_order_and_skipped_zeros():
     # T=1, K=3, label 0, gscale = 1: s = [0, 1, 1] -> e = g = [-1, 1, 1]; m = 1 -> du = g
-    p = Params(T=1, loss_scale=1.0)
+    p = Params(T=1, beta=1.0, loss_scale=1.0)
     e = 2.0 ** -11
     W = [np.ones((2, 2), dtype=F16),
          np.array([[-1.0, 0.5], [e, np.inf], [e, 0.25]], dtype=F16)]
@@ -245,7 +245,7 @@ def test_dW_order_t_descending_within_a_sample():
     # K=2, label 0, neuron 1, T=4, gscale=2, alpha=0.5, beta=1.
     # neuron 1 spikes twice -> g = 0.5 * 2 = 1; t=3: du = 1 (m=1); t=2: s=0, m=1:
     # du = fma(0.5, 1, 1) = 1.5; t=1, t=0: m=0, s=1: du = +0.
-    p = Params(T=4, alpha=0.5, loss_scale=8.0)
+    p = Params(T=4, alpha=0.5, beta=1.0, loss_scale=8.0)
     W = [np.zeros((2, 1), dtype=F16)]
     x = spk([1], [1], [1], [1])
     tr = trace([[0, 0.3]] * 4, [[0, 1], [0, 1], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 1], [0, 1]])
@@ -261,7 +261,7 @@ def test_dW_order_t_descending_within_a_sample():
 def test_dW_order_across_samples_and_train_step():
     # two samples, input active only at t=3; neuron 1 (not the label) spikes 3 times
     # in sample A (g = 0.75 * 2 = 1.5) and 2 times in sample B (g = 1)
-    p = Params(T=4, alpha=0.5, loss_scale=8.0)
+    p = Params(T=4, alpha=0.5, beta=1.0, loss_scale=8.0)
     W = [np.zeros((2, 1), dtype=F16)]
     x = np.zeros((2, 4, 1), dtype=bool)
     x[:, 3, 0] = True
