@@ -138,3 +138,16 @@ def _pe_array(config):
 register_block("fma", _fma, "one fp16 fused multiply-add lane", options=("stages",))
 register_block("pe-array", _pe_array, "the array of fp16 FMA lanes the engines drive",
                options=("lanes", "stages"))
+
+
+def _router(config):
+    # The centre router of (at least) a 3x3 mesh, so all five ports are live.
+    from spikeforge.hdl.noc.packet import PacketFormat
+    from spikeforge.hdl.noc.router import Router
+    feat, impl = config.features, config.implementation
+    fmt = PacketFormat(max(3, feat.rows), max(3, feat.cols), impl.flit_width)
+    return Router(fmt, 1, 1, depth=impl.router_buffer_depth)
+
+
+register_block("router", _router, "one five-port NoC router (XY, wormhole, round-robin)",
+               options=("cores",))

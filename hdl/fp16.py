@@ -10,9 +10,11 @@ Datapath (see ``docs/fp16.md``): the product and the addend are placed in one
 44-bit fixed-point window whose least significant bit weighs 2**-26, two bits
 below the smallest binary16 ulp (2**-24). Product bits below the window are
 OR-ed into its lowest bit (round to odd), which keeps the single final
-rounding exact. The sum is normalised with a 31-place maximum left shift (the
+rounding exact. The sum is normalised by a left shift of at most 31 places (the
 shift stops at the subnormal boundary, so subnormal results need no special
-case) and rounded once. A product of magnitude >= 2**17 overflows whatever the
+case) and rounded once. Six combinational steps (multiply, align, add, count
+leading zeros, normalise, round); ``stages`` registers go between them as
+:func:`register_boundaries` says. A product of magnitude >= 2**17 overflows whatever the
 addend is and is flagged early.
 
 Interface and timing:
@@ -23,7 +25,7 @@ Interface and timing:
   ``o.ready`` is high, results in order.
 * Back-pressure: the whole pipeline advances on one enable,
   ``en = o.ready | ~o.valid``; ``i.ready = en`` (a combinational path from
-  ``o.ready``). A stalled output freezes every stage; bubbles in the pipeline
+  ``o.ready``, so ``o.ready`` must not depend combinationally on ``i.ready``). A stalled output freezes every stage; bubbles in the pipeline
   are squeezed out only while the output is empty. Nothing is dropped or
   duplicated. Only the valid bits are reset; datapath registers are not.
 
@@ -34,7 +36,7 @@ no registers at all.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -219,13 +221,14 @@ def fma_pipeline(m: Module, a, b, c, *, stages: int = DEFAULT_STAGES, en=None,
     en = Const(1) if en is None else en
     where = register_boundaries(stages)
     v = {"a": a, "b": b, "c": c}
-    if 0 in where:
-        v = _register(m, v, en, domain, f"{name}_s0")
+
     def w(key, value):
         sig = Signal(value.shape(), name=f"{name}_{key}")
         m.d.comb += sig.eq(value)
         return sig
 
+    if 0 in where:
+        v = _register(m, v, en, domain, f"{name}_s0")
     for k, step in enumerate(_STEPS, start=1):
         v = step(w, v)
         if k in where:

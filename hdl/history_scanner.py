@@ -58,8 +58,9 @@ class HistoryScanner(wiring.Component):
         W = P * TM
         TB1 = bits_for(TM)
 
+        n_r = Signal(g.NB)
         ngroups = Signal(g.NB + 1)
-        m.d.comb += ngroups.eq((self.n + P - 1) >> g.PB)
+        m.d.comb += ngroups.eq((n_r + P - 1) >> g.PB)
 
         running = Signal()
         rd_grp = Signal(g.NB + 1)       # group whose data is on rd_data this cycle
@@ -70,7 +71,6 @@ class HistoryScanner(wiring.Component):
         vec_grp = Signal(g.NB + 1)
         vec_t = Signal(g.TB)
         vec_ok = Signal()
-        n_r = Signal(g.NB)
         T_r = Signal(TB1)
         desc_r = Signal()
         tm_r = Signal()

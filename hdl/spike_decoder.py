@@ -33,7 +33,7 @@ skid buffer); ``o.valid`` depends only on registers.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -112,11 +112,11 @@ class SpikeDecoder(wiring.Component):
             m.d.comb += cleared.eq(x & (x - 1)[:W])
             lowest = Signal(W, name=f"lowest{k}")
             m.d.comb += lowest.eq(x & ~cleared)
+            # one-hot to binary: bit j of the position is the OR of the one-hot
+            # bits whose position has bit j set
             pos = Signal(range(W), name=f"pos{k}")
-            m.d.comb += pos.eq(0)
-            for b in range(W):
-                with m.If(lowest[b]):
-                    m.d.comb += pos.eq(b)
+            for j in range(len(pos)):
+                m.d.comb += pos[j].eq(Cat(*(lowest[b] for b in range(W) if b >> j & 1)).any())
             slot_index.append(pos)
             slot_valid.append(x.any())
             rest.append(cleared)
@@ -151,7 +151,12 @@ class SpikeDecoder(wiring.Component):
                     cur_bits.eq(rest[-1]),
                 ]
                 for k in range(N):
-                    m.d.sync += pend_index[k].eq((cur_base + slot_index[k])[:IW])
+                    if W & (W - 1) == 0:
+                        # bases are multiples of a power of two: the low bits are free
+                        index = cur_base | slot_index[k]
+                    else:
+                        index = (cur_base + slot_index[k])[:IW]
+                    m.d.sync += pend_index[k].eq(index)
                 m.d.comb += cur_free.eq(word_done)
             with m.Elif(zero_last):
                 # A zero final word ends the bitmap: either it closes the beat now

@@ -38,14 +38,17 @@ def main(argv=None) -> int:
                         help="cycles of each DELAY command (default 5000000)")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of each measurement")
     parser.add_argument("--max-payload", type=int, default=1024)
+    parser.add_argument("--ports-only", action="store_true",
+                        help="build with only the top's ports visible to cocotb")
     args = parser.parse_args(argv)
     if args.busy_cycles < 1 or args.repeats < 1:
         parser.error("--busy-cycles and --repeats must be positive")
 
     result = {"python": platform.python_version(), "machine": platform.machine(),
-              "max_payload": args.max_payload}
+              "max_payload": args.max_payload, "ports_only": args.ports_only}
     start = time.monotonic()
-    with rtl_session(EchoTop(max_payload=args.max_payload), name="host_echo_bench") as link:
+    with rtl_session(EchoTop(max_payload=args.max_payload), name="host_echo_bench",
+                     ports_only=args.ports_only) as link:
         result["startup_s"] = round(time.monotonic() - start, 3)
         busy = []
         for _ in range(args.repeats):

@@ -22,6 +22,7 @@ class UsageError(Exception):
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("spikeforge.boards.build", "place and route a block on an FPGA board and report its cost"),
     "train": ("spikeforge.sim.train", "train a spiking network on a dataset (golden model engine)"),
+    "bench": ("spikeforge.sim.bench", "run a benchmark and write its numbers as JSON"),
 }
 
 

@@ -185,9 +185,15 @@ def _verilog(rows: int, cols: int, implementation: Implementation) -> str:
     return harness.elaborate(bench, name="noc_bench")
 
 
+#: Verilator build options: the benchmark's model compiled for speed (``-O1``, the
+#: harness default) and the tests' compiled quickly (``-O0``: about half the build
+#: time, for runs of a few thousand cycles).
+BUILD_FOR = {"speed": (), "tests": ("-CFLAGS", "-O0")}
+
+
 def run_traffic(rows: int, cols: int, runs: list[Run], *,
                 implementation: Implementation = Implementation(),
-                progress=None) -> list[RunResult]:
+                build_for: str = "speed") -> list[RunResult]:
     """Run ``runs`` one after the other (each from reset) on a ``rows x cols`` mesh."""
     fmt_nodes = rows * cols
     hot = hotspot_node(rows, cols)
@@ -204,10 +210,9 @@ def run_traffic(rows: int, cols: int, runs: list[Run], *,
         out = Path(tmp) / "out.json"
         args = {"nodes": fmt_nodes, "runs": raw_runs, "out": str(out),
                 "max_hops": rows + cols - 2, "hist_bins": HIST_BINS}
-        if progress:
-            args["progress"] = str(Path(tmp) / "progress.jsonl")
         harness.run(None, verilog_text=_verilog(rows, cols, implementation), name="noc_bench",
-                    test_module=TEST_MODULE, testcase="rtl_traffic", args=args)
+                    test_module=TEST_MODULE, testcase="rtl_traffic", args=args,
+                    extra_build_args=BUILD_FOR[build_for])
         raw = json.loads(out.read_text())
     return [_summarise(r, raw_r, rows, cols) for r, raw_r in zip(runs, raw)]
 
@@ -261,11 +266,12 @@ def _summarise(run: Run, rec: dict, rows: int, cols: int) -> RunResult:
 
 def python_traffic(rows: int, cols: int, *, pattern: str = "uniform", packets_per_node: int = 20,
                    in_stall: float = 0.3, out_stall: float = 0.3, seed: int = 1,
-                   implementation: Implementation = Implementation()):
+                   implementation: Implementation = Implementation(), build_for: str = "tests"):
     """Python-driven traffic at every local port of the same rig (checks the checkers too)."""
     args = {"rows": rows, "cols": cols, "flit_width": implementation.flit_width,
             "pattern": pattern, "packets_per_node": packets_per_node, "in_stall": in_stall,
             "out_stall": out_stall, "seed": seed, "hist_bins": HIST_BINS,
             "timeout_cycles": 2000 + 200 * packets_per_node * rows * cols}
     return harness.run(None, verilog_text=_verilog(rows, cols, implementation), name="noc_bench",
-                       test_module=TEST_MODULE, testcase="python_traffic", args=args)
+                       test_module=TEST_MODULE, testcase="python_traffic", args=args,
+                       extra_build_args=BUILD_FOR[build_for])

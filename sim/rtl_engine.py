@@ -86,7 +86,7 @@ class RtlTrainer:
     def __enter__(self):
         from spikeforge.sim.rtl_session import rtl_session
         self._session = rtl_session(AcceleratorTop(self.config), name=session_name(self.config),
-                                    wall_timeout_s=600.0)
+                                    ports_only=True, wall_timeout_s=600.0)
         self.link = self._session.__enter__()
         self.acc = Accelerator(self.link)
         self.acc.load_network(self.sizes, self.params, self.weights)

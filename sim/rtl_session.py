@@ -59,12 +59,15 @@ class SimTransport:
     (probabilities of a stalled cycle), ``seed``, ``reset_cycles``),
     ``connect_timeout_s`` (seconds for the simulation to start once built),
     ``wall_timeout_s`` and ``min_cycles_per_s`` (the wall-clock limit of one
-    operation, see the module docstring), ``waves`` (dump waves).
+    operation, see the module docstring), ``waves`` (dump waves), ``ports_only``
+    (only the top's ports visible to cocotb, see :mod:`spikeforge.sim.ports_only`:
+    a large design then builds much faster; the bridge needs nothing else).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
                  connect_timeout_s: float = 120.0, wall_timeout_s: float = 60.0,
-                 min_cycles_per_s: float = 20_000.0, waves: bool = False):
+                 min_cycles_per_s: float = 20_000.0, waves: bool = False,
+                 ports_only: bool = False):
         for key, value, lo in (("connect_timeout_s", connect_timeout_s, 0.0),
                                ("wall_timeout_s", wall_timeout_s, 0.0),
                                ("min_cycles_per_s", min_cycles_per_s, 0.0)):
@@ -85,8 +88,12 @@ class SimTransport:
         self._tmpdir = tempfile.mkdtemp(prefix="sf-bridge-")
         self._path = os.path.join(self._tmpdir, "s")
         try:
-            verilog = harness.elaborate(top, name=name)
-            self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves)
+            # ports_only: only the top's ports visible to cocotb (spikeforge.sim.ports_only)
+            from spikeforge.sim import ports_only as po
+            verilog = po.elaborate(top, name=name) if ports_only else harness.elaborate(top, name=name)
+            self._build_args = po.BUILD_ARGS if ports_only else ()
+            self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves,
+                                           extra_args=self._build_args)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(self._path)
             listener.listen(1)
@@ -107,6 +114,7 @@ class SimTransport:
     def _run(self, *, name, verilog, args, waves):
         try:
             self._result = harness.run(None, verilog_text=verilog, name=name,
+                                       extra_build_args=self._build_args,
                                        test_module=BRIDGE_MODULE, args=args, waves=waves)
         except BaseException as exc:  # reported to the host thread
             self._error = exc

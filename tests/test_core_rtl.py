@@ -34,7 +34,7 @@ CONFIGS = {
 def device(request):
     from spikeforge.sim.rtl_session import rtl_session
     cfg = CONFIGS[request.param]
-    with rtl_session(AcceleratorTop(cfg), name=session_name(cfg),
+    with rtl_session(AcceleratorTop(cfg), name=session_name(cfg), ports_only=True,
                      wall_timeout_s=300.0) as link:
         yield request.param, cfg, Accelerator(link)
 

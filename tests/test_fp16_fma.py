@@ -198,6 +198,11 @@ def test_fma_parameters_are_checked():
     assert FMA().latency == DEFAULT_STAGES
 
 
+def test_build_configuration_defaults_to_the_fma_default():
+    from spikeforge.hdl.config import Implementation
+    assert Implementation().fma_stages == DEFAULT_STAGES
+
+
 def test_operand_layout_puts_a_lowest():
     dut = FMA()
     assert dut.i.payload.shape().size == 48

@@ -28,7 +28,7 @@ def test_rtl_traffic_with_back_pressure(rows, cols):
     runs = [Run(pattern=p, load=load, len_min=2, len_mask=3, stall=0.3, warm=0, cycles=3000,
                 seed=7 + i)
             for i, p in enumerate(PATTERNS) for load in (0.3, 1.0)]
-    results = run_traffic(rows, cols, runs)
+    results = run_traffic(rows, cols, runs, build_for="tests")
     for res in results:
         where = f"{rows}x{cols} {res.run.pattern} load {res.run.load}"
         assert res.drained, f"{where}: not drained within {res.drain_bound} cycles"

@@ -90,14 +90,21 @@ async def core_matches_golden(dut):
         label = sample.get("label")
         await do(plans.load_spikes(info, spikes))
         res = await do(plans.run(label))
+        if args.get("debug"):
+            print("counters", await do(plans.read_counters(True)))
         traces = golden.forward(weights, spikes, params)
         counts = golden.spike_counts(traces[-1].s)
+        inp = await do(plans.read_history(info, "s", 0, sizes[0], T))
+        first_difference(f"sample {k} input spikes", inp, spikes, kind="trace")
+        for l, lm in enumerate(netmap.layers):
+            for which, want in (("m", traces[l].m), ("s", traces[l].s)):
+                h = await do(plans.read_history(info, which, netmap.out_hg(l), lm.n_out, T))
+                if args.get("debug") and (h != want).any():
+                    print("hw", which, h.astype(int), "want", want.astype(int), "u", traces[l].u,
+                          sep="\n")
+                first_difference(f"sample {k} layer {l} {which}", h, want, kind="trace")
         assert list(res.counts) == list(counts), f"sample {k}: counts {res.counts} != {counts}"
         assert res.prediction == int(np.argmax(counts)), f"sample {k}: prediction"
-        for l, lm in enumerate(netmap.layers):
-            for which, want in (("s", traces[l].s), ("m", traces[l].m)):
-                h = await do(plans.read_history(info, which, netmap.out_hg(l), lm.n_out, T))
-                first_difference(f"sample {k} layer {l} {which}", h, want, kind="trace")
         if label is None:
             continue
         grads = golden.backward(weights, traces, spikes, label, params, dWs)

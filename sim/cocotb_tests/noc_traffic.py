@@ -101,9 +101,6 @@ async def rtl_traffic(dut):
                "nodes": await read_counters(dut, nodes, max_hops=args["max_hops"],
                                             hist=run.get("hist", True))}
         results.append(rec)
-        if "progress" in args:
-            with open(args["progress"], "a") as fh:
-                fh.write(json.dumps({"done": len(results), "of": len(args["runs"])}) + "\n")
     with open(args["out"], "w") as fh:
         json.dump(results, fh)
 
