@@ -51,6 +51,8 @@ class BoundaryTop(Elaboratable):
         self.block = block
         self.board = board
         self.clock = PLLDomain(pll)
+        self.pinned = [(n, v, "i") for n, v in inputs if n in self.board_ports] + \
+                      [(n, v, "o") for n, v in outputs if n in self.board_ports]
         self.inputs = [(n, v) for n, v in inputs if n not in self.board_ports]
         self.outputs = [(n, v) for n, v in outputs if n not in self.board_ports]
         self.in_bits = sum(len(v) for _, v in self.inputs)
@@ -75,16 +77,13 @@ class BoundaryTop(Elaboratable):
             m.submodules[f"{res}_{num}{'_' + sub if sub else ''}"] = buf
             return buf
 
-        inputs, outputs = block_ports(self.block)
-        for direction, ports in (("i", inputs), ("o", outputs)):
-            for name, value in ports:
-                if name in self.board_ports:
-                    res, num, *sub = self.board_ports[name]
-                    buf = pin(res, num, sub[0] if sub else None, direction)
-                    if direction == "i":
-                        m.d.comb += value.eq(buf.i)
-                    else:
-                        m.d.comb += buf.o.eq(value)
+        for name, value, direction in self.pinned:
+            res, num, *sub = self.board_ports[name]
+            buf = pin(res, num, sub[0] if sub else None, direction)
+            if direction == "i":
+                m.d.comb += value.eq(buf.i)
+            else:
+                m.d.comb += buf.o.eq(value)
 
         # Inputs: a pin-fed shift register, its bits wired straight to the ports.
         stim = pin(*self.board.stim_pin, None, "i")
