@@ -136,29 +136,28 @@ def compare(a: int, b: int):
     return (va > vb) - (va < vb)
 
 
-def _vectorise(fn, nout=1):
-    vec = np.frompyfunc(fn, 3 if fn is fma_bits else 2, nout)
+def _vectorise(fn, nin):
+    vec = np.frompyfunc(fn, nin, 1)
 
     def run(*arrays):
-        arrays = [np.asarray(x).astype(np.int64).astype(object) for x in arrays]
-        return vec(*arrays)
+        return vec(*(np.asarray(x).astype(np.int64).astype(object) for x in arrays))
     return run
 
 
 def fma_many(a, b, c) -> np.ndarray:
     """:func:`fma_bits` element-wise on arrays of 16-bit patterns; returns ``uint16``."""
-    return _vectorise(fma_bits)(a, b, c).astype(np.uint16)
+    return _vectorise(fma_bits, 3)(a, b, c).astype(np.uint16)
 
 
 def add_many(a, c) -> np.ndarray:
-    return _vectorise(add_bits)(a, c).astype(np.uint16)
+    return _vectorise(add_bits, 2)(a, c).astype(np.uint16)
 
 
 def mul_many(a, b) -> np.ndarray:
-    return _vectorise(mul_bits)(a, b).astype(np.uint16)
+    return _vectorise(mul_bits, 2)(a, b).astype(np.uint16)
 
 
 def compare_many(a, b) -> np.ndarray:
     """Element-wise :func:`compare` as int8: -1, 0, 1, or 2 for unordered."""
-    out = _vectorise(compare)(a, b)
+    out = _vectorise(compare, 2)(a, b)
     return np.array([2 if r is None else r for r in out], dtype=np.int8)
