@@ -59,6 +59,7 @@ class HistoryScanner(wiring.Component):
         TB1 = bits_for(TM)
 
         n_r = Signal(g.NB)
+        base_r = Signal(g.HGB)
         ngroups = Signal(g.NB + 1)
         m.d.comb += ngroups.eq((n_r + P - 1) >> g.PB)
 
@@ -128,13 +129,13 @@ class HistoryScanner(wiring.Component):
         m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
         next_grp = Signal(g.NB + 1)
         m.d.comb += next_grp.eq(Mux(load, Mux(wrap, 0, rd_grp + 1), rd_grp))
-        m.d.comb += self.rd_addr.eq(self.base + next_grp)
+        m.d.comb += self.rd_addr.eq(base_r + next_grp)
 
         more = Signal()
         m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
         m.d.comb += self.zeros.eq(0)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), rd_grp.eq(0), rd_ok.eq(0), vec_ok.eq(0),
+            m.d.sync += [running.eq(1), rd_grp.eq(0), rd_ok.eq(0), vec_ok.eq(0), base_r.eq(self.base),
                          n_r.eq(self.n), T_r.eq(self.T), desc_r.eq(self.descending),
                          tm_r.eq(self.time_major), self.done.eq(0),
                          rd_t.eq(Mux(self.descending, self.T - 1, 0)),
@@ -143,7 +144,7 @@ class HistoryScanner(wiring.Component):
         with m.Elif(running):
             m.d.sync += rd_ok.eq(1)
             with m.If(~rd_ok):
-                m.d.comb += self.rd_addr.eq(self.base)
+                m.d.comb += self.rd_addr.eq(base_r)
             with m.Else():
                 m.d.sync += rd_grp.eq(next_grp)
             with m.If(load):

@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default="bench_golden.json", help="output JSON file")
     parser.add_argument("--hidden", default="128", help="hidden sizes, comma separated")
-    parser.add_argument("--T", type=int, default=8)
+    parser.add_argument("--T", type=int, default=golden.Params().T)
     parser.add_argument("--samples", type=int, default=256, help="training samples per case")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--golden-batch", type=int, default=16)

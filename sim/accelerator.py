@@ -296,7 +296,18 @@ class Accelerator:
     def run(self, spikes, label=None) -> RunResult:
         """Load a sample's input spikes ``(T, N_in)`` and run it forward (and backward
         with ``label``, accumulating dW)."""
+        self.load_spikes(spikes)
+        return self.run_loaded(label)
+
+    def load_spikes(self, spikes):
+        spikes = np.asarray(spikes, dtype=bool)
+        if spikes.shape != (self.params.T, self.netmap.sizes[0]):
+            raise MapError(f"spikes have shape {spikes.shape}, the network needs "
+                           f"{(self.params.T, self.netmap.sizes[0])}")
         self._do(plans.load_spikes(self.info, spikes))
+
+    def run_loaded(self, label=None) -> RunResult:
+        """Run the loaded input spikes forward (and backward with ``label``)."""
         return self._do(plans.run(label))
 
     def update(self):

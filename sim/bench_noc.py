@@ -188,6 +188,7 @@ def main(args) -> int:
         "points": [{
             "offered": p.run.load, "offered_measured": p.offered, "accepted": p.accepted,
             "latency_avg": p.latency_avg, "latency_p99": p.latency_p99,
+            "latency_p99_at_least": p.latency_p99_clipped,
             "latency_max": p.latency_max, "packets_measured": p.packets_measured,
             "packets_injected": p.packets_injected, "packets_delivered": p.packets_delivered,
             "refused_at_source": p.refused, "drain_cycles": p.drain_cycles, "ok": p.ok,

@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from spikeforge.hdl.config import Features, Implementation
-from spikeforge.hdl.noc.routing import hops
 from spikeforge.sim import harness
 from spikeforge.sim.noc_traffic import PATTERNS, TrafficBench, pattern_destination
 
@@ -96,6 +95,8 @@ class RunResult:
     latency_max: int | None
     latency_by_hops: dict = field(default_factory=dict)   # hops -> mean latency (tagged packets)
     packets_measured: int = 0
+    #: the 99th percentile fell in the histogram's last bin: it is at least ``latency_p99``
+    latency_p99_clipped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -261,7 +262,8 @@ def _summarise(run: Run, rec: dict, rows: int, cols: int) -> RunResult:
         accepted=sum(x["rx_flits_window"] for x in nodes) / (active * window),
         latency_avg=(sum(x["lat_sum"] for x in nodes) / count) if count else None,
         latency_p99=p99, latency_max=max(x["lat_max"] for x in nodes) if count else None,
-        latency_by_hops=by_hops, packets_measured=count)
+        latency_by_hops=by_hops, packets_measured=count,
+        latency_p99_clipped=p99 is not None and p99 >= HIST_BINS - 1)
 
 
 def python_traffic(rows: int, cols: int, *, pattern: str = "uniform", packets_per_node: int = 20,

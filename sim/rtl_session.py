@@ -60,14 +60,15 @@ class SimTransport:
     ``connect_timeout_s`` (seconds for the simulation to start once built),
     ``wall_timeout_s`` and ``min_cycles_per_s`` (the wall-clock limit of one
     operation, see the module docstring), ``waves`` (dump waves), ``ports_only``
-    (only the top's ports visible to cocotb, see :mod:`spikeforge.sim.ports_only`:
-    a large design then builds much faster; the bridge needs nothing else).
+    (default on: only the top's ports are visible to cocotb, see
+    :mod:`spikeforge.sim.ports_only`; the bridge needs nothing else, a large
+    design builds much faster and the model runs about 2.5 times faster).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
                  connect_timeout_s: float = 120.0, wall_timeout_s: float = 60.0,
                  min_cycles_per_s: float = 20_000.0, waves: bool = False,
-                 ports_only: bool = False):
+                 ports_only: bool = True):
         for key, value, lo in (("connect_timeout_s", connect_timeout_s, 0.0),
                                ("wall_timeout_s", wall_timeout_s, 0.0),
                                ("min_cycles_per_s", min_cycles_per_s, 0.0)):

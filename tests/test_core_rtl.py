@@ -116,7 +116,7 @@ def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     from spikeforge.sim import cli
     out = tmp_path / "r.json"
     rc = cli.main(["train", "--dataset", "digits", "--engine", "rtl", "--cores", "1",
-                   "--preset", "tiny", "--hidden", "24", "--samples", "3", "--batch", "2",
+                   "--preset", "tiny", "--hidden", "24", "--T", "8", "--samples", "3", "--batch", "2",
                    "--check-traces", "--no-progress", "--json", str(out)])
     assert rc == 0, capsys.readouterr().err
     report = json.loads(out.read_text())

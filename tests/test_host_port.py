@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from host_echo import DELAY, ECHO, EMIT, INVERT, EchoTop, expected_response
 from spikeforge.hdl.host_port import HostPort
 from spikeforge.hdl.protocol import CRC8_POLY, REQUEST_SYNC, Status
-from spikeforge.sim import harness
+from spikeforge.sim import harness, ports_only
 from spikeforge.sim.host import encode_request, split_responses
 
 
@@ -176,7 +176,10 @@ def test_host_port_parameters_checked():
 def test_host_port_verilator():
     max_payload = 64
     data, expected = scenario(2, max_payload)
-    harness.run(EchoTop(max_payload=max_payload), name="host_echo",
+    # built as SimTransport builds it (only the ports public): one build for both tests
+    harness.run(None, verilog_text=ports_only.elaborate(EchoTop(max_payload=max_payload),
+                                                        name="host_echo"),
+                extra_build_args=ports_only.BUILD_ARGS, name="host_echo",
                 test_module="spikeforge.sim.cocotb_tests.host_port",
                 args={"data": data.hex(), "expected": [[s, c, p.hex()] for s, c, p in expected],
                       "rx_stall": 0.2, "tx_stall": 0.4})

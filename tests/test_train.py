@@ -12,7 +12,7 @@ from spikeforge.sim import train as TR
 def test_short_training_run_learns(tmp_path, capsys):
     out = tmp_path / "run.json"
     rc = cli.main(["train", "--dataset", "digits", "--engine", "golden", "--epochs", "1",
-                   "--limit", "300", "--json", str(out)])
+                   "--limit", "300", "--T", "8", "--json", str(out)])
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["test_accuracy"] > 0.5          # chance is 0.1
@@ -22,7 +22,7 @@ def test_short_training_run_learns(tmp_path, capsys):
         assert key in ep
     assert len(ep["spike_density"]) == 2 and len(ep["du_nonzero"]) == 2
     assert 0 < ep["du_nonzero"][0] < 1
-    assert report["params"]["T"] == 16 and report["sizes"] == [64, 128, 10]
+    assert report["params"]["T"] == 8 and report["sizes"] == [64, 128, 10]
     assert report["constants"]["neg_lr"]["bits"].startswith("0x")
     text = capsys.readouterr().out
     assert "final test accuracy" in text and "epoch 1/1" in text

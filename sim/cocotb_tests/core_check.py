@@ -122,4 +122,4 @@ async def core_matches_golden(dut):
                 got = await do(plans.read_weights(info, l, W.shape))
                 first_difference(f"sample {k} layer {l} W after update", got, W, kind="W")
     counters = await do(plans.read_counters(False))
-    assert counters["runs"] == len(args["samples"]), counters
+    assert args.get("debug") or counters["runs"] == len(args["samples"]), counters

@@ -36,7 +36,7 @@ async def _read(dut, node, sel, addr):
 
 
 async def read_counters(dut, nodes, *, tables=("sent", "received"), hist=True, hop_tables=True,
-                        max_hops=0):
+                        max_hops=0, hist_bins=256):
     """Every node's scalar counters and the requested tables."""
     out = []
     for node in range(nodes):
@@ -47,14 +47,10 @@ async def read_counters(dut, nodes, *, tables=("sent", "received"), hist=True, h
             rec["hop_count"] = [await _read(dut, node, TABLES["hop_count"], h) for h in range(max_hops + 1)]
             rec["hop_sum"] = [await _read(dut, node, TABLES["hop_sum"], h) for h in range(max_hops + 1)]
         if hist:
-            top = min(rec["lat_max"], args_hist_bins() - 1) if rec["lat_count"] else -1
+            top = min(rec["lat_max"], hist_bins - 1) if rec["lat_count"] else -1
             rec["hist"] = [await _read(dut, node, TABLES["hist"], b) for b in range(top + 1)]
         out.append(rec)
     return out
-
-
-def args_hist_bins():
-    return cocotb_args().get("hist_bins", 256)
 
 
 async def _cycles(dut, n):
@@ -146,7 +142,7 @@ async def python_traffic(dut):
             words = _bench_packet(fmt, src, dst, s, rng.randrange(2, 6))
             queues[src].append(words)
             expect.setdefault((src, dst), []).append(words)
-    got, received = await _drive_all(dut, fmt, queues, rng, args["in_stall"], args["out_stall"],
+    got = await _drive_all(dut, fmt, queues, rng, args["in_stall"], args["out_stall"],
                                      args["timeout_cycles"])
     for (src, dst), packets in expect.items():
         mine = [p for p in got[dst] if fmt.unpack_header(p[0]).src_x == fmt.coords(src)[0]
@@ -245,5 +241,4 @@ async def _drive_all(dut, fmt, queues, rng, in_stall, out_stall, timeout_cycles)
     for n in range(nodes):
         tx[n][1].value = 0
         rx[n][2].value = 0
-    received = sum(len(v) for v in got.values())
-    return got, received
+    return got
