@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -196,15 +194,16 @@ def _parse_hidden(text) -> list[int]:
 
 
 def _atomic_write_json(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".train-", suffix=".json", dir=directory)
+    """Write ``data`` as JSON to ``path`` in one step (a temporary file renamed over it)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 

@@ -8,7 +8,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from spikeforge.sim import fp16
 from spikeforge.sim import golden as G
 from spikeforge.sim.golden import LayerTrace, Params, ParamsError
 
@@ -70,8 +69,9 @@ def test_constants_are_rounded_once_from_exact_values():
     assert p.consts.gscale == F16(1.0)
     # -0.01 / 3 is not exact in float64; the constant comes from the exact quotient
     assert p.consts.neg_lr == G.round_fp16(-Fraction(0.01) / 3)
-    # fp16(v_th) - fp16(a) would be another value here: the contract rounds once
-    assert G.round_fp16(Fraction(0.1) - Fraction(0.3)) == p.consts.lo
+    # fp16(v_th) - fp16(a) is another value here: the contract rounds once
+    assert p.consts.lo == F16(-0.199951171875)
+    assert F16(float(F16(0.1)) - float(F16(0.3))) == F16(-0.2000732421875)
 
 
 @pytest.mark.parametrize("kwargs,words", [
@@ -107,7 +107,7 @@ def test_params_json_round_trip_and_frozen():
 # Forward, hand-worked
 # ---------------------------------------------------------------------------
 
-def one_layer(w, n_in=None):
+def one_layer(w):
     w = np.atleast_2d(np.asarray(w, dtype=F16))
     return [w]
 
