@@ -11,8 +11,7 @@ Phases (``phase``):
   (``ds = fma(-(alpha*u), du[t+1], g)``, the term, then ``du``). The write-back
   also records ``du[t] != 0`` as a history bit, so the non-zero gradients can be
   walked like spikes. ``T * G`` (``3 * T * G``) operations.
-* ``CLEAR_IN`` -- ``acc[t, h] = +0`` for the groups ``h`` of the layer's inputs.
-* ``INPUT_GRAD`` -- for every ``(i, t)`` with ``du[t]_i != 0`` (ascending ``i``: the
+* ``INPUT_GRAD`` -- (every ``acc[t, h]`` starts at +0, see the lane datapath) for every ``(i, t)`` with ``du[t]_i != 0`` (ascending ``i``: the
   contract's order), for every group ``h`` of ``P`` inputs:
   ``acc[t, h] = fma(W[i, h*P + k], du[t]_i, acc[t, h])`` (a row of the skewed
   weight memory). Zero gradients cost nothing: ``nonzeros * G_in`` operations.
@@ -37,8 +36,7 @@ __all__ = ["BPEngine", "BPPhase"]
 class BPPhase(enum.IntEnum):
     TERM = 0
     DU = 1
-    CLEAR_IN = 2
-    INPUT_GRAD = 3
+    INPUT_GRAD = 2
 
 
 class BPEngine(Engine):
@@ -53,8 +51,7 @@ class BPEngine(Engine):
             tg.start.eq(self.start & (ph != BPPhase.INPUT_GRAD)), tg.T.eq(self.T),
             tg.t_first.eq(0), tg.descending.eq(ph == BPPhase.DU),
             tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
-            tg.groups.eq(Mux(ph == BPPhase.CLEAR_IN, lay.g_in, lay.g_out)),
-            tg.n.eq(Mux(ph == BPPhase.CLEAR_IN, lay.n_in, lay.n_out)),
+            tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out),
             tg.nkinds.eq(1),
         ]
         with m.Switch(ph):
@@ -66,8 +63,6 @@ class BPEngine(Engine):
                                  tg.kinds[2].eq(OpKind.BPB), tg.nkinds.eq(3)]
                 with m.Else():
                     m.d.comb += tg.kinds[0].eq(OpKind.BPB)
-            with m.Default():
-                m.d.comb += tg.kinds[0].eq(OpKind.CLEAR)
         m.d.comb += [
             pl.start.eq(start_pl), pl.kind.eq(OpKind.GIN), pl.layer.eq(lay),
             pl.pairs_done.eq(self.pairs_done),

@@ -110,7 +110,7 @@ class Implementation:
     fma_stages: int = 6  # meets 100 MHz on ECP5-85F speed 6 (docs/fp16.md)
     decoder_width: int = 4
     flit_width: int = 32
-    router_buffer_depth: int = 4
+    router_buffer_depth: int = 16
     memory: str = "auto"
 
     def __post_init__(self):

@@ -52,14 +52,12 @@ _HDR = 24   # request bytes kept as arguments
 
 class _St(enum.IntEnum):
     NONE = 0
-    FP_CLEAR = 1
     FP_ACC = 2
     FP_LIF = 3
     LOSS_G = 4
     LOSS_B = 5
     BP_TERM = 6
     BP_DU = 7
-    BP_CLEAR = 8
     BP_GIN = 9
     WG_GRAD = 10
     WG_UPD = 11
@@ -127,11 +125,11 @@ class Core(wiring.Component):
         for e in engines:
             m.d.comb += [e.layer.eq(lay), e.T.eq(T), e.through.eq(through), e.wcount.eq(wcount)]
         step_engine = {
-            _St.FP_CLEAR: (fp, FPPhase.CLEAR), _St.FP_ACC: (fp, FPPhase.ACCUMULATE),
+            _St.FP_ACC: (fp, FPPhase.ACCUMULATE),
             _St.FP_LIF: (fp, FPPhase.LIF),
             _St.LOSS_G: (loss, LossPhase.GRADIENT), _St.LOSS_B: (loss, LossPhase.BROADCAST),
             _St.BP_TERM: (bp, BPPhase.TERM), _St.BP_DU: (bp, BPPhase.DU),
-            _St.BP_CLEAR: (bp, BPPhase.CLEAR_IN), _St.BP_GIN: (bp, BPPhase.INPUT_GRAD),
+            _St.BP_GIN: (bp, BPPhase.INPUT_GRAD),
             _St.WG_GRAD: (wg, WGPhase.GRADIENT), _St.WG_UPD: (wg, WGPhase.UPDATE),
         }
         for e in engines:
@@ -170,6 +168,7 @@ class Core(wiring.Component):
         last_layer = Signal(range(g.L))
         m.d.comb += last_layer.eq(nl - 1)
         m.d.comb += eng_start.eq(0)
+        m.d.comb += dp.acc_reset.eq(eng_start & ((step == _St.FP_ACC) | (step == _St.BP_GIN)))
         with m.If(running):
             with m.If(~wait):
                 m.d.comb += eng_start.eq(1)
@@ -186,13 +185,11 @@ class Core(wiring.Component):
                     m.d.sync += [running.eq(0), step.eq(_St.NONE), seq_done.eq(1)]
 
                 with m.Switch(step):
-                    with m.Case(_St.FP_CLEAR):
-                        go(_St.FP_ACC)
                     with m.Case(_St.FP_ACC):
                         go(_St.FP_LIF)
                     with m.Case(_St.FP_LIF):
                         with m.If(cur != last_layer):
-                            go(_St.FP_CLEAR, cur + 1)
+                            go(_St.FP_ACC, cur + 1)
                         with m.Elif(train):
                             go(_St.LOSS_G)
                         with m.Else():
@@ -205,11 +202,9 @@ class Core(wiring.Component):
                         go(_St.BP_DU)
                     with m.Case(_St.BP_DU):
                         with m.If(cur != 0):
-                            go(_St.BP_CLEAR)
+                            go(_St.BP_GIN)
                         with m.Else():
                             go(_St.WG_GRAD)
-                    with m.Case(_St.BP_CLEAR):
-                        go(_St.BP_GIN)
                     with m.Case(_St.BP_GIN):
                         go(_St.WG_GRAD)
                     with m.Case(_St.WG_GRAD):
@@ -464,7 +459,7 @@ class Core(wiring.Component):
                             reject(Status.BAD_STATE)
                         with m.Else():
                             m.d.sync += [label.eq(lab), train.eq(mode == 1), run_kind.eq(mode),
-                                         running.eq(1), wait.eq(0), step.eq(_St.FP_CLEAR),
+                                         running.eq(1), wait.eq(0), step.eq(_St.FP_ACC),
                                          cur.eq(0), seq_done.eq(0), ctr[idx["runs"]].eq(
                                              ctr[idx["runs"]] + 1)]
                             m.d.comb += dp.clear_flags.eq(1)

@@ -43,7 +43,6 @@ class F16:
 
 class OpKind(enum.IntEnum):
     """What one lane operation computes (lane ``k`` of group ``g``; see docs/core.md)."""
-    CLEAR = 0    # acc[t,g] = fma(+0, +0, +0)
     FP = 1       # acc[t,g] = fma(W[col], 1, acc[t,g])
     LIF = 2      # u[t] = s[t-1] ? x : fma(alpha, u[t-1], x); s, m bits
     LOSS_R = 3   # acc[0,g] = fma(count, inv_T, -0)

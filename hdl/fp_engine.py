@@ -2,8 +2,8 @@
 
 Phases (``phase``):
 
-* ``CLEAR`` -- ``acc[t, g] = +0`` for every step and neuron group: ``T * G`` operations.
-* ``ACCUMULATE`` -- for every active input ``(j, t)`` (from the history scanner,
+* ``ACCUMULATE`` -- (the lane datapath starts every ``acc[t, g]`` at +0: a
+  word not written since the phase began reads as +0) for every active input ``(j, t)`` (from the history scanner,
   ascending ``j``: the contract's term order), for every group of ``P`` neurons:
   ``acc[t, g] = fma(W[i, j], 1, acc[t, g])``. Inactive inputs cost nothing:
   ``events * G`` operations (plus one cycle per input group without events).
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 
-from amaranth import Module, Mux
+from amaranth import Module
 from amaranth.lib import wiring
 
 from .core_defs import OpKind
@@ -31,9 +31,8 @@ __all__ = ["FPEngine", "FPPhase"]
 
 
 class FPPhase(enum.IntEnum):
-    CLEAR = 0
-    ACCUMULATE = 1
-    LIF = 2
+    ACCUMULATE = 0
+    LIF = 1
 
 
 class FPEngine(Engine):
@@ -42,11 +41,11 @@ class FPEngine(Engine):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
         m.submodules.pl = pl = PairLoop(self.geo)
         lay = self.layer
-        start_tg = self.start & (self.phase != FPPhase.ACCUMULATE)
+        start_tg = self.start & (self.phase == FPPhase.LIF)
         start_pl = self.start & (self.phase == FPPhase.ACCUMULATE)
         m.d.comb += [
             tg.start.eq(start_tg), tg.T.eq(self.T), tg.t_first.eq(0), tg.descending.eq(0),
-            tg.kinds[0].eq(Mux(self.phase == FPPhase.CLEAR, OpKind.CLEAR, OpKind.LIF)),
+            tg.kinds[0].eq(OpKind.LIF),
             tg.nkinds.eq(1), tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out),
             tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
             pl.start.eq(start_pl), pl.kind.eq(OpKind.FP), pl.layer.eq(lay),

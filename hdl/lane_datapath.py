@@ -40,7 +40,7 @@ __all__ = ["LaneDatapath", "CONSTANTS"]
 #: The fp16 run-time constants the lanes use, in the order the host loads them.
 CONSTANTS = ("alpha", "v_th", "lo", "hi", "beta", "inv_T", "gscale", "neg_lr")
 
-_ACC_KINDS = (OpKind.CLEAR, OpKind.FP, OpKind.LIF, OpKind.LOSS_R, OpKind.LOSS_E,
+_ACC_KINDS = (OpKind.FP, OpKind.LIF, OpKind.LOSS_R, OpKind.LOSS_E,
               OpKind.LOSS_G, OpKind.COPY, OpKind.GIN)
 _DU_KINDS = (OpKind.BPA, OpKind.BPB, OpKind.BPT1, OpKind.BPT2)
 
@@ -56,6 +56,7 @@ class LaneDatapath(wiring.Component):
             "idle": Out(1),
             "T": In(bits_for(TM)),
             "through": In(1),
+            "acc_reset": In(1),             # every acc word reads as +0 until written again
             "label": In(g.NB + 1),          # label relative to the output block (LOSS_E)
             "nonfinite": Out(1),            # sticky: a written value was inf or NaN
             "clear_flags": In(1),
@@ -221,13 +222,22 @@ class LaneDatapath(wiring.Component):
         m.d.comb += self.idle.eq(~Cat(*tvalid).any())
 
         m.d.sync += [tags[0].eq(op), tvalid[0].eq(issue)]
-        for i in range(1, S + 1):
-            m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
 
         # ---- read addresses (issue cycle) ---------------------------------------------------
         ta = Signal(g.TB)
         m.d.comb += ta.eq(Mux((op.kind == K.LOSS_E) | (op.kind == K.LOSS_G) | (op.kind == K.COPY),
                               0, op.t))
+
+        # acc words written since the last acc_reset (others read as +0: no clearing pass)
+        touched = Signal(g.acc_depth)
+        hit1 = Signal()
+        m.d.sync += hit1.eq(touched.bit_select(acc_addr(ta, op.g), 1))
+        with m.If(self.acc_reset):
+            m.d.sync += touched.eq(0)
+        with m.Elif(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any()):
+            m.d.sync += touched.eq(touched | (Const(1, g.acc_depth) << acc_addr(op.t, op.g)))
+        for i in range(1, S + 1):
+            m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
             if P > 1:
                 off = Signal(g.PB, name=f"woff{k}")
@@ -283,7 +293,8 @@ class LaneDatapath(wiring.Component):
             wk = Signal(16, name=f"wrot{k}")
             dwk = Signal(16, name=f"dwrot{k}")
             m.d.comb += [wk.eq(w_arr[rot_index(k, o1.rot)]), dwk.eq(dw_arr[rot_index(k, o1.rot)])]
-            accA, accB = acc_ra[k].data, acc_rb[k].data
+            accA = Mux(hit1, acc_ra[k].data, F16.POS_ZERO)
+            accB = acc_rb[k].data
             duA, duB = du_ra[k].data, du_rb[k].data
             sw, mw = s_rp[k].data, m_rp[k].data
             s_t = sw.bit_select(o1.t, 1)
@@ -299,8 +310,6 @@ class LaneDatapath(wiring.Component):
             cnt16 = count_to_f16(m, cnt, len(cnt))
             ds = Mux(self.through, duA, accA)
             with m.Switch(o1.kind):
-                with m.Case(K.CLEAR):
-                    m.d.comb += [a.eq(F16.POS_ZERO), b.eq(F16.POS_ZERO), c.eq(F16.POS_ZERO)]
                 with m.Case(K.FP):
                     m.d.comb += [a.eq(wk), b.eq(F16.ONE), c.eq(accA)]
                 with m.Case(K.LIF):

@@ -8,8 +8,8 @@ samples per second of
 * its float64 twin at the same minibatch sizes,
 * a plain PyTorch float32 implementation of the same network on the CPU (LIF
   with hard reset, rectangular surrogate times beta, the rate loss, SGD
-  summed over the minibatch), at minibatch 1 and at several sizes, of which
-  the best is reported.
+  summed over the minibatch; one intra-op thread unless ``--torch-threads``),
+  at minibatch 1 and at several sizes, of which the best is reported.
 
 Every case is repeated ``--repeats`` times on the same encoded samples; the
 medians are printed and all times are written to JSON (wall-clock and CPU
@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--golden-batch", type=int, default=16)
     parser.add_argument("--torch-batches", default="1,8,32,128,256")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="PyTorch intra-op threads (default 1, like the golden model)")
     args = parser.parse_args(argv)
 
     data = D.load("digits")
@@ -145,6 +147,7 @@ def main(argv=None) -> int:
         report["torch"] = "not installed (pip install torch==2.13.0)"
         print("PyTorch is not installed: its cases are skipped")
     else:
+        torch.set_num_threads(args.torch_threads)
         report["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
         best = None
         for b in [int(x) for x in args.torch_batches.split(",")]:

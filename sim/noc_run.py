@@ -215,7 +215,23 @@ def run_traffic(rows: int, cols: int, runs: list[Run], *,
                     test_module=TEST_MODULE, testcase="rtl_traffic", args=args,
                     extra_build_args=BUILD_FOR[build_for])
         raw = json.loads(out.read_text())
+    _tables_per_run(raw)
     return [_summarise(r, raw_r, rows, cols) for r, raw_r in zip(runs, raw)]
+
+
+def _tables_per_run(raw: list) -> None:
+    """Turn the rig's tables into per-run numbers.
+
+    Reset clears the rig's counters but not its tables (memories): in a
+    simulation of several runs each table holds the sum of the runs so far,
+    so each run's share is its difference from the previous run's.
+    """
+    for i in range(len(raw) - 1, 0, -1):
+        for node_prev, node_cur in zip(raw[i - 1]["nodes"], raw[i]["nodes"]):
+            for key in ("sent", "received", "hist", "hop_count", "hop_sum"):
+                if key in node_cur and key in node_prev:
+                    before = node_prev[key] + [0] * (len(node_cur[key]) - len(node_prev[key]))
+                    node_cur[key] = [c - p for c, p in zip(node_cur[key], before)]
 
 
 def _summarise(run: Run, rec: dict, rows: int, cols: int) -> RunResult:

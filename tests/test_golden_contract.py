@@ -10,6 +10,7 @@ layer below is 1, the only entries the SPEC uses; every other result everywhere.
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 
@@ -282,7 +283,7 @@ class Coverage:
         for l, tr in enumerate(traces):
             u = tr.u.astype(np.float64)
             self.add("spike", tr.s.sum())
-            self.add("reset", (tr.s[:-1] & ~tr.s[1:]).sum() + (tr.s[:-1] & tr.s[1:]).sum())
+            self.add("reset", tr.s[:-1].sum())                # a spike reset on the next step
             self.add("window", tr.m.sum())
             self.add("outside window", (~tr.m).sum())
             self.add("u == v_th", (u == float(c.v_th)).sum())
@@ -602,3 +603,93 @@ def test_digits_sized_network_two_minibatches(mode):
                                exp_grs[b][l].g_in, mask=exp_trs[b][l - 1].m)
         assert sum(int((g[0].du != 0).sum()) for g in exp_grs) > 0
         W = exp_w
+
+
+def _operand_pairs(rng, n):
+    """``(b, c)`` bit patterns from the biased families (ties, subnormals, overflow,
+    cancellation, signed zeros), as float16 arrays."""
+    _, b, c = biased_operands(rng, n)
+    b = np.asarray(b, dtype=np.int64).astype(np.uint16).view(np.float16)
+    c = np.asarray(c, dtype=np.int64).astype(np.uint16).view(np.float16)
+    return b, c
+
+
+def test_update_is_one_fused_rounding():
+    """``W = fma(neg_lr, dW, W)`` element-wise on hard operands, through the public API;
+    includes a case where float32 double rounding or a separately rounded product
+    differs."""
+    rng = np.random.default_rng(21)
+    for lr_bits in (0x3B76, 0x1C00, 0x0001, 0x3555, 0x2E66):
+        lr = float(ref.from_bits(lr_bits))
+        params = _params(lr=lr, loss_scale=1.0)
+        c = ref_consts(params)
+        assert ref.bits(c.neg_lr) == lr_bits | 0x8000
+        dW, W = _operand_pairs(rng, 3000)
+        got = golden.update([W.reshape(60, 50)], [dW.reshape(60, 50)], params)[0].reshape(-1)
+        exp = np.array([ref.fma(c.neg_lr, d, w) for d, w in zip(dW, W)], dtype=np.float16)
+        check_bits(f"update neg_lr {lr_bits:#06x}", got, exp)
+    # float32 double rounding / unfused would give 0x39A8 here, the fused result is 0x39A9
+    params = _params(lr=float(ref.from_bits(15222)), loss_scale=1.0)
+    got = golden.update([np.array([[ref.from_bits(14759 | 0x8000)]])],
+                        [np.array([[ref.from_bits(4719)]])], params)[0]
+    assert ref.bits(got[0, 0]) == ref.bits(ref.neg(ref.fma(ref.from_bits(15222), ref.from_bits(4719),
+                                                           ref.from_bits(14759))))
+
+
+def test_decay_is_one_fused_rounding():
+    """``u[1] = fma(alpha, u[0], x[1])`` for many neurons at once: input 0 (t = 0) sets
+    u[0] = W[i, 0], input 1 (t = 1) gives x[1] = W[i, 1]."""
+    rng = np.random.default_rng(22)
+    for alpha_bits in (15222, 0x3800, 0x3BFF, 0x0001, 0x3C00, 0x0000):
+        alpha = float(ref.from_bits(alpha_bits))
+        params = _params(T=2, alpha=alpha, v_th=65000.0, a=100.0)
+        c = ref_consts(params)
+        b, x = _operand_pairs(rng, 2000)
+        W = np.stack([b, x], axis=1)
+        spikes = np.array([[1, 0], [0, 1]], dtype=bool)
+        u = golden.forward([W], spikes, params)[0].u
+        # u[0] = +0 + b: a -0.0 weight gives +0.0
+        exp_u0 = np.array([ref.add(ref.POS_ZERO, bi) for bi in b], dtype=np.float16)
+        check_bits(f"u[0] alpha {alpha_bits:#06x}", u[0], exp_u0)
+        exp = np.array([x1 if ref.ge(u0, c.v_th) else ref.fma(c.alpha, u0, x1)
+                        for u0, x1 in zip(exp_u0, [ref.add(ref.POS_ZERO, xi) for xi in x])],
+                       dtype=np.float16)
+        check_bits(f"u[1] alpha {alpha_bits:#06x}", u[1], exp)
+    params = _params(T=2, alpha=float(ref.from_bits(15222)), v_th=1.0, a=0.5)
+    W = np.array([[ref.from_bits(4719), ref.from_bits(14759)]], dtype=np.float16)
+    u = golden.forward([W], np.array([[1, 0], [0, 1]], dtype=bool), params)[0].u
+    assert ref.bits(u[1, 0]) == 0x39A9 and float(u[1, 0]) == 0.70751953125
+
+
+def test_output_gradient_any_T():
+    """``r = fp16(count) * inv_T``, ``e = r - y``, ``g = e * gscale`` for T up to 1024
+    (counts convert exactly), on spike trains built to have chosen counts."""
+    rng = np.random.default_rng(31)
+    for _ in range(60):
+        T = int(rng.choice([1, 3, 7, 9, 16, 100, 333, 1000, 1023, 1024]))
+        K = int(rng.integers(1, 11))
+        params = _params(T=T, loss_scale=float(rng.choice([1.0, 8.0, 3.0, 1000.0, 2.0 ** -10])))
+        c = ref_consts(params)
+        counts = rng.integers(0, T + 1, K)
+        counts[rng.random(K) < 0.2] = T
+        s_out = np.zeros((T, K), dtype=bool)
+        for k in range(K):
+            s_out[rng.permutation(T)[:counts[k]], k] = True
+        label = int(rng.integers(0, K))
+        cnt, r, e, g = ref.loss(s_out, label, c)
+        assert cnt == counts.tolist()
+        gr, ge, gg = golden.output_gradient(s_out, label, params)
+        check_bits(f"T {T} r", gr, r)
+        check_bits(f"T {T} e", ge, e)
+        check_bits(f"T {T} g", gg, g)
+        assert np.array_equal(golden.spike_counts(s_out), counts)
+
+
+def test_params_json_round_trip_keeps_constants():
+    rng = np.random.default_rng(41)
+    for _ in range(200):
+        p = _random_params(rng)
+        q = golden.Params.from_dict(p.to_dict())
+        assert q.consts.bits() == p.consts.bits() == ref_consts(p).bits(), p
+        r = golden.Params.from_dict(json.loads(p.to_json()))
+        assert r.consts.bits() == p.consts.bits(), p

@@ -1,0 +1,55 @@
+"""Host-side pieces of the core (no simulation): network mapping and its errors,
+geometry checks, the first-difference report."""
+
+import numpy as np
+import pytest
+
+from spikeforge.hdl.config import ConfigError, preset
+from spikeforge.hdl.core import Core
+from spikeforge.hdl.core_defs import CoreGeometry
+from spikeforge.sim.accelerator import DeviceInfo, MapError, NetworkMap
+from spikeforge.sim.rtl_compare import Mismatch, first_difference
+
+
+def _info(cfg):
+    g = CoreGeometry(cfg)
+    f = cfg.features
+    return DeviceInfo(1, g.P, g.NPC, g.FAN, g.TMAX, g.L, f.reset_grad_modes, f.inference_only,
+                      g.S, g.w_depth, g.in_groups, g.neuron_groups, 1024, 18)
+
+
+def test_network_map_places_layers_in_groups():
+    info = _info(preset("digits"))
+    nm = NetworkMap.build([64, 128, 10], info)
+    P = info.lanes
+    assert [l.out_g for l in nm.layers] == [0, 128 // P]
+    assert nm.layers[1].in_hg == info.input_groups          # layer 1 reads layer 0's spikes
+    assert nm.layers[1].wbase == (128 // P) * 64
+    assert nm.wcount == (128 // P) * 64 + 1 * 128
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ([64, 300, 10], "neurons"),
+    ([200, 10], "inputs"),
+    ([8, 8, 8, 8, 8], "layers"),
+    ([5], "two layer sizes"),
+])
+def test_network_that_does_not_fit_gets_one_clear_sentence(sizes, message):
+    with pytest.raises(MapError, match=message):
+        NetworkMap.build(sizes, _info(preset("digits")))
+
+
+def test_core_rejects_lanes_that_are_not_a_power_of_two():
+    with pytest.raises(ConfigError, match="power of two"):
+        Core(preset("tiny", lanes=3))
+    with pytest.raises(ConfigError, match="max_time_steps"):
+        Core(preset("tiny", max_time_steps=32))
+
+
+def test_first_difference_names_the_place_and_both_values():
+    want = np.zeros((3, 4), dtype=np.float16)
+    got = want.copy()
+    got[2, 1] = np.float16(-0.0)
+    with pytest.raises(Mismatch, match=r"neuron 2, input 1: hardware -0.0 \(0x8000\), golden 0.0"):
+        first_difference("layer 0 W", got, want, kind="W")
+    first_difference("same", want, want.copy(), kind="W")
