@@ -73,7 +73,8 @@ def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, extra, bad, al
 def test_bad_argument_from_the_console_command(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    exe = shutil.which("spikeforge") or str(Path(sys.executable).with_name("spikeforge"))
+    beside = Path(sys.executable).with_name("spikeforge")   # this interpreter's install first
+    exe = str(beside) if beside.exists() else shutil.which("spikeforge")
     proc = subprocess.run([exe, "build", "--board", "nope", "-o", str(out_dir)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
