@@ -55,4 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the canonical module so that its UsageError is the one subcommands raise.
+    from spikeforge.sim.cli import main as _main
+    sys.exit(_main())
