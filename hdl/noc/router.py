@@ -38,7 +38,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import ConfigError
+from ..config import ConfigError, Implementation
 from .packet import PacketFormat
 from .routing import ALLOWED_TURNS, EAST, LOCAL, NORTH, PORT_NAMES, SOUTH, WEST
 
@@ -55,7 +55,8 @@ class Router(wiring.Component):
     ``fmt.flit_width`` sets the data width and ``depth`` the input FIFOs.
     """
 
-    def __init__(self, fmt: PacketFormat, x: int, y: int, *, depth: int = 4):
+    def __init__(self, fmt: PacketFormat, x: int, y: int, *,
+                 depth: int = Implementation().router_buffer_depth):
         if not (0 <= x < fmt.cols and 0 <= y < fmt.rows):
             raise ConfigError(f"router position ({x}, {y}) is outside the "
                               f"{fmt.rows}x{fmt.cols} mesh")
