@@ -23,13 +23,18 @@ __all__ = ["Accelerator"]
 
 class Accelerator(wiring.Component):
     def __init__(self, config: BuildConfig, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
-        if not isinstance(config, BuildConfig):
-            raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
-        if config.features.cores != 1:
+        if not isinstance(config, BuildConfig) or config.features.cores != 1:
+            self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
+            if not isinstance(config, BuildConfig):
+                raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
             raise ConfigError(f"this top holds one core, not {config.features.cores}")
         self.config = config
         self.max_payload = max_payload
-        self.core = Core(config, max_payload=max_payload)
+        try:
+            self.core = Core(config, max_payload=max_payload)
+        except ConfigError:
+            self._MustUse__silence = True
+            raise
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),

@@ -65,13 +65,17 @@ class _St(enum.IntEnum):
 
 class Core(wiring.Component):
     def __init__(self, config: BuildConfig, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
-        if not isinstance(config, BuildConfig):
-            raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
-        if not isinstance(max_payload, int) or not 64 <= max_payload <= 65535:
-            raise ConfigError(f"max_payload must be an integer from 64 to 65535, not {max_payload!r}")
-        geo = CoreGeometry(config)
-        if geo.P & (geo.P - 1):
-            raise ConfigError(f"lanes must be a power of two for this core, not {geo.P}")
+        try:
+            if not isinstance(config, BuildConfig):
+                raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
+            if (not isinstance(max_payload, int) or isinstance(max_payload, bool)
+                    or not 64 <= max_payload <= 65535):
+                raise ConfigError(f"max_payload must be an integer from 64 to 65535, "
+                                  f"not {max_payload!r}")
+            geo = CoreGeometry(config)
+        except ConfigError:
+            self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
+            raise
         self.geo = geo
         self.config = config
         self.max_payload = max_payload

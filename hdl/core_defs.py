@@ -11,7 +11,6 @@ operands and the write-back).
 from __future__ import annotations
 
 import enum
-import math
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data

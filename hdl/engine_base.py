@@ -10,7 +10,6 @@ consume its events on ``pairs``.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 

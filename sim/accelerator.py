@@ -53,6 +53,17 @@ class DeviceInfo:
     counters: int
 
     @classmethod
+    def from_config(cls, config, *, max_payload: int = 1024) -> "DeviceInfo":
+        """What ``INFO`` answers for a core built from ``config`` (checks before a build)."""
+        from spikeforge.hdl.core import COUNTERS, CORE_VERSION
+        from spikeforge.hdl.core_defs import CoreGeometry
+        g = CoreGeometry(config)
+        f = config.features
+        return cls(CORE_VERSION, g.P, g.NPC, g.FAN, g.TMAX, g.L, tuple(f.reset_grad_modes),
+                   f.inference_only, g.S, g.w_depth, g.in_groups, g.neuron_groups, max_payload,
+                   len(COUNTERS))
+
+    @classmethod
     def parse(cls, p: bytes) -> "DeviceInfo":
         (ver, lanes, npc, fan, tmax, layers, modes, stages) = struct.unpack_from("<BHHHBBBB", p, 0)
         wdepth = int.from_bytes(p[11:14], "little")

@@ -95,7 +95,9 @@ class RtlTrainer:
         self.stats = {"samples": 0, "cycles": {"forward": 0, "backward": 0, "update": 0},
                       "fmas_done": 0, "fmas_skipped": 0, "useful": {"forward": 0, "backward": 0,
                                                                     "update": 0},
-                      "sim_seconds": 0.0, "sim_cycles": 0, "phases": 0, "updates": 0}
+                      "counters": {}, "sim_seconds": 0.0, "sim_cycles": 0,
+                      "sim_cpu_seconds": 0.0, "phases": 0,
+                      "updates": 0}
         got = self.acc.read_weights("W")
         for l, W in enumerate(self.weights):
             first_difference(f"layer {l} weights after loading", got[l], W, kind="W")
@@ -108,15 +110,21 @@ class RtlTrainer:
     def _timed(self, fn):
         # wall time and device cycles of a compute command (few bytes move: the
         # simulator runs on its own while Python waits for the response)
-        c0, t0 = self.link.cycles, time.monotonic()
+        cpu = getattr(self.link.transport, "simulator_cpu_seconds", lambda: None)
+        c0, t0, p0 = self.link.cycles, time.monotonic(), cpu()
         out = fn()
         self.stats["sim_seconds"] += time.monotonic() - t0
         self.stats["sim_cycles"] += self.link.cycles - c0
+        p1 = cpu()
+        if p0 is not None and p1 is not None:
+            self.stats["sim_cpu_seconds"] += p1 - p0
         return out
 
     def _collect(self):
         c = self.acc.counters(clear=True)
         st = self.stats
+        for k, v in c.items():
+            st["counters"][k] = st["counters"].get(k, 0) + v
         st["cycles"]["forward"] += c["cycles_forward"]
         st["cycles"]["backward"] += c["cycles_backward"]
         st["cycles"]["update"] += c["cycles_update"]
@@ -138,7 +146,9 @@ class RtlTrainer:
         use = useful_fmas(self.weights, spikes, traces, grads, p)
         self.stats["useful"]["forward"] += use["forward"]
         self.stats["useful"]["backward"] += use["backward"]
-        self.stats["phases"] += 3 * len(self.weights) + 2 + 5 * len(self.weights)
+        # dependent phases, each paying one pipeline fill: per layer the forward sums and
+        # LIF, du, g_in (not layer 0) and dW, plus the loss
+        self.stats["phases"] += 5 * len(self.weights)
         if self.check_traces:
             for l in range(len(self.weights)):
                 for which, want in (("s", traces[l].s), ("m", traces[l].m)):
@@ -165,6 +175,18 @@ class RtlTrainer:
         self.stats["samples"] += 1
         return res
 
+    def evaluate(self, spikes, labels) -> float:
+        """Inference on the core; every output count is checked against the golden model.
+        Returns the accuracy."""
+        want = golden.spike_counts(golden.forward(self.weights, spikes, self.params)[-1].s)
+        correct = 0
+        for k in range(len(spikes)):
+            res = self.acc.run(spikes[k])
+            first_difference(f"test sample {k} output spike counts", res.counts[None],
+                             want[k][None], kind="trace")
+            correct += int(res.prediction == int(labels[k]))
+        return correct / max(1, len(spikes))
+
     def metrics(self) -> dict:
         st = self.stats
         n = max(1, st["samples"])
@@ -185,6 +207,9 @@ class RtlTrainer:
             "pe_utilisation": (st["fmas_done"] / (cycles * P)) if cycles else 0.0,
             "simulated_cycles_per_second": ((st["sim_cycles"] / st["sim_seconds"])
                                             if st["sim_seconds"] else 0.0),
+            "simulated_cycles_per_cpu_second": ((st["sim_cycles"] / st["sim_cpu_seconds"])
+                                                if st["sim_cpu_seconds"] else None),
+            "counters_per_sample": {k: v / n for k, v in st["counters"].items()},
             "lanes": P,
             "weights_sha256": weights_sha256(self.acc.read_weights("W")),
         }
@@ -209,6 +234,8 @@ def add_rtl_arguments(p):
                    help="rtl engine: also compare spikes, window bits and du after every sample")
     p.add_argument("--preset", default="digits",
                    help="rtl engine: build preset of the core (default: %(default)s)")
+    p.add_argument("--test-samples", type=int, default=None,
+                   help="rtl engine: test accuracy on the first N test samples (default: all)")
 
 
 def main(args) -> int:
@@ -225,6 +252,8 @@ def main(args) -> int:
     if args.cores != 1:
         raise UsageError(f"--cores {args.cores} is not available yet with --engine rtl; "
                          "allowed: 1")
+    if args.test_samples is not None and args.test_samples < 0:
+        raise UsageError(f"--test-samples must be a non-negative integer, not {args.test_samples}")
     if args.samples is not None and args.samples < 1:
         raise UsageError(f"--samples must be a positive integer, not {args.samples}")
     if args.batch < 1:
@@ -249,7 +278,18 @@ def main(args) -> int:
     n_train = len(x_train)
     total = args.samples if args.samples is not None else n_train * args.epochs
     weights0 = golden.init_weights(sizes, args.seed)
-    from spikeforge.sim.accelerator import MapError
+    from spikeforge.sim.accelerator import DeviceInfo, MapError, NetworkMap
+    info = DeviceInfo.from_config(config)
+    try:
+        NetworkMap.build(sizes, info)
+    except MapError as exc:
+        raise UsageError(f"{exc} (preset {args.preset})") from None
+    if args.T > info.max_time_steps:
+        raise UsageError(f"--T {args.T} exceeds the {info.max_time_steps} time steps the "
+                         f"{args.preset} preset builds")
+    if args.reset_grad not in info.modes:
+        raise UsageError(f"--reset-grad {args.reset_grad} is not built in the {args.preset} "
+                         f"preset; built: {', '.join(info.modes)}")
     report = {"command": "train", "engine": "rtl", "cores": 1, "preset": args.preset,
               "dataset": args.dataset, "sizes": sizes, "params": params.to_dict(),
               "config": config.to_dict(), "batch": args.batch, "seed": args.seed,
@@ -290,6 +330,21 @@ def main(args) -> int:
                     bar.update(1)
                 bar.close()
             metrics = trainer.metrics()
+            n_test = len(data.x_test) if args.test_samples is None else min(
+                args.test_samples, len(data.x_test))
+            test_spikes = D.encode_batch(data.x_test[:n_test], np.arange(n_test), split="test",
+                                         seed=args.seed, T=args.T)
+            try:
+                if n_test:
+                    metrics["test_accuracy"] = trainer.evaluate(test_spikes,
+                                                                data.y_test[:n_test])
+                    metrics["test_samples"] = n_test
+            except Mismatch as exc:
+                bit_exact = False
+                report["mismatch"] = {"sample": f"test {n_test}", "message": str(exc),
+                                      "where": exc.where}
+                print(f"spikeforge train: the core differs from the golden model in inference: "
+                      f"{exc}", file=sys.stderr)
     except Mismatch:
         metrics = {}
     except MapError as exc:
@@ -299,6 +354,9 @@ def main(args) -> int:
         return 1
     report.update({"bit_exact": bit_exact, "samples": done, **metrics,
                    "seconds": time.monotonic() - t0})
+    if "test_accuracy" in metrics:
+        print(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_samples']} test "
+              f"samples (inference on the core, output counts bit-exact)")
     if metrics:
         print(f"{done} samples bit-exact; {metrics['cycles_per_sample']:.0f} cycles per sample "
               f"(ideal {metrics['ideal_cycles_per_sample']:.0f}, "

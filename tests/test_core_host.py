@@ -6,16 +6,12 @@ import pytest
 
 from spikeforge.hdl.config import ConfigError, preset
 from spikeforge.hdl.core import Core
-from spikeforge.hdl.core_defs import CoreGeometry
 from spikeforge.sim.accelerator import DeviceInfo, MapError, NetworkMap
 from spikeforge.sim.rtl_compare import Mismatch, first_difference
 
 
 def _info(cfg):
-    g = CoreGeometry(cfg)
-    f = cfg.features
-    return DeviceInfo(1, g.P, g.NPC, g.FAN, g.TMAX, g.L, f.reset_grad_modes, f.inference_only,
-                      g.S, g.w_depth, g.in_groups, g.neuron_groups, 1024, 18)
+    return DeviceInfo.from_config(cfg)
 
 
 def test_network_map_places_layers_in_groups():
@@ -53,3 +49,19 @@ def test_first_difference_names_the_place_and_both_values():
     with pytest.raises(Mismatch, match=r"neuron 2, input 1: hardware -0.0 \(0x8000\), golden 0.0"):
         first_difference("layer 0 W", got, want, kind="W")
     first_difference("same", want, want.copy(), kind="W")
+
+
+def test_train_rtl_checks_the_network_before_building(capsys):
+    from spikeforge.sim import cli
+    assert cli.main(["train", "--engine", "rtl", "--preset", "tiny", "--hidden", "128",
+                     "--samples", "1"]) == 2
+    assert "neurons" in capsys.readouterr().err
+    assert cli.main(["train", "--engine", "rtl", "--preset", "tiny", "--hidden", "16",
+                     "--T", "9", "--samples", "1"]) == 2
+    assert "--T 9" in capsys.readouterr().err
+
+
+def test_train_rtl_rejects_more_cores(capsys):
+    from spikeforge.sim import cli
+    assert cli.main(["train", "--engine", "rtl", "--cores", "4", "--samples", "1"]) == 2
+    assert "--cores 4" in capsys.readouterr().err

@@ -117,15 +117,12 @@ def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     out = tmp_path / "r.json"
     rc = cli.main(["train", "--dataset", "digits", "--engine", "rtl", "--cores", "1",
                    "--preset", "tiny", "--hidden", "24", "--T", "8", "--samples", "3", "--batch", "2",
-                   "--check-traces", "--no-progress", "--json", str(out)])
+                   "--check-traces", "--test-samples", "5", "--no-progress",
+                   "--json", str(out)])
     assert rc == 0, capsys.readouterr().err
     report = json.loads(out.read_text())
     assert report["bit_exact"] is True and report["samples"] == 3
+    assert report["test_samples"] == 5 and 0 <= report["test_accuracy"] <= 1
     for key in ("cycles_per_sample", "ideal_cycles_per_sample", "fmas_done", "fmas_skipped",
                 "pe_utilisation", "simulated_cycles_per_second", "weights_sha256"):
         assert key in report
-
-
-def test_train_rtl_rejects_more_cores():
-    from spikeforge.sim import cli
-    assert cli.main(["train", "--engine", "rtl", "--cores", "4", "--samples", "1"]) == 2
