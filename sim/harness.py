@@ -104,15 +104,27 @@ def _verilator_version() -> str:
         return "unknown"
 
 
-#: make variables for Verilator's generated makefile (see :func:`_make_overrides`).
-MAKE_OVERRIDES = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1", "CFG_CXXFLAGS_PCH_I=-include")
+#: g++ optimisation of the model's per-cycle code: ``-O1`` builds fast for tests;
+#: long simulations (benchmarks, ``train --engine rtl``) ask for more with ``cxx_opt``.
+CXX_OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3")
+
+
+def _make_vars(cxx_opt: str) -> tuple[str, ...]:
+    """make variables for Verilator's generated makefile (see :func:`_make_overrides`)."""
+    if cxx_opt not in CXX_OPT_LEVELS:
+        raise HarnessError(f"cxx_opt must be one of {list(CXX_OPT_LEVELS)}, not {cxx_opt!r}")
+    return (f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1",
+            "CFG_CXXFLAGS_PCH_I=-include")
+
+
+MAKE_OVERRIDES = _make_vars("-O1")
 
 
 @contextlib.contextmanager
-def _make_overrides():
+def _make_overrides(variables=MAKE_OVERRIDES):
     """Make variables for the C++ build of the model, for this build only.
 
-    * The model's per-cycle code is compiled with ``-O1``; its construction code
+    * The model's per-cycle code is compiled with ``-O1`` (or ``cxx_opt``); its construction code
       (``*__Slow.cpp``: the symbol table that cocotb's ``--public-flat-rw``
       fills with every signal) with ``-O0``, since g++ at ``-O1`` takes minutes
       on a large design's symbol-table constructor and it runs once.
@@ -124,7 +136,7 @@ def _make_overrides():
     A variable given in ``MAKEFLAGS`` overrides the makefile's own.
     """
     old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, *MAKE_OVERRIDES]))
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, *variables]))
     try:
         yield
     finally:
@@ -135,7 +147,7 @@ def _make_overrides():
 
 
 def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
-          waves: bool = False, verilog_text: str | None = None) -> Path:
+          waves: bool = False, verilog_text: str | None = None, cxx_opt: str = "-O1") -> Path:
     """Elaborate and build ``component`` (or the given Verilog text); return the build folder.
 
     Builds are cached under :func:`cache_root` by a hash of the Verilog text and
@@ -146,8 +158,9 @@ def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
     text = verilog_text if verilog_text is not None else elaborate(component, name=name)
     build_args = [f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF]
     build_args += ["-O3", "--x-assign", "fast", "--x-initial", "fast", *extra_args]
+    make_vars = _make_vars(cxx_opt)
     key = hashlib.sha256(json.dumps(
-        [_BUILD_FORMAT, text, name, build_args, MAKE_OVERRIDES, waves, _verilator_version(),
+        [_BUILD_FORMAT, text, name, build_args, make_vars, waves, _verilator_version(),
          sys.version],
         sort_keys=True).encode()).hexdigest()[:20]
     build_dir = cache_root() / f"{name}-{key}"
@@ -164,7 +177,7 @@ def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
         runner = get_runner("verilator")
         log = build_dir / "build.log"
         try:
-            with _make_overrides():
+            with _make_overrides(make_vars):
                 runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
                              build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                              log_file=log)
@@ -178,7 +191,8 @@ def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
 def run(component=None, *, test_module: str, name: str = "top", args: dict | None = None,
         testcase: str | list[str] | None = None, seed: int | None = None,
         waves: bool = False, extra_build_args: tuple[str, ...] = (),
-        verilog_text: str | None = None, check: bool = True, quiet: bool = True) -> SimResult:
+        verilog_text: str | None = None, check: bool = True, quiet: bool = True,
+        cxx_opt: str = "-O1") -> SimResult:
     """Build ``component`` (cached) and run the cocotb ``test_module`` on it.
 
     ``args`` (JSON-serialisable) reaches the test through :func:`cocotb_args`.
@@ -188,7 +202,7 @@ def run(component=None, *, test_module: str, name: str = "top", args: dict | Non
     from cocotb_tools.runner import get_results, get_runner
 
     build_dir = build(component, name=name, extra_args=extra_build_args, waves=waves,
-                      verilog_text=verilog_text)
+                      verilog_text=verilog_text, cxx_opt=cxx_opt)
     _apply_verilator_env()
     runner = get_runner("verilator")
     start = time.monotonic()

@@ -62,13 +62,15 @@ class SimTransport:
     operation, see the module docstring), ``waves`` (dump waves), ``ports_only``
     (default on: only the top's ports are visible to cocotb, see
     :mod:`spikeforge.sim.ports_only`; the bridge needs nothing else, a large
-    design builds much faster and the model runs about 2.5 times faster).
+    design builds much faster and the model runs about 2.5 times faster),
+    ``cxx_opt`` (g++ optimisation of the model's per-cycle code, see
+    :func:`spikeforge.sim.harness.build`).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
                  connect_timeout_s: float = 120.0, wall_timeout_s: float = 60.0,
                  min_cycles_per_s: float = 20_000.0, waves: bool = False,
-                 ports_only: bool = True):
+                 ports_only: bool = True, cxx_opt: str = "-O1"):
         for key, value, lo in (("connect_timeout_s", connect_timeout_s, 0.0),
                                ("wall_timeout_s", wall_timeout_s, 0.0),
                                ("min_cycles_per_s", min_cycles_per_s, 0.0)):
@@ -88,13 +90,14 @@ class SimTransport:
         self._total_cycles = 0
         self._tmpdir = tempfile.mkdtemp(prefix="sf-bridge-")
         self._path = os.path.join(self._tmpdir, "s")
+        self._cxx_opt = cxx_opt
         try:
             # ports_only: only the top's ports visible to cocotb (spikeforge.sim.ports_only)
             from spikeforge.sim import ports_only as po
             verilog = po.elaborate(top, name=name) if ports_only else harness.elaborate(top, name=name)
             self._build_args = po.BUILD_ARGS if ports_only else ()
             self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves,
-                                           extra_args=self._build_args)
+                                           extra_args=self._build_args, cxx_opt=cxx_opt)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(self._path)
             listener.listen(1)
@@ -116,7 +119,8 @@ class SimTransport:
         try:
             self._result = harness.run(None, verilog_text=verilog, name=name,
                                        extra_build_args=self._build_args,
-                                       test_module=BRIDGE_MODULE, args=args, waves=waves)
+                                       test_module=BRIDGE_MODULE, args=args, waves=waves,
+                                       cxx_opt=self._cxx_opt)
         except BaseException as exc:  # reported to the host thread
             self._error = exc
 
