@@ -57,6 +57,8 @@ class Router(wiring.Component):
 
     def __init__(self, fmt: PacketFormat, x: int, y: int, *,
                  depth: int = Implementation().router_buffer_depth):
+        # A router refused here was never meant to be elaborated: no unused-elaboratable warning.
+        self._MustUse__silence = True
         if not (0 <= x < fmt.cols and 0 <= y < fmt.rows):
             raise ConfigError(f"router position ({x}, {y}) is outside the "
                               f"{fmt.rows}x{fmt.cols} mesh")
@@ -64,6 +66,7 @@ class Router(wiring.Component):
             raise ConfigError(f"router_buffer_depth must be at least 1, not {depth}")
         self.fmt, self.x, self.y, self.depth = fmt, x, y, depth
         link = fmt.link_signature()
+        self._MustUse__silence = False
         super().__init__({"i": In(link).array(PORTS), "o": Out(link).array(PORTS)})
 
     def route(self, head):
