@@ -1,0 +1,147 @@
+"""Compare Verilator build variants of the accelerator on one training run each.
+
+Runs ``spikeforge train --dataset digits --engine rtl --cores 1 --samples N`` once
+per variant and repeat, interleaved (A B C A B C ...) so that a busy machine
+affects every variant alike, and writes the medians of
+``simulated_cycles_per_second`` and ``simulated_cycles_per_cpu_second`` (compute
+commands only), their ratios to the first variant, ``cycles_per_sample`` and
+``bit_exact`` per variant as JSON::
+
+    python scripts/bench_sim_speed.py --repeats 3 --json bench_sim_speed.json
+    python scripts/bench_sim_speed.py --variants baseline,O2 --samples 6
+
+A variant is a g++ optimisation level for the model's per-cycle code
+(``OPT_FAST``) plus extra Verilator arguments; each variant is its own cached
+build (the first run of a variant builds it, which is not timed in the figures,
+since a build runs before the simulation starts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: name -> (cxx_opt, extra Verilator arguments)
+VARIANTS = {
+    "baseline": ("-O1", ()),
+    "O2": ("-O2", ()),
+    "Os": ("-Os", ()),
+    "O1-native": ("-O1", ("-CFLAGS", "-march=native")),
+    "O2-native": ("-O2", ("-CFLAGS", "-march=native")),
+    "O1-noinline": ("-O1", ("--inline-mult", "0")),
+    "threads2": ("-O1", ("--threads", "2")),
+}
+
+# Runs in a subprocess: the CLI with harness.build given this variant's options.
+_DRIVER = r"""
+import json, os, sys
+from spikeforge.sim import harness
+cxx_opt, extra = json.loads(os.environ["SF_BENCH_VARIANT"])
+if cxx_opt not in harness.CXX_OPT_LEVELS:
+    harness.CXX_OPT_LEVELS = tuple(harness.CXX_OPT_LEVELS) + (cxx_opt,)
+_build = harness.build
+def build(*args, extra_args=(), **kw):
+    kw.pop("cxx_opt", None)
+    return _build(*args, extra_args=tuple(extra_args) + tuple(extra), cxx_opt=cxx_opt, **kw)
+harness.build = build
+from spikeforge.sim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_variant(name: str, samples: int, timeout_s: float) -> dict:
+    cxx_opt, extra = VARIANTS[name]
+    with tempfile.TemporaryDirectory(prefix="sf-bench-sim-") as tmp:
+        out = Path(tmp) / "train.json"
+        env = dict(os.environ, SF_BENCH_VARIANT=json.dumps([cxx_opt, list(extra)]))
+        cmd = [sys.executable, "-c", _DRIVER, "train", "--dataset", "digits", "--engine", "rtl",
+               "--cores", "1", "--samples", str(samples), "--json", str(out)]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+        seconds = time.monotonic() - t0
+        if proc.returncode != 0 or not out.exists():
+            return {"ok": False, "seconds": seconds, "error": (proc.stderr or proc.stdout)[-3000:]}
+        report = json.loads(out.read_text())
+    return {
+        "ok": True,
+        "seconds": seconds,
+        "bit_exact": report.get("bit_exact"),
+        "cycles_per_sample": report.get("cycles_per_sample"),
+        "simulated_cycles_per_second": report.get("simulated_cycles_per_second"),
+        "simulated_cycles_per_cpu_second": report.get("simulated_cycles_per_cpu_second"),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", default="baseline,O2,Os,O1-native",
+                    help=f"comma-separated, the first is the reference; known: {', '.join(VARIANTS)}")
+    ap.add_argument("--samples", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run (with build)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    for n in names:
+        if n not in VARIANTS:
+            ap.error(f"unknown variant {n!r}; known: {', '.join(VARIANTS)}")
+
+    # Build (and warm) every variant first: the build is not part of the figures.
+    warm = {}
+    for n in names:
+        print(f"building/warming {n} ...", flush=True)
+        warm[n] = run_variant(n, 1, args.timeout)
+        if not warm[n]["ok"]:
+            print(f"  {n} failed:\n{warm[n]['error']}", flush=True)
+    names = [n for n in names if warm[n]["ok"]]
+    runs = {n: [] for n in names}
+    for r in range(args.repeats):
+        for n in names:
+            res = run_variant(n, args.samples, args.timeout)
+            runs[n].append(res)
+            print(f"repeat {r}: {n}: {json.dumps(res)[:300]}", flush=True)
+
+    def med(n, key):
+        vals = [x[key] for x in runs[n] if x.get("ok") and x.get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    ref = names[0] if names else None
+    summary = {}
+    for n in names:
+        cxx_opt, extra = VARIANTS[n]
+        s = {
+            "cxx_opt": cxx_opt,
+            "verilator_args": list(extra),
+            "runs": len(runs[n]),
+            "all_bit_exact": all(x.get("ok") and x.get("bit_exact") for x in runs[n]),
+            "cycles_per_sample": med(n, "cycles_per_sample"),
+            "median_cycles_per_second": med(n, "simulated_cycles_per_second"),
+            "median_cycles_per_cpu_second": med(n, "simulated_cycles_per_cpu_second"),
+        }
+        summary[n] = s
+    for n in names:
+        for key in ("median_cycles_per_second", "median_cycles_per_cpu_second"):
+            a, b = summary[n][key], summary[ref][key]
+            summary[n][key.replace("median_", "ratio_")] = (a / b) if a and b else None
+    result = {"samples": args.samples, "repeats": args.repeats, "reference": ref,
+              "variants": summary, "runs": runs}
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    for n, s in summary.items():
+        print(f"{n:12s} {s['median_cycles_per_second'] or 0:10.0f} cycles/s "
+              f"{s['median_cycles_per_cpu_second'] or 0:10.0f} cycles/CPU-s "
+              f"x{s['ratio_cycles_per_cpu_second'] or 0:.2f}  bit_exact={s['all_bit_exact']} "
+              f"cycles/sample={s['cycles_per_sample']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
