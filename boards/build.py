@@ -324,27 +324,16 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     top = BoundaryTop(block, board, pll, board_ports=block_def.board_ports)
     # nextpnr derives the PLL output's constraint from the oscillator's and the dividers.
     platform = board.make_platform()
+    plan = platform.build(top, name="top", do_build=False,
+                          synth_opts=board.synth_opts,
+                          nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail")
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", _NEXTPNR_REPORT, _BITSTREAM[board.family], "top.tim",
+                  "top.config", "top.asc"):
+        (out / stale).unlink(missing_ok=True)
+    plan.extract(out)
     phases = {"elaboration": round(time.monotonic() - start, 1)}
-    synth_opts = board.synth_opts
-    while True:
-        plan = platform.build(top, name="top", do_build=False, synth_opts=synth_opts,
-                              nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail")
-        for stale in ("report.json", _NEXTPNR_REPORT, _BITSTREAM[board.family], "top.tim",
-                      "top.config", "top.asc"):
-            (out / stale).unlink(missing_ok=True)
-        plan.extract(out)
-        try:
-            phases.update(_run_script(out, env, board.family, board.device, progress))
-            break
-        except BuildError as exc:
-            # ABC9 walks the netlist recursively and can exhaust the WebAssembly stack of
-            # the YoWASP Yosys on large designs; the default ABC mapping has no such limit.
-            if "-abc9" not in synth_opts or "call stack exhausted" not in str(exc):
-                raise
-            synth_opts = " ".join(o for o in synth_opts.split() if o != "-abc9")
-            progress.say("ABC9 ran out of stack on this design; synthesising again with "
-                         "the default ABC mapping")
+    phases.update(_run_script(out, env, board.family, board.device, progress))
 
     pnr = json.loads((out / _NEXTPNR_REPORT).read_text())
     netlist = json.loads((out / "top.json").read_text()) if board.ff_source[0] == "yosys" else None
@@ -364,7 +353,6 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         "bitstream": str(bitstream.resolve()),
         "block": req.block,
         **req.options,
-        "synth_opts": synth_opts,
         "clocks": fields["clocks"],
         "critical_path": fields["critical_path"],
         "clock_source": (f"{board.osc_hz / 1e6:g} MHz oscillator" if pll.bypass else
