@@ -30,6 +30,11 @@ from spikeforge.sim.rtl_compare import Mismatch, first_difference
 
 __all__ = ["useful_fmas", "RtlTrainer", "weights_sha256", "Mismatch", "session_name"]
 
+#: g++ optimisation of the model's per-cycle code for training runs: ``-O3`` measured
+#: fastest on the ``digits`` core, side by side with ``-O1`` (the tests' default) and
+#: ``-O2`` (``scripts/bench_sim_speed.py``, docs/core.md "Simulation speed").
+CXX_OPT = "-O3"
+
 
 def weights_sha256(weights) -> str:
     h = hashlib.sha256()
@@ -86,7 +91,7 @@ class RtlTrainer:
     def __enter__(self):
         from spikeforge.sim.rtl_session import rtl_session
         self._session = rtl_session(AcceleratorTop(self.config), name=session_name(self.config),
-                                    ports_only=True, wall_timeout_s=600.0)
+                                    ports_only=True, wall_timeout_s=600.0, cxx_opt=CXX_OPT)
         self.link = self._session.__enter__()
         self.acc = Accelerator(self.link)
         self.acc.load_network(self.sizes, self.params, self.weights)
