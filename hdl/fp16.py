@@ -4,7 +4,7 @@
 ties to even, exactly as SPEC section 2 for every input pattern: subnormal
 inputs and results (no flush to zero), signed zeros as IEEE 754 defines them,
 overflow to +-inf, and any NaN result as the canonical quiet NaN ``0x7E00``.
-The bit-exact reference is :func:`spikeforge.sim.fp16.fma`.
+The bit-exact reference is :func:`spikeforge.sim.golden.fp16.fma`.
 
 Datapath (see ``docs/fp16.md``): the product and the addend are placed in one
 44-bit fixed-point window whose least significant bit weighs 2**-26, two bits

@@ -1,7 +1,7 @@
 """The host protocol: framing constants, status codes, CRC-8 and the internal beat layout.
 
 Shared by the RTL (:mod:`spikeforge.hdl.host_port`, the core's command decoder)
-and the Python host driver (:mod:`spikeforge.sim.host`), so that nobody packs
+and the Python host driver (:mod:`spikeforge.sim.host.driver`), so that nobody packs
 frames by hand. The framing (byte stream, little-endian):
 
 * request (host -> device): ``0xA5``, ``cmd``, ``len`` (2 bytes), ``payload[len]``,

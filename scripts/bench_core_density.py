@@ -20,10 +20,10 @@ import numpy as np
 
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
-from spikeforge.sim import golden
-from spikeforge.sim.accelerator import Accelerator
-from spikeforge.sim.rtl_engine import session_name
-from spikeforge.sim.rtl_session import rtl_session
+from spikeforge.sim.golden import model as golden
+from spikeforge.sim.host.device import Accelerator
+from spikeforge.sim.engines.rtl import session_name
+from spikeforge.sim.verilator.session import rtl_session
 
 
 def main(argv=None) -> int:

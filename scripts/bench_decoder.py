@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from spikeforge.hdl.spike_decoder import SpikeDecoder
-from spikeforge.sim import harness
+from spikeforge.sim.verilator import harness
 
 DENSITIES = [0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
 
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
             cases = [{"density": d, "n_bits": args.bits, "count": args.count, "seed": 100 + k}
                      for k, d in enumerate(DENSITIES)]
             harness.run(dut, name=f"spike_decoder_w{width}",
-                        test_module="spikeforge.sim.cocotb_tests.spike_decoder_bench",
+                        test_module="spikeforge.sim.verilator.cocotb_tests.spike_decoder_bench",
                         args={"word_width": args.word_width, "index_width": 16, "width": width,
                               "cases": cases, "out": str(out)})
             result = json.loads(out.read_text())

@@ -29,8 +29,9 @@ import time
 
 import numpy as np
 
-from spikeforge.sim import datasets as D
-from spikeforge.sim import golden, golden64
+from spikeforge.sim.golden import datasets as D
+from spikeforge.sim.golden import model as golden
+from spikeforge.sim.golden import float64 as golden64
 
 
 def _time(fn, n_samples, repeats):

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from host_echo import DELAY, ECHO, EchoTop  # noqa: E402
 
-from spikeforge.sim.rtl_session import rtl_session  # noqa: E402
+from spikeforge.sim.verilator.session import rtl_session  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 VARIANTS = {
     "O1": ("-O1", ()),          # the tests' default (and the train default before -O3)
     "O2": ("-O2", ()),
-    "O3": ("-O3", ()),          # the train default (spikeforge.sim.rtl_engine.CXX_OPT)
+    "O3": ("-O3", ()),          # the train default (spikeforge.sim.engines.rtl.CXX_OPT)
     "Os": ("-Os", ()),
     "O1-native": ("-O1", ("-CFLAGS", "-march=native")),
     "O2-native": ("-O2", ("-CFLAGS", "-march=native")),
@@ -43,7 +43,7 @@ VARIANTS = {
 # Runs in a subprocess: the CLI with harness.build given this variant's options.
 _DRIVER = r"""
 import json, os, sys
-from spikeforge.sim import harness
+from spikeforge.sim.verilator import harness
 cxx_opt, extra = json.loads(os.environ["SF_BENCH_VARIANT"])
 if cxx_opt not in harness.CXX_OPT_LEVELS:
     harness.CXX_OPT_LEVELS = tuple(harness.CXX_OPT_LEVELS) + (cxx_opt,)

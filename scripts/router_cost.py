@@ -34,7 +34,7 @@ from amaranth.lib.wiring import Out
 from spikeforge.hdl.config import Implementation
 from spikeforge.hdl.noc.packet import PacketFormat
 from spikeforge.hdl.noc.router import PORTS, Router
-from spikeforge.sim.harness import elaborate
+from spikeforge.sim.verilator.harness import elaborate
 
 
 class RouterWrapper(wiring.Component):

@@ -13,7 +13,7 @@ __all__ = ["BENCHES", "add_arguments", "main"]
 
 #: target name -> (module, one-line help)
 BENCHES: dict[str, tuple[str, str]] = {
-    "noc": ("spikeforge.sim.bench_noc",
+    "noc": ("spikeforge.sim.noc.bench",
             "mesh network-on-chip: throughput and latency against offered load"),
 }
 

@@ -17,10 +17,10 @@ report). Engines are listed in :data:`ENGINES`; each is a class built as
 the same way once it works.
 
 What the run does, all from ``--seed``:
-* initial weights: :func:`spikeforge.sim.golden.init_weights` (``U(-k, k)``,
+* initial weights: :func:`spikeforge.sim.golden.model.init_weights` (``U(-k, k)``,
   ``k = 1/sqrt(N_in)``, from ``default_rng([seed, 0x5EED, layer])``, rounded to fp16;
   the float64 twin starts from the same values);
-* spikes: :func:`spikeforge.sim.datasets.encode` with the run's seed, once per
+* spikes: :func:`spikeforge.sim.golden.datasets.encode` with the run's seed, once per
   sample (with ``--reencode`` the training samples get fresh spikes every epoch,
   seed ``seed + 1000 * epoch``; the test set always uses ``seed``);
 * sample order: ``default_rng([seed, 2, epoch]).permutation(N_train)`` each epoch.
@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import datasets as D
-from . import golden, golden64
-from .cli import UsageError
+from spikeforge.sim.golden import datasets as D
+from spikeforge.sim.golden import model as golden
+from spikeforge.sim.golden import float64 as golden64
+from spikeforge.sim.cli import UsageError
 
 __all__ = ["ENGINES", "GoldenEngine", "StepStats", "EvalStats", "TrainingDiverged",
            "DEFAULTS", "run", "add_arguments", "main"]
@@ -363,7 +364,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bar (it is shown only on a terminal anyway)")
-    from .rtl_engine import add_rtl_arguments
+    from spikeforge.sim.engines.rtl import add_rtl_arguments
     add_rtl_arguments(p)
 
 
@@ -373,7 +374,7 @@ def main(args) -> int:
         if not os.path.isdir(directory):
             raise UsageError(f"--json {args.json!r}: the folder {directory!r} does not exist")
     if args.engine == "rtl":
-        from .rtl_engine import main as rtl_main
+        from spikeforge.sim.engines.rtl import main as rtl_main
         return rtl_main(args)
     try:
         report = run(dataset=args.dataset, engine=args.engine, hidden=_parse_hidden(args.hidden),

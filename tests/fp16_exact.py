@@ -1,7 +1,7 @@
 """Exact reference for binary16 arithmetic, written with Python integers only.
 
 Not a test file: the tests import it. It is written apart from
-:mod:`spikeforge.sim.fp16` (no floating point anywhere) so that it can judge it.
+:mod:`spikeforge.sim.golden.fp16` (no floating point anywhere) so that it can judge it.
 
 Every finite binary16 value is an integer multiple of 2**-24, and every product of two
 is an integer multiple of 2**-48; :func:`fma_bits` computes ``a*b + c`` exactly as an

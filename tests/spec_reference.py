@@ -1,8 +1,8 @@
 """A scalar reference of SPEC section 3, written from the SPEC alone.
 
 Not a test file: ``tests/test_golden_contract.py`` imports it to judge
-:mod:`spikeforge.sim.golden`. It shares no code with the golden model (nor with
-:mod:`spikeforge.sim.fp16`): plain Python loops over neurons, time steps and
+:mod:`spikeforge.sim.golden.model`. It shares no code with the golden model (nor with
+:mod:`spikeforge.sim.golden.fp16`): plain Python loops over neurons, time steps and
 terms, every value a numpy ``float16`` scalar, and every arithmetic operation
 the single fp16 FMA below (SPEC section 2):
 

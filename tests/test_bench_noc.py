@@ -3,7 +3,7 @@
 import pytest
 
 from spikeforge.sim.cli import main
-from spikeforge.sim.noc_run import Run, ideal_throughput, traffic_matrix
+from spikeforge.sim.noc.run import Run, ideal_throughput, traffic_matrix
 
 
 @pytest.mark.parametrize("argv,words", [

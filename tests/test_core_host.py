@@ -6,8 +6,8 @@ import pytest
 
 from spikeforge.hdl.config import ConfigError, preset
 from spikeforge.hdl.core import Core
-from spikeforge.sim.accelerator import DeviceInfo, MapError, NetworkMap
-from spikeforge.sim.rtl_compare import Mismatch, first_difference
+from spikeforge.sim.host.device import DeviceInfo, MapError, NetworkMap
+from spikeforge.sim.engines.compare import Mismatch, first_difference
 
 
 def _info(cfg):

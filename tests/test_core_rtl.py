@@ -16,11 +16,11 @@ import pytest
 
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
-from spikeforge.sim import golden
-from spikeforge.sim.accelerator import Accelerator, MapError
-from spikeforge.sim.host import DeviceError
-from spikeforge.sim.rtl_compare import first_difference
-from spikeforge.sim.rtl_engine import session_name
+from spikeforge.sim.golden import model as golden
+from spikeforge.sim.host.device import Accelerator, MapError
+from spikeforge.sim.host.driver import DeviceError
+from spikeforge.sim.engines.compare import first_difference
+from spikeforge.sim.engines.rtl import session_name
 
 pytestmark = pytest.mark.verilator
 
@@ -32,7 +32,7 @@ CONFIGS = {
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def device(request):
-    from spikeforge.sim.rtl_session import rtl_session
+    from spikeforge.sim.verilator.session import rtl_session
     cfg = CONFIGS[request.param]
     with rtl_session(AcceleratorTop(cfg), name=session_name(cfg), ports_only=True,
                      wall_timeout_s=300.0) as link:

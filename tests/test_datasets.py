@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from spikeforge.sim import datasets as D
+from spikeforge.sim.golden import datasets as D
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from amaranth.sim import Simulator
 
 from spikeforge.hdl.fp16 import DEFAULT_STAGES, FMA, fma_comb
 from spikeforge.hdl.pe_array import PEArray
-from spikeforge.sim import fp16
-from spikeforge.sim.fp16_vectors import biased_operands, directed_operands
+from spikeforge.sim.golden import fp16
+from spikeforge.sim.golden.vectors import biased_operands, directed_operands
 
 
 def golden(a, b, c):

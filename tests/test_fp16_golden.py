@@ -1,4 +1,4 @@
-"""The golden fp16 operations (:mod:`spikeforge.sim.fp16`) against an exact integer reference."""
+"""The golden fp16 operations (:mod:`spikeforge.sim.golden.fp16`) against an exact integer reference."""
 
 import bisect
 import time
@@ -9,8 +9,8 @@ import pytest
 
 from fp16_exact import (CANONICAL_NAN, add_bits, add_many, compare_many, decode, fma_bits,
                         fma_many, mul_many, round_to_bits)
-from spikeforge.sim import fp16
-from spikeforge.sim.fp16_vectors import SPECIALS, biased_operands, directed_operands
+from spikeforge.sim.golden import fp16
+from spikeforge.sim.golden.vectors import SPECIALS, biased_operands, directed_operands
 
 
 def golden_fma(a, b, c):

@@ -1,7 +1,7 @@
 """The FMA and the PE array on Verilator, bit for bit against the golden fma.
 
 Every run sends all directed cases (about 10,000, see
-:func:`spikeforge.sim.fp16_vectors.directed_operands`) and biased random vectors:
+:func:`spikeforge.sim.golden.vectors.directed_operands`) and biased random vectors:
 200,000 through the FMA with the output always ready, 100,000 more with random
 stalls on both sides, and 120,000 through a 4-lane PE array with stalls.
 """
@@ -10,11 +10,11 @@ import pytest
 
 from spikeforge.hdl.fp16 import DEFAULT_STAGES, FMA
 from spikeforge.hdl.pe_array import PEArray
-from spikeforge.sim import harness
+from spikeforge.sim.verilator import harness
 
 pytestmark = pytest.mark.verilator
 
-TEST = "spikeforge.sim.cocotb_tests.fp16_fma"
+TEST = "spikeforge.sim.verilator.cocotb_tests.fp16_fma"
 
 
 def run(dut, **args):

@@ -8,8 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from spikeforge.sim import golden as G
-from spikeforge.sim.golden import LayerTrace, Params, ParamsError
+from spikeforge.sim.golden import model as G
+from spikeforge.sim.golden.model import LayerTrace, Params, ParamsError
 
 F16 = np.float16
 

@@ -1,7 +1,7 @@
 """Independent contract check of the golden model against SPEC sections 2 and 3.
 
 ``tests/spec_reference.py`` is a scalar reference written from the SPEC alone (no
-code shared with :mod:`spikeforge.sim.golden` or :mod:`spikeforge.sim.fp16`). Here
+code shared with :mod:`spikeforge.sim.golden.model` or :mod:`spikeforge.sim.golden.fp16`). Here
 the golden model is called through its public API only and compared with it bit
 for bit (``uint16`` views: signed zeros and NaN patterns count) on random small
 networks and directed edge cases. ``g_in`` is compared where the window bit of the
@@ -19,8 +19,8 @@ import pytest
 
 import spec_reference as ref
 from fp16_exact import fma_bits
-from spikeforge.sim import golden
-from spikeforge.sim.fp16_vectors import biased_operands
+from spikeforge.sim.golden import model as golden
+from spikeforge.sim.golden.vectors import biased_operands
 
 F16 = np.float16
 MODES = ("detach", "through")

@@ -12,8 +12,8 @@ the layer below from the layer above) and ``dW``.
 import numpy as np
 import pytest
 
-from spikeforge.sim import golden as G
-from spikeforge.sim import golden64 as G64
+from spikeforge.sim.golden import model as G
+from spikeforge.sim.golden import float64 as G64
 
 torch = pytest.importorskip(
     "torch", reason="PyTorch is not installed (pip install torch==2.13.0): "

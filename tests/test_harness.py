@@ -5,11 +5,11 @@ from amaranth import Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.sim import harness
+from spikeforge.sim.verilator import harness
 
 pytestmark = pytest.mark.verilator
 
-SELFTEST = "spikeforge.sim.cocotb_tests.harness_selftest"
+SELFTEST = "spikeforge.sim.verilator.cocotb_tests.harness_selftest"
 
 
 class StreamFIFO(wiring.Component):

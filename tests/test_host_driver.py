@@ -3,7 +3,7 @@
 import pytest
 
 from spikeforge.hdl.protocol import Status, crc8
-from spikeforge.sim.host import (
+from spikeforge.sim.host.driver import (
     DeviceError, HostLink, ProtocolError, Response, decode_response, encode_request,
     encode_response, split_responses,
 )

@@ -14,8 +14,9 @@ from amaranth.sim import Simulator
 from host_echo import DELAY, ECHO, EMIT, INVERT, EchoTop, expected_response
 from spikeforge.hdl.host_port import HostPort
 from spikeforge.hdl.protocol import CRC8_POLY, REQUEST_SYNC, Status
-from spikeforge.sim import harness, ports_only
-from spikeforge.sim.host import encode_request, split_responses
+from spikeforge.sim.verilator import harness
+from spikeforge.sim.verilator import ports_only
+from spikeforge.sim.host.driver import encode_request, split_responses
 
 
 def scenario(seed, max_payload):
@@ -180,6 +181,6 @@ def test_host_port_verilator():
     harness.run(None, verilog_text=ports_only.elaborate(EchoTop(max_payload=max_payload),
                                                         name="host_echo"),
                 extra_build_args=ports_only.BUILD_ARGS, name="host_echo",
-                test_module="spikeforge.sim.cocotb_tests.host_port",
+                test_module="spikeforge.sim.verilator.cocotb_tests.host_port",
                 args={"data": data.hex(), "expected": [[s, c, p.hex()] for s, c, p in expected],
                       "rx_stall": 0.2, "tx_stall": 0.4})

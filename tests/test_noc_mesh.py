@@ -1,13 +1,13 @@
 """Verilator stress tests of whole meshes (through the harness).
 
 Two kinds per mesh size, on the same build of
-:class:`~spikeforge.sim.noc_traffic.TrafficBench`:
+:class:`~spikeforge.sim.noc.traffic.TrafficBench`:
 
 * RTL traffic: every node's generator runs a pattern (uniform, transpose,
   hotspot, all-to-one) at a load past saturation with random packet lengths
   while every local port refuses 30 % of the cycles; then injection stops.
   Every packet must arrive exactly once, in order per (source, destination),
-  intact, and the network must drain within :func:`~spikeforge.sim.noc_run.drain_bound`.
+  intact, and the network must drain within :func:`~spikeforge.sim.noc.run.drain_bound`.
 * Python traffic: Python drives every local port itself (random stalls on both
   sides), checks delivery on its own and checks that the RTL checkers agree
   and flag injected faults.
@@ -15,7 +15,7 @@ Two kinds per mesh size, on the same build of
 
 import pytest
 
-from spikeforge.sim.noc_run import Run, python_traffic, run_traffic
+from spikeforge.sim.noc.run import Run, python_traffic, run_traffic
 
 pytestmark = pytest.mark.verilator
 

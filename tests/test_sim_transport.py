@@ -9,9 +9,9 @@ from amaranth.lib.wiring import In, Out
 
 from host_echo import DELAY, ECHO, EMIT, INVERT, EchoTop
 from spikeforge.hdl.protocol import Status
-from spikeforge.sim.host import DeviceError, HostLink, TransportError, TransportTimeout, \
+from spikeforge.sim.host.driver import DeviceError, HostLink, TransportError, TransportTimeout, \
     encode_request, split_responses
-from spikeforge.sim.rtl_session import SimTransport, rtl_session
+from spikeforge.sim.verilator.session import SimTransport, rtl_session
 
 pytestmark = pytest.mark.verilator
 

@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from spikeforge.hdl.spike_decoder import SpikeDecoder, input_layout
-from spikeforge.sim import harness
+from spikeforge.sim.verilator import harness
 
 
 def random_bitmap(rng, n_bits, density):
@@ -192,7 +192,7 @@ def test_decoder_verilator(word_width, width, in_stall, out_stall):
     words = [list(w) for bits in bitmaps for w in words_of(bits, word_width)]
     expected = [[int(i) for i in np.flatnonzero(bits)] for bits in bitmaps]
     dut = SpikeDecoder(word_width=word_width, index_width=16, width=width)
-    harness.run(dut, name="spike_decoder", test_module="spikeforge.sim.cocotb_tests.spike_decoder",
+    harness.run(dut, name="spike_decoder", test_module="spikeforge.sim.verilator.cocotb_tests.spike_decoder",
                 args={"word_width": word_width, "index_width": 16, "width": width,
                       "words": words, "expected": expected,
                       "in_stall": in_stall, "out_stall": out_stall})

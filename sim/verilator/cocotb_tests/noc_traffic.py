@@ -1,10 +1,10 @@
-"""cocotb side of the NoC stress tests and benchmark, on :class:`~spikeforge.sim.noc_traffic.TrafficBench`.
+"""cocotb side of the NoC stress tests and benchmark, on :class:`~spikeforge.sim.noc.traffic.TrafficBench`.
 
 ``rtl_traffic``: for each run in ``args["runs"]``, reset, program the
 generators, let the clock run (Python sleeps on one timer per phase: warm-up,
 measurement window, cool-down), stop injection, wait for ``drained`` (bounded),
 then read every counter and table and append them to ``args["out"]`` (JSON).
-The host side (:mod:`spikeforge.sim.noc_run`) turns them into verdicts and
+The host side (:mod:`spikeforge.sim.noc.run`) turns them into verdicts and
 numbers.
 
 ``python_traffic``: the same mesh driven from Python at every local port (one
@@ -22,9 +22,9 @@ import random
 import cocotb
 from cocotb.triggers import RisingEdge, Timer, with_timeout
 
-from spikeforge.sim.cocotb_util import CLOCK_NS, reset, start_clock
-from spikeforge.sim.harness import cocotb_args
-from spikeforge.sim.noc_traffic import PATTERNS, SCALARS, TABLES, payload_word
+from spikeforge.sim.verilator.cocotb_util import CLOCK_NS, reset, start_clock
+from spikeforge.sim.verilator.harness import cocotb_args
+from spikeforge.sim.noc.traffic import PATTERNS, SCALARS, TABLES, payload_word
 
 
 async def _read(dut, node, sel, addr):
@@ -185,7 +185,7 @@ async def python_traffic(dut):
 
 
 def _pick(rng, pattern, src, nodes, rows, cols):
-    from spikeforge.sim.noc_traffic import pattern_destination
+    from spikeforge.sim.noc.traffic import pattern_destination
     if pattern == "uniform":
         return rng.randrange(nodes)
     if pattern == "hotspot":

@@ -14,8 +14,8 @@ import random
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from spikeforge.sim.cocotb_util import reset, start_clock
-from spikeforge.sim.harness import cocotb_args
+from spikeforge.sim.verilator.cocotb_util import reset, start_clock
+from spikeforge.sim.verilator.harness import cocotb_args
 
 
 def _decode_beat(value, index_width, width):

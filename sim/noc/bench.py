@@ -1,7 +1,7 @@
 """``spikeforge bench noc``: throughput and latency of the mesh against offered load.
 
 For every offered load (flits per injecting node per cycle) the RTL traffic
-rig (:mod:`spikeforge.sim.noc_traffic`) runs on Verilator: warm-up, a
+rig (:mod:`spikeforge.sim.noc.traffic`) runs on Verilator: warm-up, a
 measurement window, a cool-down with injection still on (so the measured
 packets see the same load until they arrive), then injection stops and the
 network must drain. Accepted throughput is what the checkers received during
@@ -10,7 +10,7 @@ to its tail leaving the destination's network interface.
 
 Reported: ``saturation_throughput`` (the highest accepted throughput of the
 sweep), ``ideal_throughput`` (cut bound of the pattern capped by the ports,
-:func:`~spikeforge.sim.noc_run.ideal_throughput`), ``zero_load_latency_per_hop``
+:func:`~spikeforge.sim.noc.run.ideal_throughput`), ``zero_load_latency_per_hop``
 (slope of mean latency against hop count at the lowest load), average and
 99th-percentile latency per load, and the delivery verdicts summed over every
 run, including a back-pressure stress run of ``--stress-flits`` flits
@@ -127,7 +127,7 @@ def main(args) -> int:
     rows, cols, rates, impl = _check_args(args)
     out = Path(args.json)
     plot = Path(args.plot) if args.plot else out.with_suffix(".png")
-    from spikeforge.sim.noc_run import Run, ideal_throughput, run_traffic, traffic_matrix
+    from spikeforge.sim.noc.run import Run, ideal_throughput, run_traffic, traffic_matrix
 
     start = time.monotonic()
     active = sum(1 for row in traffic_matrix(args.pattern, rows, cols) if any(row))

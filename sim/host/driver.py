@@ -10,7 +10,7 @@ A transport provides ``exchange(data, frames, timeout_cycles) -> (bytes, cycles)
 (send ``data``, return the bytes of the next ``frames`` response frames and the
 device cycles the exchange took, or raise :class:`TransportTimeout`),
 ``reset(cycles)``, ``cycles`` (device cycles since the transport started, or
-``None`` where unknown) and ``close()``. :class:`~spikeforge.sim.rtl_session.SimTransport`
+``None`` where unknown) and ``close()``. :class:`~spikeforge.sim.verilator.session.SimTransport`
 runs the device on Verilator; a UART transport uses the same driver.
 """
 

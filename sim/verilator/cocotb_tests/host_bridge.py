@@ -1,4 +1,4 @@
-"""cocotb side of :class:`spikeforge.sim.rtl_session.SimTransport`.
+"""cocotb side of :class:`spikeforge.sim.verilator.session.SimTransport`.
 
 Connects to the host process over the Unix domain socket named in
 ``cocotb_args()["socket"]`` and serves its requests on a top with byte streams
@@ -32,9 +32,9 @@ import cocotb
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from spikeforge.sim.cocotb_util import CLOCK_NS, start_clock
-from spikeforge.sim.harness import cocotb_args
-from spikeforge.sim.host import response_frame_length
+from spikeforge.sim.verilator.cocotb_util import CLOCK_NS, start_clock
+from spikeforge.sim.verilator.harness import cocotb_args
+from spikeforge.sim.host.driver import response_frame_length
 
 
 def send_message(sock, header: dict, data: bytes = b"") -> None:

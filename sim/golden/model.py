@@ -1,7 +1,7 @@
 """Golden model of spikeforge: SNN forward, BPTT backward and update in exact fp16.
 
 This module *is* SPEC section 3: every fp16 value the hardware computes is
-defined here, bit for bit, through the operations of :mod:`spikeforge.sim.fp16`
+defined here, bit for bit, through the operations of :mod:`spikeforge.sim.golden.fp16`
 (``fma``, ``add = fma(a, 1, c)``, ``mul = fma(a, b, -0)``, IEEE comparisons).
 The work is vectorised over neurons (and over independent samples and time
 steps), but every sum is accumulated one term at a time in the order the

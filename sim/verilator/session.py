@@ -3,23 +3,23 @@
 :class:`SimTransport` elaborates and builds a top (any component with byte
 streams ``rx``: ``In(stream.Signature(8))`` and ``tx``: ``Out(stream.Signature(8))``),
 then runs it with :func:`spikeforge.sim.harness.run` and the cocotb module
-:mod:`spikeforge.sim.cocotb_tests.host_bridge` in a background thread. The cocotb
+:mod:`spikeforge.sim.verilator.cocotb_tests.host_bridge` in a background thread. The cocotb
 side connects back to this process over a Unix domain socket and serves
 ``exchange`` (bytes into ``rx``, response frames out of ``tx``, cycles taken),
 ``reset`` (pulse ``rst``), ``cycles`` and ``close``.
 
 Failures surface as exceptions in the host process, never as a hang: a
 simulation that crashes or ends ends the connection and raises
-:class:`~spikeforge.sim.host.TransportError` carrying the tail of its log; one
+:class:`~spikeforge.sim.host.driver.TransportError` carrying the tail of its log; one
 that does not answer within a wall-clock limit (``wall_timeout_s`` plus the
 transaction's ``timeout_cycles`` at ``min_cycles_per_s``) raises
-:class:`~spikeforge.sim.host.TransportTimeout`, after which the transport is
+:class:`~spikeforge.sim.host.driver.TransportTimeout`, after which the transport is
 closed and its simulator process ended. A transaction that exceeds its
 ``timeout_cycles`` of simulated time raises ``TransportTimeout`` too but leaves
 the simulation usable (a :meth:`reset` brings the device back).
 
 :func:`rtl_session` is the short form: ``with rtl_session(top) as link:``
-gives a :class:`~spikeforge.sim.host.HostLink`.
+gives a :class:`~spikeforge.sim.host.driver.HostLink`.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ import threading
 import time
 from pathlib import Path
 
-from spikeforge.sim import harness
-from spikeforge.sim.host import HostLink, TransportError, TransportTimeout
+from spikeforge.sim.verilator import harness
+from spikeforge.sim.host.driver import HostLink, TransportError, TransportTimeout
 
 __all__ = ["SimTransport", "rtl_session", "BRIDGE_MODULE"]
 
-BRIDGE_MODULE = "spikeforge.sim.cocotb_tests.host_bridge"
+BRIDGE_MODULE = "spikeforge.sim.verilator.cocotb_tests.host_bridge"
 
 
 def _send(sock, header: dict, data: bytes = b"") -> None:
@@ -52,7 +52,7 @@ def _send(sock, header: dict, data: bytes = b"") -> None:
 
 
 class SimTransport:
-    """Transport of :class:`~spikeforge.sim.host.HostLink` to a Verilator simulation.
+    """Transport of :class:`~spikeforge.sim.host.driver.HostLink` to a Verilator simulation.
 
     Keyword-only options: ``name`` (Verilog top name and build cache key),
     ``args`` (extra arguments for the bridge: ``tx_stall``, ``rx_stall``
@@ -61,10 +61,10 @@ class SimTransport:
     ``wall_timeout_s`` and ``min_cycles_per_s`` (the wall-clock limit of one
     operation, see the module docstring), ``waves`` (dump waves), ``ports_only``
     (default on: only the top's ports are visible to cocotb, see
-    :mod:`spikeforge.sim.ports_only`; the bridge needs nothing else, a large
+    :mod:`spikeforge.sim.verilator.ports_only`; the bridge needs nothing else, a large
     design builds much faster and the model runs about 2.5 times faster),
     ``cxx_opt`` (g++ optimisation of the model's per-cycle code, see
-    :func:`spikeforge.sim.harness.build`).
+    :func:`spikeforge.sim.verilator.harness.build`).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
@@ -92,8 +92,8 @@ class SimTransport:
         self._path = os.path.join(self._tmpdir, "s")
         self._cxx_opt = cxx_opt
         try:
-            # ports_only: only the top's ports visible to cocotb (spikeforge.sim.ports_only)
-            from spikeforge.sim import ports_only as po
+            # ports_only: only the top's ports visible to cocotb (spikeforge.sim.verilator.ports_only)
+            from spikeforge.sim.verilator import ports_only as po
             verilog = po.elaborate(top, name=name) if ports_only else harness.elaborate(top, name=name)
             self._build_args = po.BUILD_ARGS if ports_only else ()
             self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves,

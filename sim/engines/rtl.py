@@ -1,8 +1,8 @@
 """Training on the Verilator model of a one-core accelerator, checked bit for bit.
 
 :func:`train_rtl` runs samples of a dataset through
-:class:`~spikeforge.sim.accelerator.Accelerator` (host driver over the cocotb
-bridge) and through :mod:`spikeforge.sim.golden` side by side. After every
+:class:`~spikeforge.sim.host.device.Accelerator` (host driver over the cocotb
+bridge) and through :mod:`spikeforge.sim.golden.model` side by side. After every
 sample the core's ``dW`` (and with ``check_traces`` its spike / window history
 and ``du``) must equal the golden model's bit for bit; after every update its
 weights. The first difference stops the run with a :class:`~.rtl_compare.Mismatch`
@@ -24,9 +24,10 @@ import numpy as np
 
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import BuildConfig
-from spikeforge.sim import fp16, golden
-from spikeforge.sim.accelerator import Accelerator
-from spikeforge.sim.rtl_compare import Mismatch, first_difference
+from spikeforge.sim.golden import fp16
+from spikeforge.sim.golden import model as golden
+from spikeforge.sim.host.device import Accelerator
+from spikeforge.sim.engines.compare import Mismatch, first_difference
 
 __all__ = ["useful_fmas", "RtlTrainer", "weights_sha256", "Mismatch", "session_name"]
 
@@ -89,7 +90,7 @@ class RtlTrainer:
     stats: dict = field(default_factory=dict)
 
     def __enter__(self):
-        from spikeforge.sim.rtl_session import rtl_session
+        from spikeforge.sim.verilator.session import rtl_session
         self._session = rtl_session(AcceleratorTop(self.config), name=session_name(self.config),
                                     ports_only=True, wall_timeout_s=600.0, cxx_opt=CXX_OPT)
         self.link = self._session.__enter__()
@@ -250,7 +251,7 @@ def main(args) -> int:
     import sys
 
     from spikeforge.hdl.config import ConfigError, preset
-    from spikeforge.sim import datasets as D
+    from spikeforge.sim.golden import datasets as D
     from spikeforge.sim.cli import UsageError
     from spikeforge.sim.train import _parse_hidden, _params, _Progress
 
@@ -283,7 +284,7 @@ def main(args) -> int:
     n_train = len(x_train)
     total = args.samples if args.samples is not None else n_train * args.epochs
     weights0 = golden.init_weights(sizes, args.seed)
-    from spikeforge.sim.accelerator import DeviceInfo, MapError, NetworkMap
+    from spikeforge.sim.host.device import DeviceInfo, MapError, NetworkMap
     info = DeviceInfo.from_config(config)
     try:
         NetworkMap.build(sizes, info)

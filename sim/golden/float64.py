@@ -1,8 +1,8 @@
 """Float64 twin of the golden model: the equations of SPEC section 3 without fp16.
 
-Same entry points and shapes as :mod:`spikeforge.sim.golden` (``forward``,
+Same entry points and shapes as :mod:`spikeforge.sim.golden.model` (``forward``,
 ``backward``, ``update``, ``train_step``, ``predict``, taking the same
-:class:`~spikeforge.sim.golden.Params`), but every value is float64 and the
+:class:`~spikeforge.sim.golden.model.Params`), but every value is float64 and the
 constants are the exact user values in float64 (``lo = v_th - a``,
 ``inv_T = 1/T``, ``gscale = loss_scale/T``, ``neg_lr = -lr/loss_scale``), not
 their fp16 roundings. Sums are matrix products (their order only matters at
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .golden import (LayerGrad, LayerTrace, Params, StepResult, _check_labels,
+from .model import (LayerGrad, LayerTrace, Params, StepResult, _check_labels,
                      _check_spikes, _check_weights, loss_value, spike_counts)
 
 __all__ = ["Constants64", "constants", "forward", "output_gradient", "backward", "update",

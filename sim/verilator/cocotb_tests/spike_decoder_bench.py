@@ -14,9 +14,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from spikeforge.sim.cocotb_tests.spike_decoder import _decode_beat
-from spikeforge.sim.cocotb_util import reset, start_clock
-from spikeforge.sim.harness import cocotb_args
+from spikeforge.sim.verilator.cocotb_tests.spike_decoder import _decode_beat
+from spikeforge.sim.verilator.cocotb_util import reset, start_clock
+from spikeforge.sim.verilator.harness import cocotb_args
 
 
 def _words(bits, W):

@@ -7,7 +7,7 @@ numpy arrays (fp16 values travel as little-endian float16, never hand-packed).
 
 The command payloads are built and parsed by :class:`Plan` generators that
 ``yield (cmd, payload)`` and receive the response payload, so the same code
-drives a device through :class:`~spikeforge.sim.host.HostLink` (synchronous,
+drives a device through :class:`~spikeforge.sim.host.driver.HostLink` (synchronous,
 :class:`Accelerator`) or from inside a cocotb test (:func:`drive_async`).
 Payload layouts: ``docs/host-protocol.md``.
 """
@@ -272,7 +272,7 @@ async def drive_async(plan: Plan, transact):
 
 
 class Accelerator:
-    """A one-core accelerator behind a :class:`~spikeforge.sim.host.HostLink` (or any
+    """A one-core accelerator behind a :class:`~spikeforge.sim.host.driver.HostLink` (or any
     object with ``transact(cmd, payload) -> bytes``)."""
 
     def __init__(self, link):

@@ -9,10 +9,10 @@ import random
 
 import cocotb
 
-from spikeforge.sim.cocotb_tests.host_bridge import pulse_reset, pump
-from spikeforge.sim.cocotb_util import start_clock
-from spikeforge.sim.harness import cocotb_args
-from spikeforge.sim.host import split_responses
+from spikeforge.sim.verilator.cocotb_tests.host_bridge import pulse_reset, pump
+from spikeforge.sim.verilator.cocotb_util import start_clock
+from spikeforge.sim.verilator.harness import cocotb_args
+from spikeforge.sim.host.driver import split_responses
 
 
 @cocotb.test()

@@ -1,6 +1,6 @@
 """Test vectors for binary16 fused multiply-add: directed corner cases and biased randoms.
 
-Used by the exact-reference tests of :mod:`spikeforge.sim.fp16` and by the RTL
+Used by the exact-reference tests of :mod:`spikeforge.sim.golden.fp16` and by the RTL
 testbenches of the FMA and the PE array. All values are 16-bit patterns
 (``numpy.uint16``), three arrays ``a``, ``b``, ``c`` for ``fma(a, b, c)``.
 

@@ -40,5 +40,5 @@ def public_ports_only(text: str, top: str) -> str:
 
 def elaborate(component, *, name: str) -> str:
     """The Verilog of ``component`` (top module ``name``) with only its ports public."""
-    from spikeforge.sim import harness
+    from spikeforge.sim.verilator import harness
     return public_ports_only(harness.elaborate(component, name=name), name)

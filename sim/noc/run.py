@@ -1,6 +1,6 @@
 """Host side of the NoC stress tests and benchmark: run the RTL traffic rig, turn counters into numbers.
 
-:func:`run_traffic` builds :class:`~spikeforge.sim.noc_traffic.TrafficBench`
+:func:`run_traffic` builds :class:`~spikeforge.sim.noc.traffic.TrafficBench`
 for a mesh (Verilog elaborated once per configuration and process, Verilator
 build cached by the harness), runs a list of :class:`Run` phases in one
 simulation and returns a :class:`RunResult` per phase, with the verdicts
@@ -18,13 +18,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from spikeforge.hdl.config import Features, Implementation
-from spikeforge.sim import harness
-from spikeforge.sim.noc_traffic import PATTERNS, TrafficBench, pattern_destination
+from spikeforge.sim.verilator import harness
+from spikeforge.sim.noc.traffic import PATTERNS, TrafficBench, pattern_destination
 
 __all__ = ["Run", "RunResult", "run_traffic", "ideal_throughput", "traffic_matrix",
            "hotspot_node", "TEST_MODULE", "QUEUE_DEPTH", "HIST_BINS", "python_traffic"]
 
-TEST_MODULE = "spikeforge.sim.cocotb_tests.noc_traffic"
+TEST_MODULE = "spikeforge.sim.verilator.cocotb_tests.noc_traffic"
 QUEUE_DEPTH = 32
 HIST_BINS = 256
 #: Share of hotspot-pattern packets that go to the hotspot node (the rest are uniform).

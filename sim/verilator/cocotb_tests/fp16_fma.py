@@ -1,4 +1,4 @@
-"""cocotb check of the FMA and the PE array against the golden :func:`spikeforge.sim.fp16.fma`.
+"""cocotb check of the FMA and the PE array against the golden :func:`spikeforge.sim.golden.fp16.fma`.
 
 Arguments (``harness.cocotb_args()``): ``lanes`` (0 for a single :class:`FMA`, whose payload
 is one operand struct; P for a P-lane :class:`PEArray`), ``latency``, ``directed`` (bool: send
@@ -15,10 +15,10 @@ import numpy as np
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from spikeforge.sim import fp16
-from spikeforge.sim.cocotb_util import reset, start_clock
-from spikeforge.sim.fp16_vectors import biased_operands, directed_operands
-from spikeforge.sim.harness import cocotb_args
+from spikeforge.sim.golden import fp16
+from spikeforge.sim.verilator.cocotb_util import reset, start_clock
+from spikeforge.sim.golden.vectors import biased_operands, directed_operands
+from spikeforge.sim.verilator.harness import cocotb_args
 
 
 def _vectors(args):

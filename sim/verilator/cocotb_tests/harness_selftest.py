@@ -4,8 +4,8 @@ import random
 
 import cocotb
 
-from spikeforge.sim.cocotb_util import StreamSink, StreamSource, reset, start_clock
-from spikeforge.sim.harness import cocotb_args
+from spikeforge.sim.verilator.cocotb_util import StreamSink, StreamSource, reset, start_clock
+from spikeforge.sim.verilator.harness import cocotb_args
 
 
 @cocotb.test()

@@ -1,1 +1,0 @@
-"""cocotb test modules, run on Verilator through :mod:`spikeforge.sim.harness`."""

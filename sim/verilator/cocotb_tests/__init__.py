@@ -1,0 +1,1 @@
+"""cocotb test modules, run on Verilator through :mod:`spikeforge.sim.verilator.harness`."""
