@@ -21,7 +21,7 @@ import numpy as np
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
 from spikeforge.sim.golden import model as golden
-from spikeforge.sim.host.device import Accelerator
+from spikeforge.sim.host.device import Device
 from spikeforge.sim.engines.rtl import session_name
 from spikeforge.sim.verilator.session import rtl_session
 
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     rows = []
     with rtl_session(AcceleratorTop(cfg), name=session_name(cfg), ports_only=True,
                      wall_timeout_s=600.0) as link:
-        acc = Accelerator(link)
+        acc = Device(link)
         acc.load_network(sizes, params, weights)
         P = acc.info.lanes
         G0 = -(-sizes[1] // P)

@@ -17,7 +17,7 @@ import pytest
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
 from spikeforge.sim.golden import model as golden
-from spikeforge.sim.host.device import Accelerator, MapError
+from spikeforge.sim.host.device import Device, MapError
 from spikeforge.sim.host.driver import DeviceError
 from spikeforge.sim.engines.compare import first_difference
 from spikeforge.sim.engines.rtl import session_name
@@ -36,7 +36,7 @@ def device(request):
     cfg = CONFIGS[request.param]
     with rtl_session(AcceleratorTop(cfg), name=session_name(cfg), ports_only=True,
                      wall_timeout_s=300.0) as link:
-        yield request.param, cfg, Accelerator(link)
+        yield request.param, cfg, Device(link)
 
 
 def _check_sample(acc, weights, dWs, spikes, label, params, what):

@@ -1,7 +1,7 @@
 """Training on the Verilator model of a one-core accelerator, checked bit for bit.
 
 :func:`train_rtl` runs samples of a dataset through
-:class:`~spikeforge.sim.host.device.Accelerator` (host driver over the cocotb
+:class:`~spikeforge.sim.host.device.Device` (host driver over the cocotb
 bridge) and through :mod:`spikeforge.sim.golden.model` side by side. After every
 sample the core's ``dW`` (and with ``check_traces`` its spike / window history
 and ``du``) must equal the golden model's bit for bit; after every update its
@@ -26,7 +26,7 @@ from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import BuildConfig
 from spikeforge.sim.golden import fp16
 from spikeforge.sim.golden import model as golden
-from spikeforge.sim.host.device import Accelerator
+from spikeforge.sim.host.device import Device
 from spikeforge.sim.engines.compare import Mismatch, first_difference
 
 __all__ = ["useful_fmas", "RtlTrainer", "weights_sha256", "Mismatch", "session_name"]
@@ -94,7 +94,7 @@ class RtlTrainer:
         self._session = rtl_session(AcceleratorTop(self.config), name=session_name(self.config),
                                     ports_only=True, wall_timeout_s=600.0, cxx_opt=CXX_OPT)
         self.link = self._session.__enter__()
-        self.acc = Accelerator(self.link)
+        self.acc = Device(self.link)
         self.acc.load_network(self.sizes, self.params, self.weights)
         self.dWs = golden.zero_grads(self.weights)
         self.in_batch = 0

@@ -1,6 +1,6 @@
 """High-level host API of a one-core spikeforge accelerator.
 
-:class:`Accelerator` loads a network (layer table, constants, weights), runs
+:class:`Device` loads a network (layer table, constants, weights), runs
 samples forward or forward + backward with a label, applies updates and reads
 weights, spike / window / non-zero-gradient history, ``du`` and counters, all as
 numpy arrays (fp16 values travel as little-endian float16, never hand-packed).
@@ -8,7 +8,7 @@ numpy arrays (fp16 values travel as little-endian float16, never hand-packed).
 The command payloads are built and parsed by :class:`Plan` generators that
 ``yield (cmd, payload)`` and receive the response payload, so the same code
 drives a device through :class:`~spikeforge.sim.host.driver.HostLink` (synchronous,
-:class:`Accelerator`) or from inside a cocotb test (:func:`drive_async`).
+:class:`Device`) or from inside a cocotb test (:func:`drive_async`).
 Payload layouts: ``docs/host-protocol.md``.
 """
 
@@ -24,7 +24,7 @@ from spikeforge.hdl.core import COUNTERS
 from spikeforge.hdl.lane_datapath import CONSTANTS
 from spikeforge.hdl.protocol import Command
 
-__all__ = ["DeviceInfo", "LayerMap", "NetworkMap", "MapError", "Accelerator",
+__all__ = ["DeviceInfo", "LayerMap", "NetworkMap", "MapError", "Device",
            "drive_sync", "drive_async", "plans", "RunResult", "HISTORY"]
 
 #: History kinds of READ_HISTORY.
@@ -271,7 +271,7 @@ async def drive_async(plan: Plan, transact):
         return stop.value
 
 
-class Accelerator:
+class Device:
     """A one-core accelerator behind a :class:`~spikeforge.sim.host.driver.HostLink` (or any
     object with ``transact(cmd, payload) -> bytes``)."""
 
