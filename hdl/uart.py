@@ -19,7 +19,9 @@ starts a byte's start bit in the cycle after the stream transfer.
 Line errors: a byte whose stop bit reads 0 is dropped and counted
 (``framing_errors``); a start bit that is gone at its middle is a glitch and
 ignored. ``idle`` is high while the line has been idle for at least
-``idle_bits`` bit times (frame-level resynchronisation uses it).
+``idle_bits`` bit times (frame-level resynchronisation uses it);
+``line_break`` is high while the line has been low for at least ``idle_bits``
+bit times (a break: the board tops reset the accelerator on it).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class UARTReceiver(wiring.Component):
             "rx": In(1, init=1),
             "o": Out(stream.Signature(8)),
             "idle": Out(1),
+            "line_break": Out(1),
             "framing_errors": Out(16),
             "overruns": Out(16),
         })
@@ -97,6 +100,12 @@ class UARTReceiver(wiring.Component):
         with m.Elif(idle_count != idle_limit):
             m.d.sync += idle_count.eq(idle_count + 1)
         m.d.comb += self.idle.eq(idle_count == idle_limit)
+        low_count = Signal(range(idle_limit + 1))
+        with m.If(line == 1):
+            m.d.sync += low_count.eq(0)
+        with m.Elif(low_count != idle_limit):
+            m.d.sync += low_count.eq(low_count + 1)
+        m.d.comb += self.line_break.eq(low_count == idle_limit)
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -193,6 +202,7 @@ class UARTBridge(wiring.Component):
             "o": Out(stream.Signature(8)),
             "i": In(stream.Signature(8)),
             "idle": Out(1),
+            "line_break": Out(1),
             "framing_errors": Out(16),
             "overruns": Out(16),
         })
@@ -205,7 +215,7 @@ class UARTBridge(wiring.Component):
         m.submodules.fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.fifo_depth)
 
         m.d.comb += [receiver.rx.eq(self.rx), self.tx.eq(transmitter.tx),
-                     self.idle.eq(receiver.idle),
+                     self.idle.eq(receiver.idle), self.line_break.eq(receiver.line_break),
                      self.framing_errors.eq(receiver.framing_errors)]
         # receiver -> FIFO: a byte the full FIFO cannot take is lost and counted
         m.d.comb += [rx_fifo.w_data.eq(receiver.o.payload),

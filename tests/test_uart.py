@@ -260,6 +260,29 @@ def test_idle_after_silence():
     assert seen[-1] == 1
 
 
+def test_line_break_after_long_low():
+    divisor = 8
+    dut = UARTReceiver(divisor=divisor, idle_bits=12)
+    seen = []
+
+    async def bench(ctx):
+        # a 0x00 byte (9 low bit times) is not a break; 15 low bit times are
+        for level in [1] * 30 + line_levels([0x00], divisor) + [0] * 120 + [1] * 30:
+            ctx.set(dut.rx, level)
+            await ctx.tick()
+            seen.append(ctx.get(dut.line_break))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    byte_end = 30 + len(line_levels([0x00], divisor))
+    assert not any(seen[:byte_end])
+    assert not any(seen[:byte_end + 12 * divisor - 1])
+    assert all(seen[byte_end + 12 * divisor + 3:byte_end + 120])
+    assert seen[-1] == 0
+
+
 def test_divisor_for_and_bad_parameters():
     assert divisor_for(clk_hz=48e6, baud=3_000_000) == 16
     assert divisor_for(clk_hz=25e6, baud=115_200) == 217
