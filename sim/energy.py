@@ -26,6 +26,9 @@ Pipeline (pure functions over plain dicts and frozen dataclasses):
   ``COUNTERS``, as ``Device.counters()`` and ``train --engine rtl`` give them)
   turned into a core event set, and :func:`contract_events` -- the same from the
   work the golden model implies (SPEC section 3), with its dense equivalent.
+* :func:`inference_events` -- one sample of the integer inference build (SPEC
+  section 8) from its spike bits: SOPs, the other integer operations, weight and
+  potential words.
 * :func:`estimate` -- one or more core event sets and a sample count to the
   report dict; :func:`summary_line` -- its one-line summary.
 
@@ -47,7 +50,7 @@ __all__ = [
     "EnergyError", "Constant", "DEFAULT_CONSTANTS", "load_constants", "EnergyModel",
     "PHASES", "KINDS", "core_events", "contract_work", "dense_work", "events_from_work",
     "contract_events", "estimate", "summary_line", "offchip_bytes_per_sample",
-    "geometry_of",
+    "geometry_of", "inference_events", "INT_OPS_PER_NEURON_STEP",
 ]
 
 PHASES = ("forward", "backward", "update")
@@ -768,3 +771,59 @@ def offchip_bytes_per_sample(sizes: Sequence[int], T: int, *, input_format: str 
     return {"input_bytes": inp, "label_bytes": lab,
             "streamed_weight_bytes": streamed_weight_bytes, "bytes_per_sample": total,
             "per_run_bytes": 2 * 2 * nw}
+
+
+# ---------------------------------------------------------------------------
+# Integer inference build (SPEC section 8)
+# ---------------------------------------------------------------------------
+
+#: Integer operations per neuron and step besides the SOPs: the leak (shift and
+#: subtract), adding the synaptic sum, adding the bias, the threshold compare
+#: (the reset's subtract shares the compare's adder).
+INT_OPS_PER_NEURON_STEP = 4
+
+
+def inference_events(sizes: Sequence[int], spikes, s, *, weight_bits: int,
+                     potential_bits: int, lanes: int, memories: Mapping[str, float]) -> dict:
+    """A core event set for one sample of the integer inference build at the ideal
+    cycle count, from its input and per-layer spike bits.
+
+    SOPs (``int_add``): active inputs x neurons per step, each a ``potential_bits``
+    integer add and a read of one ``weight_bits`` weight (``weight_bits / 16`` of a
+    16-bit word of memory ``"w"``); per neuron and step
+    :data:`INT_OPS_PER_NEURON_STEP` more integer operations and a read and a write of
+    its ``potential_bits`` potential (memory ``"v"``). ``memories`` gives the bank
+    bytes of ``"w"`` and ``"v"``.
+    """
+    import numpy as np
+    _check_sizes(sizes, 1)
+    for name, v, lo, hi in (("weight_bits", weight_bits, 2, 16),
+                            ("potential_bits", potential_bits, 2, 64), ("lanes", lanes, 1, 4096)):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise EnergyError(f"{name} must be an integer from {lo} to {hi}, not {v!r}")
+    for m in ("w", "v"):
+        if m not in memories:
+            raise EnergyError(f"memories must give the bank bytes of {m!r}")
+    x = _arr(spikes)
+    if x.ndim != 2 or x.shape[1] != sizes[0]:
+        raise EnergyError(f"spikes must be (T, {sizes[0]}), not {x.shape}")
+    T = x.shape[0]
+    sops = 0
+    s_in = x
+    for l in range(len(sizes) - 1):
+        sops += int(s_in.sum()) * sizes[l + 1]
+        s_in = _arr(s[l])
+        if s_in.shape != (T, sizes[l + 1]):
+            raise EnergyError(f"layer {l} spikes must be ({T}, {sizes[l + 1]}), "
+                              f"not {s_in.shape}")
+    steps = T * sum(sizes[1:])
+    ideal = (sops + steps) / lanes
+    ph = {"int_add": sops, "int_other": INT_OPS_PER_NEURON_STEP * steps,
+          "int_add_bits": potential_bits,
+          "reads": {"w": sops * weight_bits / 16, "v": steps * potential_bits / 16},
+          "writes": {"v": steps * potential_bits / 16},
+          "busy_cycles": ideal, "cycles": ideal,
+          "skipped_add": float(T * sum(sizes[l] * sizes[l + 1]
+                                       for l in range(len(sizes) - 1)) - sops)}
+    return {"lanes": lanes, "memories": dict(memories), "lane_op": "int_add",
+            "lane_bits": potential_bits, "phases": {"forward": ph}}

@@ -327,3 +327,44 @@ def test_core_counters_split_equals_the_work_the_golden_model_implies():
             assert u["fma"] == padded
             r = E.estimate(ev, samples=1)
             assert r["joules_per_sample"] > 0 and 0 < r["tflops_per_watt"] < 100
+
+
+def test_inference_events_by_hand(model):
+    # 3-2, T = 2: inputs {0, 2} then {1}: 3 SOPs x 2 neurons = 6; 4 neuron-steps
+    spikes = np.array([[1, 0, 1], [0, 1, 0]], bool)
+    s = [np.array([[1, 0], [0, 0]], bool)]
+    ev = E.inference_events([3, 2], spikes, s, weight_bits=8, potential_bits=16, lanes=2,
+                            memories={"w": 8192, "v": 2048})
+    ph = ev["phases"]["forward"]
+    assert ph["int_add"] == 6 and ph["int_other"] == 4 * 4
+    assert ph["reads"] == {"w": 6 * 8 / 16, "v": 4} and ph["writes"] == {"v": 4}
+    assert ph["busy_cycles"] == ph["cycles"] == (6 + 4) / 2
+    assert ph["skipped_add"] == 2 * 6 - 6
+    r = E.estimate(ev, samples=1, model=model)
+    add16 = 0.2 + 8 * 0.4 / 24
+    total = (22 * add16 + 3 * 1.0 + 8 * 0.5 + 5 * 2 * 0.5
+             + 5 * 2 * 0.5 * (add16 + 0.5))
+    assert r["joules_total"] == pytest.approx(total * PJ)
+    assert r["tsops_per_watt"] == pytest.approx(6 / (total * PJ) / 1e12)
+    with pytest.raises(E.EnergyError, match="weight_bits"):
+        E.inference_events([3, 2], spikes, s, weight_bits=1, potential_bits=16, lanes=2,
+                           memories={"w": 1, "v": 1})
+
+
+def test_density_script_energy_falls_with_sparsity(tmp_path):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "bench_energy_density.py"
+    spec = importlib.util.spec_from_file_location("bench_energy_density", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "d.json"
+    assert mod.main(["--preset", "tiny", "--sizes", "16,12,4", "--T", "4", "--samples", "2",
+                     "--densities", "0,0.5,1", "--json", str(out),
+                     "--png", str(tmp_path / "d.png")]) == 0
+    rep = json.loads(out.read_text())
+    e = [r["train_joules_per_sample"] for r in rep["rows"]]
+    assert e[0] < e[1] < e[2] <= rep["dense_train_joules_per_sample"]
+    f = [r["forward_joules_per_sample"] for r in rep["rows"]]
+    assert f[0] < f[1] < f[2] <= rep["dense_forward_joules_per_sample"]
+    assert (tmp_path / "d.png").stat().st_size > 0
