@@ -795,7 +795,6 @@ def inference_events(sizes: Sequence[int], spikes, s, *, weight_bits: int,
     its ``potential_bits`` potential (memory ``"v"``). ``memories`` gives the bank
     bytes of ``"w"`` and ``"v"``.
     """
-    import numpy as np
     _check_sizes(sizes, 1)
     for name, v, lo, hi in (("weight_bits", weight_bits, 2, 16),
                             ("potential_bits", potential_bits, 2, 64), ("lanes", lanes, 1, 4096)):

@@ -5,7 +5,6 @@ user's JSON), one event kind at a time, not from the model's own output.
 """
 
 import json
-import math
 
 import numpy as np
 import pytest
