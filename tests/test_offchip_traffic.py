@@ -7,6 +7,15 @@ import pathlib
 
 import pytest
 
+try:
+    import torch  # noqa: F401
+    HAVE_TORCH = True
+except ImportError:
+    HAVE_TORCH = False
+
+needs_torch = pytest.mark.skipif(not HAVE_TORCH,
+                                 reason="torch is not installed (optional dependency)")
+
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "bench_offchip_traffic.py"
 
 
@@ -25,9 +34,7 @@ def test_accelerator_streamed_bytes_by_hand(bench):
     assert bench.accelerator_streamed_bytes([3, 2, 2], 2, 2) == 2 + 20 + 8 + 40 + 30
 
 
-torch = pytest.importorskip("torch", reason="torch is not installed (optional dependency)")
-
-
+@needs_torch
 def test_saved_tensor_model_by_hand(bench):
     # 3-2-2, T = 2, batch 1, float32. Per step and layer the BPTT of the script saves:
     # the linear's input (layer 0: a view of the input spikes, read but not written;
@@ -49,6 +56,7 @@ def test_saved_tensor_model_by_hand(bench):
     assert r["kernel_model_bytes_per_sample"] > r["saved_model_bytes_per_sample"]
 
 
+@needs_torch
 def test_batch_shares_the_weights_not_the_activations(bench):
     one = bench.torch_traffic([3, 2, 2], 2, 1)["saved_model_parts_per_sample"]
     four = bench.torch_traffic([3, 2, 2], 2, 4)["saved_model_parts_per_sample"]
@@ -59,6 +67,7 @@ def test_batch_shares_the_weights_not_the_activations(bench):
     assert four["sgd_step"] == one["sgd_step"] / 4
 
 
+@needs_torch
 def test_float16_halves_the_float_tensors(bench):
     a = bench.torch_traffic([3, 2], 2, 1, dtype="float32")["saved_model_parts_per_sample"]
     b = bench.torch_traffic([3, 2], 2, 1, dtype="float16")["saved_model_parts_per_sample"]
@@ -68,6 +77,7 @@ def test_float16_halves_the_float_tensors(bench):
     assert b["saved_activations_written"] == 2 * (2 + 4) + 4
 
 
+@needs_torch
 def test_script_writes_json(bench, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "NETWORKS", {"tiny 3-2-2": [3, 2, 2]})
     out = tmp_path / "t.json"
