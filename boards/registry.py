@@ -136,6 +136,13 @@ def _pe_array(config):
 
 
 register_block("fma", _fma, "one fp16 fused multiply-add lane", options=("stages",))
+def _fp16_add(config):
+    from spikeforge.hdl.fp16_add import FPAdd
+    return FPAdd(stages=config.implementation.fma_stages)
+
+
+register_block("fp16-add", _fp16_add, "one fp16 add lane (exact addition, no multiplier)",
+               options=("stages",))
 register_block("pe-array", _pe_array, "the array of fp16 FMA lanes the engines drive",
                options=("lanes", "stages"))
 

