@@ -268,7 +268,7 @@ def _finite(name, param, arr, allow_inf=False):
     bad = np.isnan(arr) if allow_inf else ~np.isfinite(arr)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise NIRError(f"node {name!r} parameter {param}{list(idx)} is {arr[idx]!r}; allowed: "
+        raise NIRError(f"node {name!r} parameter {param}{list(idx)} is {float(arr[idx])!r}; allowed: "
                        "finite numbers")
 
 
@@ -276,7 +276,7 @@ def _uniform(name, param, arr, what):
     if arr.size and not (arr == arr.reshape(-1)[0]).all():
         i = int(np.flatnonzero(arr != arr.reshape(-1)[0])[0])
         raise NIRError(f"node {name!r} has per-neuron {param} that differ ({param}[0] = "
-                       f"{arr[0]!r}, {param}[{i}] = {arr[i]!r}); the training contract has one "
+                       f"{float(arr[0])!r}, {param}[{i}] = {float(arr[i])!r}); the training contract has one "
                        f"{what} for the whole network")
     return float(arr.reshape(-1)[0])
 
@@ -284,7 +284,7 @@ def _uniform(name, param, arr, what):
 def _all_zero(name, param, arr, why):
     if (arr != 0).any():
         i = int(np.flatnonzero(arr != 0)[0])
-        raise NIRError(f"node {name!r} has {param}[{i}] = {arr[i]!r}; allowed: {param} = 0 "
+        raise NIRError(f"node {name!r} has {param}[{i}] = {float(arr[i])!r}; allowed: {param} = 0 "
                        f"everywhere ({why})")
 
 
