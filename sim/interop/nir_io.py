@@ -64,6 +64,7 @@ DEFAULT_DT = 1e-4
 GAIN_TOLERANCE = 2.0 ** -20
 #: ``alpha = 1 - dt / tau`` in float64: closer than this to its fp16 value is not a rounding
 ALPHA_TOLERANCE = 2.0 ** -40
+_HALF_SUBNORMAL = 2.0 ** -25     # values of smaller magnitude round to fp16 zero
 
 #: Params fields that a graph's ``metadata["spikeforge"]`` may carry (training settings)
 _TRAINING_FIELDS = ("T", "a", "beta", "lr", "loss_scale", "reset_grad")
@@ -312,11 +313,12 @@ def _neuron(name, node, size, dt):
     tau = _array(name, node, "tau", size)
     _finite(name, "tau", tau)
     t0 = _uniform(name, "tau", tau, "decay")
-    if not t0 >= dt:
+    alpha = 1.0 - dt / t0 if t0 > 0 else -math.inf
+    # tau a little below dt (snnTorch's beta = 0 gives tau = fl32(dt)) is alpha = 0 in fp16
+    if not alpha >= -_HALF_SUBNORMAL:
         raise NIRError(f"node {name!r} has tau = {t0!r} below the time step dt = {dt!r}, so "
-                       f"alpha = 1 - dt/tau = {1 - dt / t0 if t0 else -math.inf!r} < 0; allowed: "
-                       "tau >= dt (0 <= alpha <= 1)")
-    alpha = 1.0 - dt / t0
+                       f"alpha = 1 - dt/tau = {alpha!r} < 0; allowed: tau >= dt "
+                       "(0 <= alpha <= 1)")
     gain = r * dt / tau
     return alpha, v_th, gain, "v_threshold"
 
@@ -324,7 +326,8 @@ def _neuron(name, node, size, dt):
 def _round_weights(name, W, gain, warnings):
     """fp16 weights of one layer, with each row scaled by its gain; rounding reported."""
     if np.all(np.abs(gain - 1.0) <= GAIN_TOLERANCE):
-        W16 = W.astype(np.float16)
+        with np.errstate(over="ignore"):                      # overflow is refused below
+            W16 = W.astype(np.float16)
         changed = W16.astype(np.float64) != W
         for idx in np.argwhere(changed):
             i, j = int(idx[0]), int(idx[1])
@@ -454,6 +457,8 @@ def from_nir(graph, *, dt: float | None = None) -> NIRNetwork:
                                "for the whole network")
         if k == 0:
             a16 = golden.round_fp16(Fraction(alpha64))
+            if a16 == 0:
+                a16 = np.float16(0.0)                         # +0 (alpha64 may be -1e-8)
             if abs(float(a16) - alpha64) > ALPHA_TOLERANCE:
                 warnings.append(RoundingWarning(neu, "alpha (1 - dt/tau)", (), alpha64,
                                                 float(a16)))
