@@ -132,9 +132,13 @@ def predict(c) -> np.ndarray:
 
 def export(net, n_inputs):
     """snnTorch's own NIR export (``snntorch.export_nir.export_to_nir``)."""
+    import warnings
     import torch
     from snntorch.export_nir import export_to_nir
-    return export_to_nir(net, torch.zeros(1, n_inputs), ignore_dims=[0])
+    with warnings.catch_warnings():     # snnTorch 1.0 calls nirtorch's deprecated extractor
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message="nirtorch.extract_nir_graph is being deprecated")
+        return export_to_nir(net, torch.zeros(1, n_inputs), ignore_dims=[0])
 
 
 def import_graph(graph):
@@ -189,3 +193,4 @@ def simulate(weights, spikes, *, alpha, v_th, reset="zero", reset_timing="next",
             prev = st
         s = out.astype(dtype)
     return s.sum(axis=1).astype(np.int64)
+
