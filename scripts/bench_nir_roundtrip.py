@@ -59,6 +59,13 @@ def _threshold_hits(weights, spikes, params):
     return [int((t.u == v).sum()) for t in tr], [int(t.u.size) for t in tr]
 
 
+def _golden_strict(weights, spikes, params):
+    """Golden predictions with ``u > v_th``: in fp16, ``u > v`` is ``u >= next_fp16_above(v)``
+    (the forward uses v_th only for the spike; the window constants do not matter)."""
+    up = float(np.nextafter(params.consts.v_th, np.float16(np.inf)))
+    return golden.predict(weights, spikes, params.replace(v_th=up))
+
+
 def _conventions(weights, spikes, y, alpha, v_th):
     """Accuracy of the same weights under each convention (float64 reference)."""
     W = [np.asarray(w, dtype=np.float64) for w in weights]
@@ -144,6 +151,9 @@ def main(argv=None):
                                init_weights=imp.weights)
         p_torch16 = B.predict(B.counts(net16, te))
         hits, slots = _threshold_hits(imp.weights, te, p16)
+        p_strict = _golden_strict(imp.weights, te, p16)
+        p_ref = B.predict(B.simulate([w.astype(np.float64) for w in imp.weights], te,
+                                     alpha=alpha, v_th=v_th, reset=reset))
         n_w = sum(w.size for w in imp.weights)
         rounded = [w for w in imp.warnings if w.parameter == "weight"]
         rec = {
@@ -152,6 +162,9 @@ def main(argv=None):
             "golden_accuracy": _acc(p_gold, data.y_test),
             "agree_golden_vs_snntorch": _acc(p_gold, p_torch),
             "agree_golden_vs_snntorch_fp16_weights": _acc(p_gold, p_torch16),
+            "golden_accuracy_with_strict_threshold": _acc(p_strict, data.y_test),
+            "agree_golden_strict_vs_golden": _acc(p_strict, p_gold),
+            "agree_snntorch_fp16_weights_vs_float64_same_reset": _acc(p_torch16, p_ref),
             "weights": n_w, "weights_rounded": len(rounded),
             "largest_relative_weight_rounding": max(
                 (abs(w.after - w.before) / abs(w.before) for w in rounded if w.before), default=0),
@@ -181,7 +194,13 @@ def main(argv=None):
     p_t = B.predict(c_t)
     lk = B.leaky_layers(tnet)
     hits, slots = _threshold_hits(W, te, params)
+    p_strict = _golden_strict(W, te, params)
+    p_ref = B.predict(B.simulate([w.astype(np.float64) for w in W], te, alpha=alpha, v_th=v_th))
     rec = {
+        "golden_accuracy_with_strict_threshold": _acc(p_strict, data.y_test),
+        "agree_golden_strict_vs_golden": _acc(p_strict, p_gold),
+        "agree_golden_vs_float64": _acc(p_gold, p_ref),
+        "agree_snntorch_vs_float64": _acc(p_t, p_ref),
         "golden_accuracy": _acc(p_gold, data.y_test),
         "golden_train_accuracy": _acc(golden.predict(W, tr, params), data.y_train),
         "snntorch_accuracy": _acc(p_t, data.y_test),
