@@ -27,8 +27,13 @@ neuron-steps where the potential equals the threshold exactly (the only place
 ``>=`` and ``>`` differ); and how many test predictions each pair of evaluations
 agree on.
 
+With ``--rtl-samples N`` the snnTorch-trained network (reset to zero) also runs
+on the Verilator model of one core (preset ``digits``) for the first N test
+samples, every output count checked against the golden model.
+
 Usage: ``python scripts/bench_nir_roundtrip.py [--json FILE] [--epochs 12]
-[--torch-epochs 10]``. About 2 minutes of CPU (most of it the fp16 training).
+[--torch-epochs 10] [--rtl-samples N]``. About 1 minute of CPU without the RTL
+part (most of it the fp16 training).
 """
 
 from __future__ import annotations
@@ -104,12 +109,32 @@ def _train_golden(data, train_spikes, params, epochs, seed, log):
     return W
 
 
+def _rtl_accuracy(weights, params, spikes, labels, golden_pred):
+    """Inference on the Verilator model of one core; RtlTrainer.evaluate checks every
+    sample's output counts against the golden model (a Mismatch stops it)."""
+    from spikeforge.hdl.config import preset
+    from spikeforge.sim.engines.rtl import RtlTrainer
+    sizes = tuple([weights[0].shape[1], *(w.shape[0] for w in weights)])
+    w0, c0 = time.monotonic(), time.process_time()
+    with RtlTrainer(preset("digits"), sizes, params, [w.copy() for w in weights]) as tr:
+        acc = tr.evaluate(spikes, labels)
+    n = len(spikes)
+    return {"samples": n, "accuracy": acc,
+            "golden_accuracy_same_samples": _acc(golden_pred[:n], labels),
+            "output_counts_checked_bit_exact": True,
+            "wall_seconds": time.monotonic() - w0, "cpu_seconds": time.process_time() - c0}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--epochs", type=int, default=12, help="golden training epochs (default 12)")
     ap.add_argument("--torch-epochs", type=int, default=10, help="snnTorch epochs (default 10)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rtl-samples", type=int, default=0,
+                    help="also run the snnTorch-trained network (reset zero) on the Verilator "
+                         "model of one core (preset digits) for the first N test samples, every "
+                         "output count checked against the golden model (default 0: skip)")
     args = ap.parse_args(argv)
     reason = B.missing()
     if reason:
@@ -174,6 +199,10 @@ def main(argv=None):
             "conventions_float64": _conventions(imp.weights, te, data.y_test, alpha, v_th),
             "train_cpu_seconds": train_cpu,
         }
+        if reset == "zero" and args.rtl_samples > 0:
+            rec["rtl"] = _rtl_accuracy(imp.weights, p16, te[:args.rtl_samples],
+                                       data.y_test[:args.rtl_samples], p_gold)
+            log(f"snnTorch (zero) -> RTL core: {rec['rtl']}")
         res["snntorch_to_spikeforge"][reset] = rec
         log(f"snnTorch ({reset}) -> spikeforge: snnTorch {rec['snntorch_accuracy']:.4f}, "
             f"golden {rec['golden_accuracy']:.4f}, agree {rec['agree_golden_vs_snntorch']:.4f}")
