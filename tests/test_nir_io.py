@@ -348,3 +348,28 @@ def test_summary_lines():
     assert lines == [f"node 'n0' weight: 2 value(s) rounded to fp16, largest change "
                      f"{max(abs(float(np.float16(v)) - v) for v in (0.1, 0.3)):.3g} (relative "
                      f"{max(abs(float(np.float16(v)) - v) / v for v in (0.1, 0.3)):.3g})"]
+
+
+def test_the_train_wiring_npz_network_train_export(tmp_path):
+    """What `spikeforge train --dataset FILE.npz --network IN.nir --export OUT.nir` does
+    with these functions: the trained weights come back bit for bit."""
+    from spikeforge.sim.golden import datasets as D
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "d.npz", x_train=rng.random((6, 4)), y_train=np.array([0, 1, 2] * 2),
+             x_test=rng.random((3, 4)), y_test=np.array([2, 1, 0]))
+    W0 = [G.init_weights([4, 5, 3], 1)[l] for l in range(2)]
+    N.write_network(tmp_path / "in.nir", W0, G.Params(T=4, alpha=0.5, v_th=0.3))
+    net = N.read_network(tmp_path / "in.nir")
+    data = D.load(str(tmp_path / "d.npz"), n_outputs=net.sizes[-1])
+    net.check_dataset(data.n_features, data.n_classes, "d.npz")
+    params = net.params(lr=0.05)
+    assert params.T == 4 and params.alpha == 0.5 and params.lr == 0.05
+    spikes = D.split_spikes(data, "train", np.arange(6), seed=0, T=params.T)
+    W = net.weights
+    for i in range(6):
+        W = G.train_step(W, spikes[i:i + 1], data.y_train[i:i + 1], params).weights
+    assert any((a != b).any() for a, b in zip(W, W0))
+    N.write_network(tmp_path / "out.nir", W, params)
+    back = N.read_network(tmp_path / "out.nir")
+    assert all((_bits(a) == _bits(b)).all() for a, b in zip(W, back.weights))
+    assert back.params() == params
