@@ -236,7 +236,7 @@ W22 = np.full((2, 2), 0.5)
     (lambda: _chain(nir.Linear(weight=W22), nir.CubaLIF(
         tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.zeros(2),
         v_threshold=np.ones(2))),
-     r"node 'n1' is a CubaLIF node \(the contract has no synaptic current state\); allowed: Input, Linear"),
+     r"node 'n1' is a CubaLIF node \(the contract has no synaptic current state\); allowed: Input, Flatten, Linear"),
     (lambda: _chain(nir.Linear(weight=W22), nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2))),
      r"node 'n1' is a LI node"),
     (lambda: _chain(nir.Linear(weight=W22), nir.Linear(weight=W22), _lif()),
@@ -373,3 +373,23 @@ def test_the_train_wiring_npz_network_train_export(tmp_path):
     back = N.read_network(tmp_path / "out.nir")
     assert all((_bits(a) == _bits(b)).all() for a, b in zip(W, back.weights))
     assert back.params() == params
+
+
+def test_flatten_of_an_image_input_is_row_major_features():
+    W = np.arange(12, dtype=np.float64).reshape(2, 6) / 16
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 2, 3])}),
+             "flat": nir.Flatten(input_type={"input": np.array([1, 2, 3])}, start_dim=0,
+                                 end_dim=-1),
+             "w": nir.Linear(weight=W), "lif": _lif(), "output": nir.Output(
+                 output_type={"output": np.array([2])})}
+    edges = [("input", "flat"), ("flat", "w"), ("w", "lif"), ("lif", "output")]
+    net = N.from_nir(nir.NIRGraph(nodes=nodes, edges=edges))
+    assert net.sizes == [6, 2] and (net.weights[0] == W).all()
+    # a Flatten that leaves two dimensions is refused
+    nodes["flat"] = nir.Flatten(input_type={"input": np.array([1, 2, 3])}, start_dim=1,
+                                end_dim=2)
+    with pytest.raises(N.NIRError, match=r"Input node 'input' has shape \(1, 6\); allowed: a flat vector"):
+        N.from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    nodes["flat"] = nir.Flatten(input_type={"input": None}, start_dim=3, end_dim=4)
+    with pytest.raises(N.NIRError, match=r"node 'flat' \(Flatten\) has start_dim 3 and end_dim 4"):
+        N.from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))

@@ -6,7 +6,7 @@ fully connected layers (weights ``N_out x N_in``, fp16, no bias) of LIF neurons
 that share one decay ``alpha`` and one threshold ``v_th``. This module maps one
 to the other; ``docs/interop.md`` has the table.
 
-* :func:`from_nir` / :func:`read_network` -- a graph ``Input -> (Linear | Affine)
+* :func:`from_nir` / :func:`read_network` -- a graph ``Input -> [Flatten] -> (Linear | Affine)
   -> (LIF | IF | Threshold) -> ... -> Output`` becomes a :class:`NIRNetwork`
   (sizes, fp16 weights, the fp16 ``alpha`` and ``v_th``, the training settings
   the graph carries, and one :class:`RoundingWarning` per value that rounds on
@@ -68,8 +68,9 @@ _HALF_SUBNORMAL = 2.0 ** -25     # values of smaller magnitude round to fp16 zer
 
 #: Params fields that a graph's ``metadata["spikeforge"]`` may carry (training settings)
 _TRAINING_FIELDS = ("T", "a", "beta", "lr", "loss_scale", "reset_grad")
-_ALLOWED = "Input, Linear, Affine, LIF, IF, Threshold and Output"
+_ALLOWED = "Input, Flatten, Linear, Affine, LIF, IF, Threshold and Output"
 _NEURONS = ("LIF", "IF", "Threshold")
+_FLATTEN = "Flatten"
 _SYNAPSES = ("Linear", "Affine")
 
 
@@ -289,6 +290,23 @@ def _all_zero(name, param, arr, why):
                        f"everywhere ({why})")
 
 
+def _flatten(name, node, shape):
+    """The shape after a Flatten node (dimensions without the batch, as NIR counts them);
+    features are then in C (row-major) order."""
+    nd = len(shape)
+    try:
+        start, end = int(node.start_dim), int(node.end_dim)
+    except (TypeError, ValueError):
+        raise NIRError(f"node {name!r} (Flatten) has start_dim {node.start_dim!r} and end_dim "
+                       f"{node.end_dim!r}; allowed: integers") from None
+    s0, e0 = (start + nd if start < 0 else start), (end + nd if end < 0 else end)
+    if not (0 <= s0 <= e0 < nd):
+        raise NIRError(f"node {name!r} (Flatten) has start_dim {start} and end_dim {end}, "
+                       f"which do not fit its input of shape {shape}; allowed: "
+                       f"0 <= start_dim <= end_dim < {nd} (negative counts from the end)")
+    return shape[:s0] + (int(np.prod(shape[s0:e0 + 1])),) + shape[e0 + 1:]
+
+
 def _neuron(name, node, size, dt):
     """(alpha as float64, v_th as float64, per-neuron gain) of one neuron node."""
     kind = _type(node)
@@ -389,7 +407,7 @@ def from_nir(graph, *, dt: float | None = None) -> NIRNetwork:
     nodes = graph.nodes
     for n in order[1:-1]:
         kind = _type(nodes[n])
-        if kind not in _SYNAPSES + _NEURONS:
+        if kind not in _SYNAPSES + _NEURONS + (_FLATTEN,):
             why = {"Conv1d": "the contract has fully connected layers only",
                    "Conv2d": "the contract has fully connected layers only",
                    "CubaLIF": "the contract has no synaptic current state",
@@ -399,12 +417,17 @@ def from_nir(graph, *, dt: float | None = None) -> NIRNetwork:
                                                                     "represent it")
             raise NIRError(f"node {n!r} is a {kind} node ({why}); allowed: {_ALLOWED}")
     inp = nodes[order[0]]
-    shape = np.asarray(inp.input_type["input"]).reshape(-1)
-    if shape.size != 1:
-        raise NIRError(f"Input node {order[0]!r} has shape {tuple(int(s) for s in shape)}; "
-                       "allowed: a flat vector of features (one dimension)")
-    sizes = [int(shape[0])]
-    body = order[1:-1]
+    shape = tuple(int(v) for v in np.asarray(inp.input_type["input"]).reshape(-1))
+    body = []
+    for n in order[1:-1]:
+        if _type(nodes[n]) == _FLATTEN:
+            shape = _flatten(n, nodes[n], shape)
+        else:
+            body.append(n)
+    if len(shape) != 1:
+        raise NIRError(f"Input node {order[0]!r} has shape {shape}; allowed: a flat vector of "
+                       "features (one dimension), or a Flatten node that makes one")
+    sizes = [shape[0]]
     if not body:
         raise NIRError("the graph has no layers between its Input and Output; allowed: "
                        "Input, then (Linear or Affine, then LIF, IF or Threshold) one or more "
