@@ -151,3 +151,25 @@ def test_spikeforge_trained_digits_run_in_snntorch(tmp_path, digits_small):
     c_gold = _golden_counts(W, te, params)
     acc_g, acc_t = _compare(c_gold, c_torch, yte)
     assert acc_g > 0.6
+
+
+def test_snntorch_flatten_of_images_imports_row_major():
+    import snntorch as snn
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 5, bias=False)
+    net = torch.nn.Sequential(torch.nn.Flatten(), lin,
+                              snn.Leaky(beta=torch.full((5,), 0.5),
+                                        threshold=torch.full((5,), 0.5), init_hidden=True))
+    import warnings
+    from snntorch.export_nir import export_to_nir
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        g = export_to_nir(net, torch.zeros(1, 1, 8, 8), ignore_dims=[0])
+    imp = N.from_nir(g)
+    assert imp.sizes == [64, 5]
+    # row-major: pixel (r, c) of the 8x8 image is feature 8 r + c, as torch.flatten does
+    W = lin.weight.detach().numpy()
+    assert (imp.weights[0] == W.astype(np.float16)).all()
+    img = torch.zeros(1, 1, 8, 8)
+    img[0, 0, 2, 3] = 1.0
+    assert torch.equal(torch.nn.Flatten()(img)[0].nonzero().flatten(), torch.tensor([8 * 2 + 3]))
