@@ -361,7 +361,7 @@ def _round_weights(name, W, gain, warnings):
                 if W[i, j] == 0:                               # keep the sign of a zero
                     v = np.float16(math.copysign(0.0, float(W[i, j]) * float(gain[i])))
                 W16[i, j] = v
-                if Fraction(float(v)) != exact if np.isfinite(v) else True:
+                if not np.isfinite(v) or Fraction(float(v)) != exact:
                     warnings.append(RoundingWarning(name, f"weight x gain {float(gain[i])!r}",
                                                     (i, j), float(exact), float(v)))
     inf = np.isinf(W16)
