@@ -1,0 +1,1 @@
+"""Networks in and out of spikeforge: NIR graphs (:mod:`spikeforge.sim.interop.nir_io`)."""
