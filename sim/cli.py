@@ -2,7 +2,8 @@
 
 Each subcommand lives in the module that owns it; that module provides
 ``add_arguments(parser)`` and ``main(args) -> int``. Errors in user input are
-raised as :class:`UsageError` (one sentence) and end with exit status 2.
+raised as :class:`~spikeforge.sim.errors.UsageError` (one sentence; also importable
+from here) and end with exit status 2.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import argparse
 import importlib
 import sys
 
+from spikeforge.sim.errors import UsageError
+
 __all__ = ["UsageError", "main", "COMMANDS"]
-
-
-class UsageError(Exception):
-    """Bad user input: the message is one sentence naming the value and what is allowed."""
 
 
 #: subcommand name -> (module, one-line help). A subcommand is listed only once it works.
@@ -55,6 +54,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run the canonical module so that its UsageError is the one subcommands raise.
-    from spikeforge.sim.cli import main as _main
-    sys.exit(_main())
+    sys.exit(main())
