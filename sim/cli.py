@@ -1,7 +1,8 @@
 """The ``spikeforge`` command.
 
 Each subcommand lives in the module that owns it; that module provides
-``add_arguments(parser)`` and ``main(args) -> int``. Errors in user input are
+``add_arguments(parser)`` and ``main(args) -> int`` (or, for a group such as
+``bench``, a ``SUBCOMMANDS`` table of the same shape as :data:`COMMANDS`). Errors in user input are
 raised as :class:`~spikeforge.sim.errors.UsageError` (one sentence; also importable
 from here) and end with exit status 2.
 """
@@ -25,18 +26,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _add_commands(parser, table, *, dest, metavar):
+    """One subcommand per ``table`` entry; a module with a ``SUBCOMMANDS`` table (such as
+    :mod:`spikeforge.sim.bench`) is a group of subcommands itself."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar)
+    sub.required = True
+    for name, (module, help_text) in table.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        if hasattr(mod, "SUBCOMMANDS"):
+            _add_commands(p, mod.SUBCOMMANDS, dest=name, metavar=mod.SUBCOMMAND_METAVAR)
+        else:
+            mod.add_arguments(p)
+            p.set_defaults(_module=mod)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikeforge",
         description="RTL generator for a multi-core neuromorphic accelerator that trains "
                     "spiking neural networks on chip.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module)
-        mod.add_arguments(p)
-        p.set_defaults(_module=mod)
+    _add_commands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 
 

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from spikeforge.sim.engines.base import EvalStats, StepStats
 from spikeforge.sim.engines.compare import Mismatch
+from spikeforge.sim.engines.golden import GoldenEngine
 from spikeforge.sim.errors import UsageError
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import model as golden
@@ -57,8 +58,9 @@ DEFAULTS = dict(hidden="128", T=_P.T, epochs=12, batch=1, lr=_P.lr, seed=0, alph
                 v_th=_P.v_th, a=_P.a, beta=_P.beta, loss_scale=_P.loss_scale,
                 reset_grad=_P.reset_grad, precision="fp16", lr_decay=1.0)
 
-#: engine name -> ``"module:Class"`` (imported when used); ``--engine`` offers exactly these
-ENGINES: dict[str, str] = {
+#: engine name -> ``"module:Class"`` (imported when used) or the class itself;
+#: ``--engine`` offers exactly these. The FPGA engine registers here the same way.
+ENGINES: dict[str, str | type] = {
     "golden": "spikeforge.sim.engines.golden:GoldenEngine",
     "rtl": "spikeforge.sim.engines.rtl:RtlEngine",
 }
@@ -68,15 +70,11 @@ def engine_class(name: str) -> type:
     """The engine class registered as ``name``."""
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}")
-    module, _, cls = ENGINES[name].partition(":")
+    entry = ENGINES[name]
+    if isinstance(entry, type):
+        return entry
+    module, _, cls = entry.partition(":")
     return getattr(importlib.import_module(module), cls)
-
-
-def __getattr__(name):
-    # ``train.GoldenEngine`` without importing the engines with this module
-    if name == "GoldenEngine":
-        return engine_class("golden")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TrainingDiverged(RuntimeError):
@@ -219,45 +217,42 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
     done = 0
     stage = "training"
     line = None
-    with eng:
-        try:
-            for ep in range(1, epochs + 1):
-                ep_lr = lr * lr_decay ** (ep - 1)
-                if lr_decay != 1:
-                    eng.set_params(params.replace(lr=ep_lr))
-                if reencode:
-                    train_spikes = D.encode_batch(x_train, np.arange(n_train), split="train",
-                                                  seed=seed + 1000 * ep, T=T)
-                else:
-                    train_spikes = fixed_train
-                order = np.random.default_rng([seed, 2, ep]).permutation(n_train)
-                todo = order[:min(n_train, total - done)]
-                stage = "training"
-                rec = _train_epoch(eng, ep, epochs, todo, batch, train_spikes, y_train, progress)
-                rec["lr"] = ep_lr
-                done += len(todo)
-                stage = "inference"
-                _evaluate(eng, rec, train_spikes, y_train, test_spikes, y_test)
-                report["epochs"].append(rec)
-                log(f"epoch {ep}/{epochs}: train acc {_fmt(rec['train_accuracy'])}  "
-                    f"test acc {_fmt(rec['test_accuracy'])}  loss {rec['train_loss']:.4f} "
-                    f"(test {_fmt(rec['test_loss'])})  spikes/slot "
-                    f"{' '.join(f'{d:.3f}' for d in rec['spike_density'])}  du!=0 "
-                    f"{' '.join(f'{d:.3f}' for d in rec['du_nonzero'])}  "
-                    f"{_rate(rec['train_samples_per_s'])} samples/s")
-        except Mismatch as exc:
-            if stage == "inference":
-                sample = getattr(exc, "sample", "test")
-                print(f"spikeforge train: {eng.hardware} differs from the golden model in "
-                      f"inference: {exc}", file=sys.stderr)
-            else:
-                sample = getattr(exc, "sample", done)
-                print(f"spikeforge train: sample {sample}: {eng.hardware} differs from the "
-                      f"golden model: {exc}", file=sys.stderr)
-            report["mismatch"] = {"sample": sample, "message": str(exc), "where": exc.where}
+    try:
+        with eng:
+            try:
+                for ep in range(1, epochs + 1):
+                    ep_lr = lr * lr_decay ** (ep - 1)
+                    if lr_decay != 1:
+                        eng.set_params(params.replace(lr=ep_lr))
+                    if reencode:
+                        train_spikes = D.encode_batch(x_train, np.arange(n_train), split="train",
+                                                      seed=seed + 1000 * ep, T=T)
+                    else:
+                        train_spikes = fixed_train
+                    order = np.random.default_rng([seed, 2, ep]).permutation(n_train)
+                    todo = order[:min(n_train, total - done)]
+                    stage = "training"
+                    rec = _train_epoch(eng, ep, epochs, todo, batch, train_spikes, y_train,
+                                       progress, done)
+                    rec["lr"] = ep_lr
+                    done += len(todo)
+                    stage = "inference"
+                    _evaluate(eng, rec, train_spikes, y_train, test_spikes, y_test)
+                    report["epochs"].append(rec)
+                    log(f"epoch {ep}/{epochs}: train acc {_fmt(rec['train_accuracy'])}  "
+                        f"test acc {_fmt(rec['test_accuracy'])}  loss {rec['train_loss']:.4f} "
+                        f"(test {_fmt(rec['test_loss'])})  spikes/slot "
+                        f"{' '.join(f'{d:.3f}' for d in rec['spike_density'])}  du!=0 "
+                        f"{' '.join(f'{d:.3f}' for d in rec['du_nonzero'])}  "
+                        f"{_rate(rec['train_samples_per_s'])} samples/s")
+            except Mismatch as exc:
+                _record_mismatch(report, eng, exc, stage)
+            engine_report = eng.report()
+            if "mismatch" not in report:
+                line = eng.summary(engine_report)
+    except Mismatch as exc:            # in the engine's own first check, when it started
+        _record_mismatch(report, eng, exc, "loading")
         engine_report = eng.report()
-        if "mismatch" not in report:
-            line = eng.summary(engine_report)
     report.update(engine_report)
     last = report["epochs"][-1] if report["epochs"] else {}
     report.update({
@@ -273,8 +268,22 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
     return report
 
 
-def _train_epoch(eng, ep, epochs, order, batch, train_spikes, y_train, progress) -> dict:
-    """Train on the samples ``order`` in minibatches; the epoch's training numbers."""
+def _record_mismatch(report, eng, exc, stage):
+    """Say where the engine differed from the golden model; note it in the report."""
+    if stage == "training":
+        sample = exc.sample
+        print(f"spikeforge train: sample {sample}: {eng.hardware} differs from the golden "
+              f"model: {exc}", file=sys.stderr)
+    else:
+        sample = getattr(exc, "sample", None)
+        print(f"spikeforge train: {eng.hardware} differs from the golden model in {stage}: "
+              f"{exc}", file=sys.stderr)
+    report["mismatch"] = {"sample": sample, "message": str(exc), "where": exc.where}
+
+
+def _train_epoch(eng, ep, epochs, order, batch, train_spikes, y_train, progress, first) -> dict:
+    """Train on the samples ``order`` in minibatches; the epoch's training numbers.
+    ``first``: the samples trained before this epoch."""
     n = len(order)
     n_layers = len(eng.weights)
     loss, correct = 0.0, 0
@@ -284,7 +293,12 @@ def _train_epoch(eng, ep, epochs, order, batch, train_spikes, y_train, progress)
               disable=None if progress is None else not progress) as bar:
         for k in range(0, n, batch):
             idx = order[k:k + batch]
-            st = eng.train_step(train_spikes[idx], y_train[idx])
+            try:
+                st = eng.train_step(train_spikes[idx], y_train[idx])
+            except Mismatch as exc:
+                if not hasattr(exc, "sample"):      # the engine did not say which one
+                    exc.sample = first + k          # the minibatch's first sample
+                raise
             if st.nonfinite:
                 raise TrainingDiverged(f"NaN or inf in {st.nonfinite} in epoch {ep} "
                                        f"(after {k + len(idx)} of {n} samples); "

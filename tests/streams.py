@@ -10,7 +10,8 @@
   is true (or forever, as a background testbench). :meth:`StreamSink.expect_idle`
   then checks that nothing more comes out.
 
-Pass ``source.run`` / ``sink.run`` to ``sim.add_testbench``. Clock edges are counted from the start of the simulation (1 = the first edge), the
+Pass ``source.run`` / ``sink.run`` to ``sim.add_testbench``. Clock edges are
+counted from the start of the simulation (1 = the first edge), the
 same in every testbench, so a source's and a sink's edges can be subtracted.
 """
 

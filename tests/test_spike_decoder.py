@@ -69,7 +69,7 @@ def run_amaranth(dut, bitmaps, *, in_stall, out_stall, seed=0):
     source = StreamSource(dut.i, [lay.const({"word": word, "last": last}) for word, last in words],
                           stall=in_stall, seed=seed)
     sink = StreamSink(dut.o, stall=out_stall, seed=seed + 1,
-                      done=lambda beats: bool(beats) and sum(int(b.last) for b in beats) == len(bitmaps),
+                      done=lambda beats: sum(int(b.last) for b in beats) == len(bitmaps),
                       max_cycles=100 * len(words) + 1000)
 
     async def drain(ctx):

@@ -7,6 +7,7 @@ import pytest
 
 from spikeforge.sim import cli
 from spikeforge.sim import train as TR
+from spikeforge.sim.engines.compare import Mismatch
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import model as golden
 
@@ -137,3 +138,39 @@ def test_engine_choices_are_the_registered_engines():
             assert callable(getattr(cls, method)), (name, method)
     with pytest.raises(SystemExit):
         cli.main(["train", "--engine", "nonexistent"])
+
+
+class _DiffersAtThirdSample(TR.GoldenEngine):
+    """The golden engine with a made-up hardware difference in the third sample."""
+
+    name = "differs"
+    hardware = "the test engine"
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.seen = 0
+
+    def train_step(self, spikes, labels):
+        if self.seen + len(labels) > 2:
+            raise Mismatch("layer 0 dW: first difference at neuron 1, input 2",
+                           {"neuron": 1, "input": 2})
+        self.seen += len(labels)
+        return super().train_step(spikes, labels)
+
+    def report(self):
+        return {"bit_exact": False}
+
+
+def test_a_difference_stops_the_run_and_the_report_says_where(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(TR.ENGINES, "differs", _DiffersAtThirdSample)
+    out = tmp_path / "run.json"
+    rc = cli.main(["train", "--engine", "differs", "--limit", "10", "--hidden", "8",
+                   "--json", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("spikeforge train: sample 2: the test engine differs from the golden model: "
+                   "layer 0 dW: first difference at neuron 1, input 2")
+    report = json.loads(out.read_text())
+    assert report["mismatch"] == {"sample": 2, "message": "layer 0 dW: first difference at "
+                                  "neuron 1, input 2", "where": {"neuron": 1, "input": 2}}
+    assert report["bit_exact"] is False and report["samples"] == 0 and report["epochs"] == []

@@ -94,7 +94,9 @@ class RtlEngine(Engine):
 
     name = "rtl"
     hardware = "the core"
-    train_eval = False          # inference on the simulated core costs about a training step
+    # the whole training set through the simulated core after every epoch would cost
+    # about half an epoch of training again: the test set (or --test-samples) only
+    train_eval = False
 
     @classmethod
     def add_arguments(cls, p):
