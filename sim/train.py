@@ -369,12 +369,12 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--reencode", action="store_true",
                    help="fresh training spikes every epoch (seed + 1000 * epoch); by default "
                         "every training sample is encoded once, with --seed")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N training samples (quick runs)")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--samples", type=int, default=None, metavar="K",
                    help="stop after K training samples, over as many epochs as they take "
                         "(in place of --epochs)")
-    p.add_argument("--test-samples", type=int, default=None,
+    p.add_argument("--test-samples", type=int, default=None, metavar="N",
                    help="test accuracy on the first N test samples (default: all)")
     p.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
