@@ -161,3 +161,31 @@ def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     assert report["ratio_to_ideal"] == pytest.approx(
         report["cycles_per_sample"] / report["ideal_cycles_per_sample"])
     assert report["simulated_cycles_per_second"] > 0
+
+
+def test_train_command_on_rtl_stops_at_the_first_difference(tmp_path, capsys, monkeypatch):
+    """A golden twin made wrong on purpose (one weight bit after the first update): the
+    run stops there, names the sample and the place, and still writes the report."""
+    from spikeforge.sim import cli
+    real_update = golden.update
+
+    def update_with_one_bit_flipped(weights, dWs, params):
+        new = real_update(weights, dWs, params)
+        new[0] = new[0].copy()
+        new[0].view(np.uint16)[1, 2] ^= 1
+        return new
+
+    monkeypatch.setattr(golden, "update", update_with_one_bit_flipped)
+    out = tmp_path / "r.json"
+    rc = cli.main(["train", "--engine", "rtl", "--preset", "tiny", "--hidden", "24", "--T", "8",
+                   "--samples", "3", "--test-samples", "2", "--no-progress", "--json", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("spikeforge train: sample 0: the core differs from the golden "
+                              "model: layer 0 weights after the update: first difference at "
+                              "neuron 1, input 2: ")
+    report = json.loads(out.read_text())
+    assert report["bit_exact"] is False and report["samples"] == 0
+    assert report["mismatch"]["sample"] == 0
+    assert report["mismatch"]["where"] == {"neuron": 1, "input": 2}
+    assert "weights_sha256" not in report and report["epochs"] == []

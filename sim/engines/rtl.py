@@ -243,7 +243,8 @@ class RtlEngine(Engine):
         self.stats["updates"] += 1
         self.stats["useful"]["update"] += sum(W.size for W in self.weights)
         self.stats["phases"] += 1
-        self._check(self._check_weights, "after the update")
+        self._check(self._check_weights, "after the update",
+                    sample=self.stats["samples"] - 1)    # the minibatch's last sample
         self._collect()
         return _sum_stats(losses, correct, traces_all, grads_all)
 
