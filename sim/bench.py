@@ -2,14 +2,13 @@
 
 Each benchmark lives in its own module with ``add_arguments(parser)`` and
 ``main(args) -> int``, like the top-level subcommands; add it to
-:data:`BENCHES` to make it a ``bench`` target.
+:data:`BENCHES` to make it a ``bench`` target (:mod:`spikeforge.sim.cli` builds
+the ``bench`` subcommands from this table).
 """
 
 from __future__ import annotations
 
-import importlib
-
-__all__ = ["BENCHES", "add_arguments", "main"]
+__all__ = ["BENCHES", "SUBCOMMANDS", "SUBCOMMAND_METAVAR"]
 
 #: target name -> (module, one-line help)
 BENCHES: dict[str, tuple[str, str]] = {
@@ -17,16 +16,6 @@ BENCHES: dict[str, tuple[str, str]] = {
             "mesh network-on-chip: throughput and latency against offered load"),
 }
 
-
-def add_arguments(parser):
-    sub = parser.add_subparsers(dest="bench", metavar="TARGET")
-    sub.required = True
-    for name, (module, help_text) in BENCHES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module)
-        mod.add_arguments(p)
-        p.set_defaults(_bench_module=mod)
-
-
-def main(args) -> int:
-    return int(args._bench_module.main(args) or 0)
+#: what :mod:`spikeforge.sim.cli` reads: this command is a group of subcommands
+SUBCOMMANDS = BENCHES
+SUBCOMMAND_METAVAR = "TARGET"

@@ -1,8 +1,10 @@
 """The ``spikeforge`` command.
 
 Each subcommand lives in the module that owns it; that module provides
-``add_arguments(parser)`` and ``main(args) -> int``. Errors in user input are
-raised as :class:`UsageError` (one sentence) and end with exit status 2.
+``add_arguments(parser)`` and ``main(args) -> int`` (or, for a group such as
+``bench``, a ``SUBCOMMANDS`` table of the same shape as :data:`COMMANDS`). Errors in user input are
+raised as :class:`~spikeforge.sim.errors.UsageError` (one sentence; also importable
+from here) and end with exit status 2.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ import argparse
 import importlib
 import sys
 
+from spikeforge.sim.errors import UsageError
+
 __all__ = ["UsageError", "main", "COMMANDS"]
-
-
-class UsageError(Exception):
-    """Bad user input: the message is one sentence naming the value and what is allowed."""
 
 
 #: subcommand name -> (module, one-line help). A subcommand is listed only once it works.
@@ -26,18 +26,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _add_commands(parser, table, *, dest, metavar):
+    """One subcommand per ``table`` entry; a module with a ``SUBCOMMANDS`` table (such as
+    :mod:`spikeforge.sim.bench`) is a group of subcommands itself."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar)
+    sub.required = True
+    for name, (module, help_text) in table.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        if hasattr(mod, "SUBCOMMANDS"):
+            _add_commands(p, mod.SUBCOMMANDS, dest=name, metavar=mod.SUBCOMMAND_METAVAR)
+        else:
+            mod.add_arguments(p)
+            p.set_defaults(_module=mod)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikeforge",
         description="RTL generator for a multi-core neuromorphic accelerator that trains "
                     "spiking neural networks on chip.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module)
-        mod.add_arguments(p)
-        p.set_defaults(_module=mod)
+    _add_commands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 
 
@@ -55,6 +64,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run the canonical module so that its UsageError is the one subcommands raise.
-    from spikeforge.sim.cli import main as _main
-    sys.exit(_main())
+    sys.exit(main())

@@ -1,20 +1,17 @@
 """``spikeforge train``: train a spiking network on a dataset with a training engine.
 
-An *engine* runs the arithmetic of SPEC section 3; this module owns everything
-around it (data, encoding, order of samples, metrics, progress, the JSON
-report). Engines are listed in :data:`ENGINES`; each is a class built as
-``Engine(sizes, params, weights=..., precision=...)`` with
+This module is the one training loop: data, encoding, order of samples, epochs,
+metrics, progress (``tqdm``), the JSON report. The arithmetic is an *engine*'s
+(the interface: :mod:`spikeforge.sim.engines.base`); :data:`ENGINES` lists them:
 
-* ``train_step(spikes, labels) -> StepStats`` -- one minibatch (spikes bool
-  ``(B, T, N_in)``, labels ``(B,)``): forward, backward with ``dW`` accumulated
-  over the samples in order, one update;
-* ``evaluate(spikes, labels) -> EvalStats`` -- forward only (predictions);
-* ``set_params(params)`` -- new run-time constants (no new weights);
-* ``weights`` -- the current weights (one array per layer).
+* ``golden`` -- the golden model (:mod:`spikeforge.sim.engines.golden`;
+  ``--precision fp16``, the contract, or ``float64``, its twin);
+* ``rtl`` -- the Verilator model of a one-core accelerator, checked bit for bit
+  against the golden model (:mod:`spikeforge.sim.engines.rtl`).
 
-``golden`` is the golden model (``--precision fp16``, the contract, or
-``float64``, its twin). A hardware engine registers itself in :data:`ENGINES`
-the same way once it works.
+A new engine (the FPGA board next) is one line in :data:`ENGINES` and a class with
+the same interface; its own options come from its ``add_arguments``, its own
+report keys from its ``report()``.
 
 What the run does, all from ``--seed``:
 * initial weights: :func:`spikeforge.sim.golden.model.init_weights` (``U(-k, k)``,
@@ -23,27 +20,37 @@ What the run does, all from ``--seed``:
 * spikes: :func:`spikeforge.sim.golden.datasets.encode` with the run's seed, once per
   sample (with ``--reencode`` the training samples get fresh spikes every epoch,
   seed ``seed + 1000 * epoch``; the test set always uses ``seed``);
-* sample order: ``default_rng([seed, 2, epoch]).permutation(N_train)`` each epoch.
+* sample order: ``default_rng([seed, 2, epoch]).permutation(N_train)`` each epoch;
+  minibatches of ``--batch`` samples in that order (the last of an epoch may be
+  shorter); ``--samples K`` stops after K samples (the epochs needed, in place of
+  ``--epochs``).
+
+After every epoch the engine evaluates the test set (``--test-samples N``: its
+first N) and, where the engine says it is cheap, the whole training set.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
+from spikeforge.sim.engines.base import EvalStats, StepStats
+from spikeforge.sim.engines.compare import Mismatch
+from spikeforge.sim.engines.golden import GoldenEngine
+from spikeforge.sim.errors import UsageError
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import model as golden
-from spikeforge.sim.golden import float64 as golden64
-from spikeforge.sim.cli import UsageError
 
-__all__ = ["ENGINES", "GoldenEngine", "StepStats", "EvalStats", "TrainingDiverged",
-           "DEFAULTS", "run", "add_arguments", "main"]
+__all__ = ["ENGINES", "engine_class", "GoldenEngine", "StepStats", "EvalStats",
+           "TrainingDiverged", "DEFAULTS", "run", "add_arguments", "main"]
 
 #: defaults of the plain ``spikeforge train --dataset digits`` (see docs/golden-model.md)
 _P = golden.Params()
@@ -51,115 +58,27 @@ DEFAULTS = dict(hidden="128", T=_P.T, epochs=12, batch=1, lr=_P.lr, seed=0, alph
                 v_th=_P.v_th, a=_P.a, beta=_P.beta, loss_scale=_P.loss_scale,
                 reset_grad=_P.reset_grad, precision="fp16", lr_decay=1.0)
 
+#: engine name -> ``"module:Class"`` (imported when used) or the class itself;
+#: ``--engine`` offers exactly these. The FPGA engine registers here the same way.
+ENGINES: dict[str, str | type] = {
+    "golden": "spikeforge.sim.engines.golden:GoldenEngine",
+    "rtl": "spikeforge.sim.engines.rtl:RtlEngine",
+}
+
+
+def engine_class(name: str) -> type:
+    """The engine class registered as ``name``."""
+    if name not in ENGINES:
+        raise UsageError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}")
+    entry = ENGINES[name]
+    if isinstance(entry, type):
+        return entry
+    module, _, cls = entry.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
 
 class TrainingDiverged(RuntimeError):
     """NaN or inf appeared in weights or gradients."""
-
-
-@dataclass
-class StepStats:
-    """What one minibatch did (sums over its samples)."""
-
-    loss: float                       # sum of the per-sample losses
-    correct: int                      # samples whose prediction (before the update) was right
-    spikes: list[int]                 # per layer: spikes over all samples and steps
-    slots: list[int]                  # per layer: B * T * N_out
-    du_nonzero: list[int]             # per layer: du entries != 0
-    nonfinite: str | None = None      # e.g. "the weight gradient dW of layer 1", or None
-
-
-@dataclass
-class EvalStats:
-    predictions: np.ndarray
-    loss: np.ndarray                  # per sample
-    spikes: list[int] = field(default_factory=list)
-    slots: list[int] = field(default_factory=list)
-
-
-class GoldenEngine:
-    """The golden model as a training engine (fp16, the contract; or the float64 twin)."""
-
-    name = "golden"
-
-    def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16"):
-        if precision not in ("fp16", "float64"):
-            raise UsageError(f"precision must be fp16 or float64, not {precision!r}")
-        self.precision = precision
-        self.model = golden if precision == "fp16" else golden64
-        self.params = params
-        self.weights = ([np.array(W, dtype=np.float16) for W in weights] if precision == "fp16"
-                        else golden64.to_float64(weights))
-
-    def set_params(self, params: golden.Params):
-        self.params = params
-
-    def train_step(self, spikes, labels) -> StepStats:
-        res = self.model.train_step(self.weights, spikes, labels, self.params)
-        nonfinite = None
-        for l in range(len(self.weights)):
-            for what, arr in (("the potential gradient du", res.grads[l].du),
-                              ("the weight gradient dW", res.dWs[l]),
-                              ("the weights", res.weights[l])):
-                if not np.isfinite(arr).all():
-                    nonfinite = nonfinite or f"{what} of layer {l}"
-        self.weights = res.weights
-        return StepStats(
-            loss=float(res.loss.sum()),
-            correct=int((np.argmax(res.counts, axis=-1) == labels).sum()),
-            spikes=[int(tr.s.sum()) for tr in res.traces],
-            slots=[int(tr.s.size) for tr in res.traces],
-            du_nonzero=[int(np.count_nonzero(gr.du)) for gr in res.grads],
-            nonfinite=nonfinite)
-
-    def evaluate(self, spikes, labels, chunk=512) -> EvalStats:
-        preds, losses = [], []
-        spikes_l = slots_l = None
-        for k in range(0, len(spikes), chunk):
-            traces = self.model.forward(self.weights, spikes[k:k + chunk], self.params)
-            counts = golden.spike_counts(traces[-1].s)
-            preds.append(np.argmax(counts, axis=-1))
-            losses.append(golden.loss_value(traces[-1].s, labels[k:k + chunk]))
-            sp = [int(tr.s.sum()) for tr in traces]
-            sl = [int(tr.s.size) for tr in traces]
-            spikes_l = sp if spikes_l is None else [a + b for a, b in zip(spikes_l, sp)]
-            slots_l = sl if slots_l is None else [a + b for a, b in zip(slots_l, sl)]
-        return EvalStats(predictions=np.concatenate(preds), loss=np.concatenate(losses),
-                         spikes=spikes_l, slots=slots_l)
-
-
-#: engine name -> engine class (``--engine`` offers exactly these)
-ENGINES: dict[str, type] = {"golden": GoldenEngine}
-
-
-# ---------------------------------------------------------------------------
-# Progress bar (stderr, only on a terminal)
-# ---------------------------------------------------------------------------
-
-class _Progress:
-    def __init__(self, total, label, stream=sys.stderr, enabled=None):
-        self.total, self.label, self.stream = total, label, stream
-        self.enabled = stream.isatty() if enabled is None else enabled
-        self.start = self.last = time.monotonic()
-        self.done = 0
-
-    def update(self, n, extra=""):
-        self.done += n
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and self.done < self.total):
-            return
-        self.last = now
-        frac = self.done / max(self.total, 1)
-        width = 30
-        bar = "=" * int(frac * width) + (">" if frac < 1 else "") 
-        rate = self.done / max(now - self.start, 1e-9)
-        self.stream.write(f"\r{self.label} [{bar:<{width}}] {self.done}/{self.total} "
-                          f"{rate:6.0f} samples/s {extra}\x1b[K")
-        self.stream.flush()
-
-    def close(self):
-        if self.enabled:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
 
 
 # ---------------------------------------------------------------------------
@@ -194,12 +113,18 @@ def _parse_hidden(text) -> list[int]:
     return sizes
 
 
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def _atomic_write_json(path, data):
     """Write ``data`` as JSON to ``path`` in one step (a temporary file renamed over it)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2)
+            json.dump(data, f, indent=2, default=_json_default)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -208,19 +133,36 @@ def _atomic_write_json(path, data):
         raise
 
 
+def _density(counts, totals):
+    return [c / max(n, 1) for c, n in zip(counts, totals)]
+
+
+def _rate(per_s):
+    return f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.2f}"
+
+
+def _fmt(value, spec=".4f"):
+    return "-" if value is None else format(value, spec)
+
+
 def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, batch=1,
         lr=_P.lr, lr_decay=1.0, seed=0, alpha=_P.alpha, v_th=_P.v_th, a=_P.a, beta=_P.beta,
         loss_scale=_P.loss_scale, reset_grad=_P.reset_grad, precision="fp16", limit=None,
-        reencode=False, log=print, progress=None) -> dict:
+        samples=None, test_samples=None, reencode=False, engine_options=None, log=print,
+        progress=None) -> dict:
     """Train and return the report (the JSON of ``--json``). Raises
-    :class:`UsageError` for bad settings and :class:`TrainingDiverged` on NaN/inf."""
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}; available: {', '.join(sorted(ENGINES))}")
+    :class:`UsageError` for bad settings and :class:`TrainingDiverged` on NaN/inf.
+    Where a hardware engine differs from the golden model the run stops; the report
+    then has ``"mismatch"`` (sample, message, coordinates)."""
+    engine_cls = engine_class(engine)
     for name, value, lo in (("--epochs", epochs, 1), ("--batch", batch, 1)):
         if not isinstance(value, int) or value < lo:
             raise UsageError(f"{name} must be an integer >= {lo}, not {value!r}")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise UsageError(f"--limit must be a positive integer, not {limit!r}")
+    for name, value, lo in (("--limit", limit, 1), ("--samples", samples, 1),
+                            ("--test-samples", test_samples, 0)):
+        if value is not None and (not isinstance(value, int) or value < lo):
+            kind = "positive" if lo else "non-negative"
+            raise UsageError(f"{name} must be a {kind} integer, not {value!r}")
     if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
         raise UsageError(f"--lr-decay must be in (0, 1], not {lr_decay!r}")
     params = _params(T=T, alpha=alpha, v_th=v_th, a=a, beta=beta, lr=lr,
@@ -229,27 +171,35 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         data = D.load(dataset)
     except D.DatasetError as exc:
         raise UsageError(str(exc)) from None
-    if lr_decay != 1:   # the smallest learning rate must still give a valid neg_lr
-        _params(**{**params.to_dict(), "lr": lr * lr_decay ** (epochs - 1)})
 
     sizes = [data.n_features, *hidden, data.n_classes]
     x_train, y_train = data.x_train, data.y_train
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     n_train = len(x_train)
+    if samples is not None:
+        epochs = math.ceil(samples / n_train)
+    total = n_train * epochs if samples is None else samples
+    if lr_decay != 1:   # the smallest learning rate must still give a valid neg_lr
+        _params(**{**params.to_dict(), "lr": lr * lr_decay ** (epochs - 1)})
+    n_test = len(data.x_test) if test_samples is None else min(test_samples, len(data.x_test))
     weights0 = golden.init_weights(sizes, seed)
-    eng = ENGINES[engine](sizes, params, weights=weights0, precision=precision)
+    eng = engine_cls(sizes, params, weights=weights0, precision=precision,
+                     **(engine_options or {}))
 
-    test_spikes = D.encode_batch(data.x_test, np.arange(len(data.x_test)), split="test",
+    test_spikes = D.encode_batch(data.x_test[:n_test], np.arange(n_test), split="test",
                                  seed=seed, T=T)
+    y_test = data.y_test[:n_test]
     fixed_train = None if reencode else D.encode_batch(x_train, np.arange(n_train), split="train",
                                                        seed=seed, T=T)
     report = {
         "command": "train", "dataset": dataset, "engine": engine, "precision": precision,
         "sizes": sizes, "params": params.to_dict(), "constants": params.consts.to_dict(),
+        "batch": batch, "seed": seed,
         "settings": {
             "epochs": epochs, "batch": batch, "seed": seed, "lr_decay": lr_decay,
-            "train_samples": n_train, "test_samples": len(data.x_test), "reencode": reencode,
+            "train_samples": n_train, "test_samples": n_test, "samples": samples,
+            "reencode": reencode,
             "split": {"seed": D.SPLIT_SEED, "test_fraction": D.TEST_FRACTION},
             "encoding": "rate: spike when default_rng([seed', split_id, index]).random((T, N_in)) "
                         "< pixel/16; seed' = seed (test) and seed + 1000*epoch (train, reencode)",
@@ -259,82 +209,142 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         },
         "epochs": [],
     }
+    length = f"{epochs} epoch(s)" if samples is None else f"{samples} samples"
     log(f"training {'-'.join(map(str, sizes))} on {dataset} ({n_train} train / "
-        f"{len(data.x_test)} test samples), engine {engine}, {precision}, T={T}, "
-        f"batch {batch}, lr {lr}, {epochs} epoch(s), reset_grad {reset_grad}")
+        f"{n_test} test samples), {eng.describe()}, T={T}, "
+        f"batch {batch}, lr {lr}, {length}, reset_grad {reset_grad}")
     t_start, cpu_start = time.monotonic(), time.process_time()
-    for ep in range(1, epochs + 1):
-        ep_lr = lr * lr_decay ** (ep - 1)
-        if lr_decay != 1:
-            eng.set_params(params.replace(lr=ep_lr))
-        t0 = time.monotonic()
-        if reencode:
-            train_spikes = D.encode_batch(x_train, np.arange(n_train), split="train",
-                                          seed=seed + 1000 * ep, T=T)
-        else:
-            train_spikes = fixed_train
-        order = np.random.default_rng([seed, 2, ep]).permutation(n_train)
-        bar = _Progress(n_train, f"epoch {ep}/{epochs}", enabled=progress)
-        loss = 0.0
-        correct = 0
-        spikes = [0] * (len(sizes) - 1)
-        slots = [0] * (len(sizes) - 1)
-        du_nz = [0] * (len(sizes) - 1)
-        for k in range(0, n_train, batch):
+    done = 0
+    stage = "training"
+    line = None
+    try:
+        with eng:
+            try:
+                for ep in range(1, epochs + 1):
+                    ep_lr = lr * lr_decay ** (ep - 1)
+                    if lr_decay != 1:
+                        eng.set_params(params.replace(lr=ep_lr))
+                    if reencode:
+                        train_spikes = D.encode_batch(x_train, np.arange(n_train), split="train",
+                                                      seed=seed + 1000 * ep, T=T)
+                    else:
+                        train_spikes = fixed_train
+                    order = np.random.default_rng([seed, 2, ep]).permutation(n_train)
+                    todo = order[:min(n_train, total - done)]
+                    stage = "training"
+                    rec = _train_epoch(eng, ep, epochs, todo, batch, train_spikes, y_train,
+                                       progress, done)
+                    rec["lr"] = ep_lr
+                    done += len(todo)
+                    stage = "inference"
+                    _evaluate(eng, rec, train_spikes, y_train, test_spikes, y_test)
+                    report["epochs"].append(rec)
+                    log(f"epoch {ep}/{epochs}: train acc {_fmt(rec['train_accuracy'])}  "
+                        f"test acc {_fmt(rec['test_accuracy'])}  loss {rec['train_loss']:.4f} "
+                        f"(test {_fmt(rec['test_loss'])})  spikes/slot "
+                        f"{' '.join(f'{d:.3f}' for d in rec['spike_density'])}  du!=0 "
+                        f"{' '.join(f'{d:.3f}' for d in rec['du_nonzero'])}  "
+                        f"{_rate(rec['train_samples_per_s'])} samples/s")
+            except Mismatch as exc:
+                _record_mismatch(report, eng, exc, stage)
+            engine_report = eng.report()
+            if "mismatch" not in report:
+                line = eng.summary(engine_report)
+    except Mismatch as exc:            # in the engine's own first check, when it started
+        _record_mismatch(report, eng, exc, "loading")
+        engine_report = eng.report()
+    report.update(engine_report)
+    last = report["epochs"][-1] if report["epochs"] else {}
+    report.update({
+        "samples": done, "test_samples": n_test,
+        "test_accuracy": last.get("test_accuracy"), "train_accuracy": last.get("train_accuracy"),
+        "seconds": time.monotonic() - t_start, "cpu_seconds": time.process_time() - cpu_start,
+    })
+    if "mismatch" not in report:
+        log(f"final test accuracy {_fmt(report['test_accuracy'])} "
+            f"({report['seconds']:.0f} s, {report['cpu_seconds']:.0f} s CPU)")
+    if line:
+        log(line)
+    return report
+
+
+def _record_mismatch(report, eng, exc, stage):
+    """Say where the engine differed from the golden model; note it in the report."""
+    if stage == "training":
+        sample = exc.sample
+        print(f"spikeforge train: sample {sample}: {eng.hardware} differs from the golden "
+              f"model: {exc}", file=sys.stderr)
+    else:
+        sample = getattr(exc, "sample", None)
+        print(f"spikeforge train: {eng.hardware} differs from the golden model in {stage}: "
+              f"{exc}", file=sys.stderr)
+    report["mismatch"] = {"sample": sample, "message": str(exc), "where": exc.where}
+
+
+def _train_epoch(eng, ep, epochs, order, batch, train_spikes, y_train, progress, first) -> dict:
+    """Train on the samples ``order`` in minibatches; the epoch's training numbers.
+    ``first``: the samples trained before this epoch."""
+    n = len(order)
+    n_layers = len(eng.weights)
+    loss, correct = 0.0, 0
+    spikes, slots, du_nz = [0] * n_layers, [0] * n_layers, [0] * n_layers
+    t0 = time.monotonic()
+    with tqdm(total=n, desc=f"epoch {ep}/{epochs}", unit="sample", leave=False, file=sys.stderr,
+              disable=None if progress is None else not progress) as bar:
+        for k in range(0, n, batch):
             idx = order[k:k + batch]
-            st = eng.train_step(train_spikes[idx], y_train[idx])
+            try:
+                st = eng.train_step(train_spikes[idx], y_train[idx])
+            except Mismatch as exc:
+                if not hasattr(exc, "sample"):      # the engine did not say which one
+                    exc.sample = first + k          # the minibatch's first sample
+                raise
             if st.nonfinite:
-                bar.close()
                 raise TrainingDiverged(f"NaN or inf in {st.nonfinite} in epoch {ep} "
-                                       f"(after {k + len(idx)} of {n_train} samples); "
+                                       f"(after {k + len(idx)} of {n} samples); "
                                        "lower --lr or --loss-scale")
             loss += st.loss
             correct += st.correct
             spikes = [a + b for a, b in zip(spikes, st.spikes)]
             slots = [a + b for a, b in zip(slots, st.slots)]
             du_nz = [a + b for a, b in zip(du_nz, st.du_nonzero)]
-            bar.update(len(idx), f"loss {loss / (k + len(idx)):.4f}")
-        bar.close()
-        t_train = time.monotonic() - t0
-        ev_train = eng.evaluate(train_spikes, y_train)
-        ev_test = eng.evaluate(test_spikes, data.y_test)
-        rec = {
-            "epoch": ep,
-            "train_accuracy": float((ev_train.predictions == y_train).mean()),
-            "test_accuracy": float((ev_test.predictions == data.y_test).mean()),
-            "train_loss": loss / n_train,
-            "test_loss": float(ev_test.loss.mean()),
-            "train_accuracy_during_epoch": correct / n_train,
-            "spike_density": [s / max(n, 1) for s, n in zip(spikes, slots)],
-            "test_spike_density": [s / max(n, 1) for s, n in zip(ev_test.spikes, ev_test.slots)],
-            "du_nonzero": [z / max(n, 1) for z, n in zip(du_nz, slots)],
-            "lr": ep_lr,
-            "train_seconds": t_train,
-            "train_samples_per_s": n_train / max(t_train, 1e-9),
-        }
-        report["epochs"].append(rec)
-        log(f"epoch {ep}/{epochs}: train acc {rec['train_accuracy']:.4f}  "
-            f"test acc {rec['test_accuracy']:.4f}  loss {rec['train_loss']:.4f} "
-            f"(test {rec['test_loss']:.4f})  spikes/slot "
-            f"{' '.join(f'{d:.3f}' for d in rec['spike_density'])}  du!=0 "
-            f"{' '.join(f'{d:.3f}' for d in rec['du_nonzero'])}  "
-            f"{rec['train_samples_per_s']:.0f} samples/s")
-    report["test_accuracy"] = report["epochs"][-1]["test_accuracy"]
-    report["train_accuracy"] = report["epochs"][-1]["train_accuracy"]
-    report["seconds"] = time.monotonic() - t_start
-    report["cpu_seconds"] = time.process_time() - cpu_start
-    log(f"final test accuracy {report['test_accuracy']:.4f} "
-        f"({report['seconds']:.0f} s, {report['cpu_seconds']:.0f} s CPU)")
-    return report
+            bar.set_postfix_str(f"loss {loss / (k + len(idx)):.4f}", refresh=False)
+            bar.update(len(idx))
+    t_train = time.monotonic() - t0
+    return {
+        "epoch": ep,
+        "train_accuracy": None, "test_accuracy": None,
+        "train_loss": loss / n, "test_loss": None,
+        "train_accuracy_during_epoch": correct / n,
+        "spike_density": _density(spikes, slots),
+        "test_spike_density": None,
+        "du_nonzero": _density(du_nz, slots),
+        "lr": None,
+        "train_seconds": t_train,
+        "train_samples_per_s": n / max(t_train, 1e-9),
+    }
+
+
+def _evaluate(eng, rec, train_spikes, y_train, test_spikes, y_test):
+    """Accuracies (and the test set's loss and spike density) after an epoch, into ``rec``;
+    the training set only where the engine evaluates it cheaply."""
+    if eng.train_eval:
+        ev = eng.evaluate(train_spikes, y_train)
+        rec["train_accuracy"] = float((ev.predictions == y_train).mean())
+    if len(y_test):
+        ev = eng.evaluate(test_spikes, y_test)
+        rec["test_accuracy"] = float((ev.predictions == y_test).mean())
+        rec["test_loss"] = float(ev.loss.mean())
+        rec["test_spike_density"] = _density(ev.spikes, ev.slots)
 
 
 def add_arguments(p: argparse.ArgumentParser):
     d = DEFAULTS
     p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
-    p.add_argument("--engine", default="golden", choices=sorted([*ENGINES, "rtl"]),
+    p.add_argument("--engine", default="golden", choices=sorted(ENGINES),
                    help="training engine (default: golden)")
     p.add_argument("--precision", default=d["precision"], choices=["fp16", "float64"],
-                   help="golden engine arithmetic: fp16 (the contract) or the float64 twin")
+                   help="arithmetic: fp16 (the contract) or the golden model's float64 twin")
     p.add_argument("--hidden", default=d["hidden"],
                    help="hidden layer sizes, comma separated (default: %(default)s)")
     p.add_argument("--T", type=int, default=d["T"], help="time steps per sample (default: %(default)s)")
@@ -359,13 +369,18 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--reencode", action="store_true",
                    help="fresh training spikes every epoch (seed + 1000 * epoch); by default "
                         "every training sample is encoded once, with --seed")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N training samples (quick runs)")
+    p.add_argument("--samples", type=int, default=None, metavar="K",
+                   help="stop after K training samples, over as many epochs as they take "
+                        "(in place of --epochs)")
+    p.add_argument("--test-samples", type=int, default=None, metavar="N",
+                   help="test accuracy on the first N test samples (default: all)")
     p.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bar (it is shown only on a terminal anyway)")
-    from spikeforge.sim.engines.rtl import add_rtl_arguments
-    add_rtl_arguments(p)
+    for name in ENGINES:
+        engine_class(name).add_arguments(p.add_argument_group(f"{name} engine"))
 
 
 def main(args) -> int:
@@ -373,19 +388,21 @@ def main(args) -> int:
         directory = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(directory):
             raise UsageError(f"--json {args.json!r}: the folder {directory!r} does not exist")
-    if args.engine == "rtl":
-        from spikeforge.sim.engines.rtl import main as rtl_main
-        return rtl_main(args)
     try:
         report = run(dataset=args.dataset, engine=args.engine, hidden=_parse_hidden(args.hidden),
                      T=args.T, epochs=args.epochs, batch=args.batch, lr=args.lr,
                      lr_decay=args.lr_decay, seed=args.seed, alpha=args.alpha, v_th=args.v_th,
                      a=args.a, beta=args.beta, loss_scale=args.loss_scale,
                      reset_grad=args.reset_grad, precision=args.precision, limit=args.limit,
-                     reencode=args.reencode, progress=args.progress)
+                     samples=args.samples, test_samples=args.test_samples,
+                     reencode=args.reencode,
+                     engine_options=engine_class(args.engine).options_from(args),
+                     progress=args.progress)
     except TrainingDiverged as exc:
         print(f"spikeforge train: error: training diverged: {exc}", file=sys.stderr)
         return 1
     if args.json is not None:
         _atomic_write_json(args.json, report)
-    return 0
+    return 1 if "mismatch" in report else 0
+
+

@@ -14,6 +14,8 @@ from spikeforge.sim.noc.run import Run, ideal_throughput, traffic_matrix
     (["--rates", "0"], "outside (0, 1]"),
     (["--rates", "fast"], "not a number"),
     (["--payload", "1"], "outside 2..200"),
+    (["--buffer-depth", "0"], "router_buffer_depth must be between 1 and 64, not 0"),
+    (["--flit-width", "8"], "flit_width must be between 16 and 256, not 8"),
 ])
 def test_bad_arguments_exit_2_with_one_sentence(argv, words, capsys, tmp_path):
     out = tmp_path / "n.json"

@@ -86,6 +86,19 @@ def test_build_is_registered_with_the_cli():
     assert cli.COMMANDS["build"][0] == "spikeforge.boards.build"
 
 
+def test_options_set_the_configuration_fields(tmp_path):
+    """--lanes, --stages and --cores land in the fields they name; the report's option
+    values come back from the configuration."""
+    req = flow.resolve("ulx3s-85f", "pe-array", lanes=8, stages=4, out_dir=tmp_path)
+    assert (req.config.features.lanes, req.config.implementation.fma_stages) == (8, 4)
+    assert req.options == {"lanes": 8, "stages": 4}
+    req = flow.resolve("ulx3s-85f", "router", cores=6, preset_name="tiny", out_dir=tmp_path)
+    assert (req.config.features.rows, req.config.features.cols) == (2, 3)   # 6 = 2 x 3
+    assert req.config.features.lanes == 4                                   # the tiny preset's
+    assert req.options == {"cores": 6}
+    assert flow.resolve("icebreaker", "fma", out_dir=tmp_path).options == {"stages": 6}
+
+
 # ---------------------------------------------------------------------------- pieces
 
 def test_pll_plans():
@@ -186,8 +199,12 @@ def test_real_build_writes_a_sane_report(tmp_path, monkeypatch):
     last = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz \(\w+ at ([\d.]+) MHz\)", log)[-1]
     assert report["fmax_mhz"] == pytest.approx(float(last[0]), abs=0.01)
     assert float(last[1]) == report["target_mhz"]
-    luts = re.search(r"TRELLIS_COMB:\s+(\d+)/", log)
-    assert report["luts"] == int(luts.group(1))
+    for key, cell in (("luts", "TRELLIS_COMB"), ("ffs", "TRELLIS_FF"), ("dsps", "MULT18X18D"),
+                      ("brams", "DP16KD")):
+        used = re.search(rf"{cell}:\s+(\d+)/\s*(\d+)", log)
+        assert report[key] == int(used.group(1)), key
+        if key != "ffs":
+            assert report[f"{key}_total"] == int(used.group(2)), key
     # the summary on the terminal
     assert "tiny-test on ulx3s-85f (LFE5U-85F)" in printed
     assert re.search(r"fmax\s+[\d.]+ MHz\s+\(target 100 MHz: (met|NOT MET)\)", printed)

@@ -16,6 +16,7 @@ import pytest
 
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
+from spikeforge.hdl.protocol import Command, Status
 from spikeforge.sim.golden import model as golden
 from spikeforge.sim.host.device import Device, MapError
 from spikeforge.sim.host.driver import DeviceError
@@ -99,12 +100,14 @@ def _random_layers_match_golden(name, cfg, acc, mode):
 def test_bad_requests_get_errors_and_the_core_keeps_working(device):
     name, cfg, acc = device
     link = acc.link
+    unused = 0x7F
+    assert unused not in set(Command)
     with pytest.raises(DeviceError) as err:
-        link.transact(0x7F, b"")
-    assert err.value.status == 0x03            # UNKNOWN_COMMAND
+        link.transact(unused, b"")
+    assert err.value.status == Status.UNKNOWN_COMMAND
     with pytest.raises(DeviceError) as err:
-        link.transact(0x22, b"\x00\x01")          # SET_LAYER, payload too short
-    assert err.value.status == 0x04            # BAD_ARGUMENT
+        link.transact(Command.SET_LAYER, b"\x00\x01")      # payload too short
+    assert err.value.status == Status.BAD_ARGUMENT
     with pytest.raises(MapError, match="neurons"):
         acc.load_network([4, cfg.features.neurons_per_core + 1], golden.Params(T=2))
     params = golden.Params(T=2)
@@ -117,6 +120,8 @@ def test_bad_requests_get_errors_and_the_core_keeps_working(device):
 
 def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     from spikeforge.sim import cli
+    from spikeforge.sim.golden import datasets as D
+    from spikeforge.sim.engines.rtl import weights_sha256
     out = tmp_path / "r.json"
     rc = cli.main(["train", "--dataset", "digits", "--engine", "rtl", "--cores", "1",
                    "--preset", "tiny", "--hidden", "24", "--T", "8", "--samples", "3", "--batch", "2",
@@ -125,7 +130,62 @@ def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     report = json.loads(out.read_text())
     assert report["bit_exact"] is True and report["samples"] == 3
-    assert report["test_samples"] == 5 and 0 <= report["test_accuracy"] <= 1
-    for key in ("cycles_per_sample", "ideal_cycles_per_sample", "fmas_done", "fmas_skipped",
-                "pe_utilisation", "simulated_cycles_per_second", "weights_sha256"):
-        assert key in report
+    # The golden model on the same samples, written here: weights, spikes and order
+    # from the rules the report states; minibatches [s0, s1], [s2].
+    data = D.load("digits")
+    params = golden.Params(T=8)
+    weights = golden.init_weights([64, 24, 10], 0)
+    spikes = D.encode_batch(data.x_train, np.arange(len(data.x_train)), split="train",
+                            seed=0, T=8)
+    order = np.random.default_rng([0, 2, 1]).permutation(len(data.x_train))[:3]
+    for batch in (order[:2], order[2:]):
+        weights = golden.train_step(weights, spikes[batch], data.y_train[batch], params).weights
+    assert report["weights_sha256"] == weights_sha256(weights)
+    test_spikes = D.encode_batch(data.x_test[:5], np.arange(5), split="test", seed=0, T=8)
+    predicted = golden.predict(weights, test_spikes, params)
+    assert report["test_samples"] == 5
+    assert report["test_accuracy"] == float((predicted == data.y_test[:5]).mean())
+    # the hardware numbers against each other and the build
+    lanes = CONFIGS["p4"].features.lanes
+    assert report["lanes"] == lanes and report["config"] == json.loads(CONFIGS["p4"].to_json())
+    phases = report["cycles_per_phase_per_sample"]
+    assert report["cycles_per_sample"] == pytest.approx(sum(phases.values()))
+    assert min(phases.values()) > 0
+    c = report["counters_per_sample"]
+    assert report["fmas_done"] == pytest.approx(3 * (c["fp_fmas"] + c["bp_fmas"] + c["wg_fmas"]))
+    assert report["fmas_skipped"] == pytest.approx(
+        3 * (c["fp_skipped"] + c["bp_skipped"] + c["wg_skipped"]))
+    assert report["pe_utilisation"] == pytest.approx(
+        report["fmas_done"] / (3 * report["cycles_per_sample"] * lanes))
+    assert report["ideal_cycles_per_sample"] > 0
+    assert report["ratio_to_ideal"] == pytest.approx(
+        report["cycles_per_sample"] / report["ideal_cycles_per_sample"])
+    assert report["simulated_cycles_per_second"] > 0
+
+
+def test_train_command_on_rtl_stops_at_the_first_difference(tmp_path, capsys, monkeypatch):
+    """A golden twin made wrong on purpose (one weight bit after the first update): the
+    run stops there, names the sample and the place, and still writes the report."""
+    from spikeforge.sim import cli
+    real_update = golden.update
+
+    def update_with_one_bit_flipped(weights, dWs, params):
+        new = real_update(weights, dWs, params)
+        new[0] = new[0].copy()
+        new[0].view(np.uint16)[1, 2] ^= 1
+        return new
+
+    monkeypatch.setattr(golden, "update", update_with_one_bit_flipped)
+    out = tmp_path / "r.json"
+    rc = cli.main(["train", "--engine", "rtl", "--preset", "tiny", "--hidden", "24", "--T", "8",
+                   "--samples", "3", "--test-samples", "2", "--no-progress", "--json", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("spikeforge train: sample 0: the core differs from the golden "
+                              "model: layer 0 weights after the update: first difference at "
+                              "neuron 1, input 2: ")
+    report = json.loads(out.read_text())
+    assert report["bit_exact"] is False and report["samples"] == 0
+    assert report["mismatch"]["sample"] == 0
+    assert report["mismatch"]["where"] == {"neuron": 1, "input": 2}
+    assert "weights_sha256" not in report and report["epochs"] == []

@@ -1,12 +1,11 @@
 # amaranth: UnusedElaboratable=no
 """Quick amaranth.sim checks of the FMA and the PE array against the golden fma."""
 
-import random
-
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from streams import StreamSink, StreamSource
 from spikeforge.hdl.fp16 import DEFAULT_STAGES, FMA, fma_comb
 from spikeforge.hdl.pe_array import PEArray
 from spikeforge.sim.golden import fp16
@@ -25,46 +24,22 @@ def operands(n_random, seed=0):
 
 def run_stream(dut, inputs, *, in_stall=0.0, out_stall=0.0, seed=1):
     """Push ``inputs`` (payload values) through ``dut`` with random stalls; return
-    the outputs and the number of clock cycles taken."""
-    rng = random.Random(seed)
-    outputs = []
-    cycles = [0]
+    the outputs."""
+    source = StreamSource(dut.i, inputs, stall=in_stall, seed=seed)
+    sink = StreamSink(dut.o, stall=out_stall, seed=seed + 1,
+                      done=lambda beats: len(beats) == len(inputs),
+                      max_cycles=20 * len(inputs) + 100 + dut.latency)
 
-    async def source(ctx):
-        for payload in inputs:
-            while rng.random() < in_stall:
-                await ctx.tick()
-            ctx.set(dut.i.payload, payload)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-
-    async def sink(ctx):
-        while len(outputs) < len(inputs):
-            while rng.random() < out_stall:
-                await ctx.tick()
-            ctx.set(dut.o.ready, 1)
-            payload, = await ctx.tick().sample(dut.o.payload).until(dut.o.valid)
-            outputs.append(payload)
-            ctx.set(dut.o.ready, 0)
-        # nothing more comes out
-        ctx.set(dut.o.ready, 1)
-        for _ in range(dut.latency + 2):
-            await ctx.tick()
-            assert not ctx.get(dut.o.valid), "more results than inputs"
-
-    async def clock(ctx):
-        async for _ in ctx.tick():
-            cycles[0] += 1
+    async def drain(ctx):
+        await sink.run(ctx)
+        await sink.expect_idle(ctx, dut.latency + 2, "more results than inputs")
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.add_process(clock)
-    sim.run_until(1e-6 * (20 * len(inputs) + 100 + dut.latency))
-    assert len(outputs) == len(inputs), f"{len(outputs)} of {len(inputs)} results"
-    return outputs, cycles[0]
+    sim.add_testbench(source.run, background=True)
+    sim.add_testbench(drain)
+    sim.run()
+    return sink.beats
 
 
 def test_combinational_datapath_matches_golden():
@@ -98,7 +73,7 @@ def test_fma_stream(stages, in_stall, out_stall):
     assert dut.latency == stages
     A, B, C = operands(150, seed=stages)
     inputs = [{"a": x, "b": y, "c": z} for x, y, z in zip(A.tolist(), B.tolist(), C.tolist())]
-    got, _ = run_stream(dut, inputs, in_stall=in_stall, out_stall=out_stall, seed=stages + 7)
+    got = run_stream(dut, inputs, in_stall=in_stall, out_stall=out_stall, seed=stages + 7)
     want = golden(A, B, C).tolist()
     bad = [(hex(A[j]), hex(B[j]), hex(C[j]), hex(got[j]), hex(want[j]))
            for j in range(len(got)) if got[j] != want[j]]
@@ -171,7 +146,7 @@ def test_pe_array_stream(lanes, stages):
     ops = list(zip(A.tolist(), B.tolist(), C.tolist()))
     inputs = [[{"a": x, "b": y, "c": z} for x, y, z in ops[k:k + lanes]]
               for k in range(0, len(ops), lanes)]
-    got, _ = run_stream(dut, inputs, in_stall=0.2, out_stall=0.3, seed=lanes)
+    got = run_stream(dut, inputs, in_stall=0.2, out_stall=0.3, seed=lanes)
     flat = [v for row in got for v in row]
     want = golden(A, B, C).tolist()
     bad = [(hex(A[j]), hex(B[j]), hex(C[j]), hex(flat[j]), hex(want[j]))

@@ -62,6 +62,10 @@ def test_bad_arguments():
         encode_request(1, bytes(65536))
 
 
+#: a status from the core's range (>= 0x10), which the driver does not name
+CORE_STATUS = 0x10
+
+
 class FakeDevice:
     """A transport answering in Python: echoes cmd 1, rejects the rest (frames made by hand)."""
 
@@ -74,12 +78,12 @@ class FakeDevice:
         assert data[0] == 0xA5 and frames == 1
         cmd, n = data[1], int.from_bytes(data[2:4], "little")
         payload = data[4:4 + n]
-        status, out = (0, payload) if cmd == 1 else (3, b"")
+        status, out = (Status.OK, payload) if cmd == 1 else (Status.UNKNOWN_COMMAND, b"")
         if cmd == 9:
-            status, out = 0x10, b"why"
+            status, out = CORE_STATUS, b"why"
         body = bytes([status, cmd]) + len(out).to_bytes(2, "little") + out
         if cmd == 8:  # answers another command's echo
-            body = bytes([0, 7, 0, 0])
+            body = bytes([Status.OK, 7, 0, 0])
         self.cycles += 10
         return bytes([0x5A]) + body + bytes([crc8(body)]), 10
 

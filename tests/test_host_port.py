@@ -12,6 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from host_echo import DELAY, ECHO, EMIT, INVERT, EchoTop, expected_response
+from streams import StreamSink, StreamSource
 from spikeforge.hdl.host_port import HostPort
 from spikeforge.hdl.protocol import CRC8_POLY, REQUEST_SYNC, Status
 from spikeforge.sim.verilator import harness
@@ -72,42 +73,24 @@ def check_responses(data, expected):
 
 
 def run_amaranth(top, data, n_frames, *, rx_stall, tx_stall, seed=0):
-    rng_in, rng_out = random.Random(seed), random.Random(seed + 1)
-    out = bytearray()
+    def complete(beats):
+        frames, rest = split_responses(bytes(beats))
+        return len(frames) == n_frames and not rest
 
-    async def source(ctx):
-        for byte in data:
-            while rng_in.random() < rx_stall:
-                await ctx.tick()
-            ctx.set(top.rx.payload, byte)
-            ctx.set(top.rx.valid, 1)
-            await ctx.tick().until(top.rx.ready)
-            ctx.set(top.rx.valid, 0)
+    source = StreamSource(top.rx, data, stall=rx_stall, seed=seed)
+    sink = StreamSink(top.tx, stall=tx_stall, seed=seed + 1, done=complete,
+                      max_cycles=20 * len(data) + 5000)
 
-    async def sink(ctx):
-        cycles = 0
-        while True:
-            frames, rest = split_responses(out)
-            if len(frames) == n_frames and not rest:
-                break
-            ready = int(rng_out.random() >= tx_stall)
-            ctx.set(top.tx.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(top.tx.valid, top.tx.payload)
-            cycles += 1
-            assert cycles < 20 * len(data) + 5000, "port stopped answering"
-            if ready and valid:
-                out.append(payload)
-        ctx.set(top.tx.ready, 1)
-        for _ in range(30):
-            await ctx.tick()
-            assert not ctx.get(top.tx.valid), "a response nobody asked for"
+    async def drain(ctx):
+        await sink.run(ctx)
+        await sink.expect_idle(ctx, 30, "a response nobody asked for")
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
-    sim.add_testbench(source, background=True)
-    sim.add_testbench(sink)
+    sim.add_testbench(source.run, background=True)
+    sim.add_testbench(drain)
     sim.run()
-    return bytes(out)
+    return bytes(sink.beats)
 
 
 @pytest.mark.parametrize("rx_stall,tx_stall", [(0.0, 0.0), (0.3, 0.5)])
@@ -123,29 +106,14 @@ def test_host_port_streams_a_byte_per_cycle():
     """An echo of 32 bytes leaves on tx without bubbles once it starts."""
     top = EchoTop(max_payload=64)
     data = encode_request(ECHO, bytes(range(32)))
-    times = []
-
-    async def source(ctx):
-        for byte in data:
-            ctx.set(top.rx.payload, byte)
-            ctx.set(top.rx.valid, 1)
-            await ctx.tick().until(top.rx.ready)
-        ctx.set(top.rx.valid, 0)
-
-    async def sink(ctx):
-        ctx.set(top.tx.ready, 1)
-        cycle = 0
-        while len(times) < 5 + 32 + 1:
-            _, _, valid = await ctx.tick().sample(top.tx.valid)
-            cycle += 1
-            if valid:
-                times.append(cycle)
+    sink = StreamSink(top.tx, done=lambda beats: len(beats) == 5 + 32 + 1)
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
-    sim.add_testbench(source, background=True)
-    sim.add_testbench(sink)
+    sim.add_testbench(StreamSource(top.rx, data).run, background=True)
+    sim.add_testbench(sink.run)
     sim.run()
+    times = sink.edges
     assert times[-1] - times[0] == len(times) - 1
 
 

@@ -5,6 +5,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
+from streams import StreamSink, StreamSource
 from spikeforge.hdl.config import ConfigError
 from spikeforge.hdl.noc.packet import PacketFormat
 from spikeforge.hdl.noc.router import Router
@@ -53,56 +54,33 @@ class Bench:
     def run(self, extra=None):
         sim = Simulator(self.router)
         sim.add_clock(1e-6)
-        cycle = [0]
-
-        async def clock(ctx):
-            async for _ in ctx.tick():
-                cycle[0] += 1
-
-        def driver(p):
-            async def run(ctx):
-                port = self.router.i[p]
-                rng = random.Random(self.rng.random())
-                for packet in self.sends[p]:
-                    for data, last in packet:
-                        while self.in_stall and rng.random() < self.in_stall:
-                            ctx.set(port.valid, 0)
-                            await ctx.tick()
-                        ctx.set(port.payload.as_value(), self.fmt.pack_flit(data, last))
-                        ctx.set(port.valid, 1)
-                        await ctx.tick().until(port.ready)
-                        self.accepted[p].append(cycle[0])
-                ctx.set(port.valid, 0)
-            return run
-
-        def monitor(q):
-            async def run(ctx):
-                port = self.router.o[q]
-                rng = random.Random(self.rng.random())
-                ctx.set(port.ready, 1)
-                async for _, _, valid, ready, payload in ctx.tick().sample(
-                        port.valid, port.ready, port.payload):
-                    if valid and ready:
-                        view = self.fmt.flit.from_bits(_bits(payload))
-                        self.received[q].append((cycle[0], int(view.data), bool(view.last)))
-                    ctx.set(port.ready, int(not (self.out_stall and rng.random() < self.out_stall)))
-            return run
+        sources = [StreamSource(self.router.i[p],
+                                [self.fmt.pack_flit(data, last)
+                                 for packet in self.sends[p] for data, last in packet],
+                                stall=self.in_stall, seed=self.rng.random()) for p in range(5)]
+        sinks = [StreamSink(self.router.o[q], stall=self.out_stall, seed=self.rng.random())
+                 for q in range(5)]
 
         async def main(ctx):
             for _ in range(self.max_cycles):
                 await ctx.tick()
-                if sum(len(r) for r in self.received.values()) >= self.expect_flits:
+                if sum(len(s.beats) for s in sinks) >= self.expect_flits:
                     break
             await ctx.tick().repeat(5)  # nothing more may come out
 
-        sim.add_testbench(clock, background=True)
         for p in range(5):
-            sim.add_testbench(driver(p), background=True)
-            sim.add_testbench(monitor(p), background=True)
+            sim.add_testbench(sources[p].run, background=True)
+            sim.add_testbench(sinks[p].run, background=True)
         if extra:
             sim.add_testbench(extra, background=True)
         sim.add_testbench(main)
         sim.run()
+        for p, source in enumerate(sources):
+            self.accepted[p] = source.accepted
+        for q, sink in enumerate(sinks):
+            views = [self.fmt.flit.from_bits(_bits(payload)) for payload in sink.beats]
+            self.received[q] = [(edge, int(v.data), bool(v.last))
+                                for edge, v in zip(sink.edges, views)]
         return self
 
     def packets(self, q):

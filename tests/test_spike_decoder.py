@@ -1,11 +1,10 @@
 """Spike decoder against np.flatnonzero: amaranth.sim and Verilator, with back-pressure."""
 
-import random
-
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from streams import StreamSink, StreamSource
 from spikeforge.hdl.spike_decoder import SpikeDecoder, input_layout
 from spikeforge.sim.verilator import harness
 
@@ -66,46 +65,24 @@ def make_bitmaps(seed, n, word_width):
 
 def run_amaranth(dut, bitmaps, *, in_stall, out_stall, seed=0):
     words = [w for bits in bitmaps for w in words_of(bits, dut.word_width)]
-    n_last = len(bitmaps)
-    beats = []
-    rng_in = random.Random(seed)
-    rng_out = random.Random(seed + 1)
     lay = input_layout(dut.word_width)
+    source = StreamSource(dut.i, [lay.const({"word": word, "last": last}) for word, last in words],
+                          stall=in_stall, seed=seed)
+    sink = StreamSink(dut.o, stall=out_stall, seed=seed + 1,
+                      done=lambda beats: sum(int(b.last) for b in beats) == len(bitmaps),
+                      max_cycles=100 * len(words) + 1000)
 
-    async def source(ctx):
-        for word, last in words:
-            while rng_in.random() < in_stall:
-                await ctx.tick()
-            ctx.set(dut.i.payload, lay.const({"word": word, "last": last}))
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-
-    async def sink(ctx):
-        seen_last = 0
-        cycles = 0
-        while seen_last < n_last:
-            ready = int(rng_out.random() >= out_stall)
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            cycles += 1
-            assert cycles < 100 * len(words) + 1000, "decoder stopped producing"
-            if ready and valid:
-                count = int(payload.count)
-                beats.append(([int(payload.index[k]) for k in range(count)], count,
-                              int(payload.last)))
-                seen_last += int(payload.last)
-        ctx.set(dut.o.ready, 0)
-        for _ in range(20):  # nothing more may come out
-            await ctx.tick()
-            assert not ctx.get(dut.o.valid), "a beat after the final last"
+    async def drain(ctx):
+        await sink.run(ctx)
+        await sink.expect_idle(ctx, 20, "a beat after the final last")
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    sim.add_testbench(source, background=True)
-    sim.add_testbench(sink)
+    sim.add_testbench(source.run, background=True)
+    sim.add_testbench(drain)
     sim.run()
-    return beats
+    return [([int(p.index[k]) for k in range(int(p.count))], int(p.count), int(p.last))
+            for p in sink.beats]
 
 
 def split_bitmaps(beats):
@@ -139,33 +116,16 @@ def test_decoder_amaranth(word_width, width, in_stall, out_stall):
 def test_decoder_dense_throughput_amaranth():
     """Without back-pressure a dense bitmap leaves at width indices per cycle."""
     dut = SpikeDecoder(word_width=32, width=4)
-    words = [(0xFFFF_FFFF, int(k == 7)) for k in range(8)]
     lay = input_layout(32)
-    times = []
-
-    async def source(ctx):
-        for word, last in words:
-            ctx.set(dut.i.payload, lay.const({"word": word, "last": last}))
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
-
-    async def sink(ctx):
-        ctx.set(dut.o.ready, 1)
-        cycle = 0
-        while True:
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            cycle += 1
-            if valid:
-                times.append((cycle, int(payload.count)))
-                if payload.last:
-                    return
+    words = [lay.const({"word": 0xFFFF_FFFF, "last": int(k == 7)}) for k in range(8)]
+    sink = StreamSink(dut.o, done=lambda beats: bool(beats) and beats[-1].last)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    sim.add_testbench(source, background=True)
-    sim.add_testbench(sink)
+    sim.add_testbench(StreamSource(dut.i, words).run, background=True)
+    sim.add_testbench(sink.run)
     sim.run()
+    times = [(edge, int(p.count)) for edge, p in zip(sink.edges, sink.beats)]
     assert sum(c for _, c in times) == 256
     assert all(c == 4 for _, c in times)
     first, last = times[0][0], times[-1][0]

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import (LayerGrad, LayerTrace, Params, StepResult, _check_labels,
-                     _check_spikes, _check_weights, loss_value, spike_counts)
+from .model import (LayerGrad, LayerTrace, Params, StepResult, _as_batch, _check_labels,
+                     _check_spikes, _check_weights, _run_layers, _train_step, _without_batch,
+                     spike_counts)
 
 __all__ = ["Constants64", "constants", "forward", "output_gradient", "backward", "update",
            "zero_grads", "train_step", "predict", "to_float64"]
@@ -72,17 +73,8 @@ def forward(weights, spikes, params: Params) -> list[LayerTrace]:
     """Forward pass in float64; ``spikes`` (T, N_in) or (B, T, N_in)."""
     _check_weights(weights, _F64)
     spikes = _check_spikes(spikes, weights, params)
-    single = spikes.ndim == 2
-    s_in = spikes[None] if single else spikes
     c = constants(params)
-    traces = []
-    for W in weights:
-        tr = _forward_layer(W, s_in, c)
-        traces.append(tr)
-        s_in = tr.s
-    if single:
-        traces = [LayerTrace(u=tr.u[0], s=tr.s[0], m=tr.m[0]) for tr in traces]
-    return traces
+    return _run_layers(weights, spikes, lambda W, s_in: _forward_layer(W, s_in, c))
 
 
 def output_gradient(s_out, label, params: Params):
@@ -124,8 +116,7 @@ def backward(weights, traces, spikes, label, params: Params, dWs=None) -> list[L
         dWs = zero_grads(weights)
     c = constants(params)
     if single:
-        spikes = spikes[None]
-        traces = [LayerTrace(u=tr.u[None], s=tr.s[None], m=tr.m[None]) for tr in traces]
+        spikes, traces = _as_batch(spikes, traces)
     _, _, g_out = output_gradient(traces[-1].s, labels, params)
     g = g_out[:, None, :]
     results = [None] * len(weights)
@@ -137,10 +128,7 @@ def backward(weights, traces, spikes, label, params: Params, dWs=None) -> list[L
         dW = dWs[l] + np.einsum("bti,btj->ij", du, s_in.astype(_F64))
         results[l] = LayerGrad(du=du, g_in=g_in, dW=dW)
         g = g_in
-    if single:
-        results = [LayerGrad(du=r.du[0], g_in=None if r.g_in is None else r.g_in[0], dW=r.dW)
-                   for r in results]
-    return results
+    return _without_batch(results) if single else results
 
 
 def update(weights, dWs, params: Params) -> list[np.ndarray]:
@@ -149,15 +137,7 @@ def update(weights, dWs, params: Params) -> list[np.ndarray]:
 
 
 def train_step(weights, spikes, labels, params: Params) -> StepResult:
-    spikes = np.asarray(spikes)
-    if spikes.ndim != 3:
-        raise ValueError(f"train_step takes a batch of spikes (B, T, N_in), not shape {spikes.shape}")
-    traces = forward(weights, spikes, params)
-    grads = backward(weights, traces, spikes, labels, params)
-    dWs = [gr.dW for gr in grads]
-    return StepResult(weights=update(weights, dWs, params), dWs=dWs, traces=traces, grads=grads,
-                      counts=spike_counts(traces[-1].s),
-                      loss=loss_value(traces[-1].s, np.asarray(labels)))
+    return _train_step(forward, backward, update, weights, spikes, labels, params)
 
 
 def predict(weights, spikes, params: Params):

@@ -368,16 +368,34 @@ def forward(weights, spikes, params: Params) -> list[LayerTrace]:
     ``(B, T, N_in)`` of independent samples; one :class:`LayerTrace` per layer."""
     _check_weights(weights)
     spikes = _check_spikes(spikes, weights, params)
+    return _run_layers(weights, spikes, lambda W, s_in: _forward_layer(W, s_in, params.consts))
+
+
+def _run_layers(weights, spikes, layer):
+    """``layer(W, s_in) -> LayerTrace`` layer after layer on one sample ``(T, N_in)`` or a
+    batch; the traces keep a batch axis only where ``spikes`` has one (shared with the
+    float64 twin)."""
     single = spikes.ndim == 2
     s_in = spikes[None] if single else spikes
     traces = []
     for W in weights:
-        tr = _forward_layer(W, s_in, params.consts)
+        tr = layer(W, s_in)
         traces.append(tr)
         s_in = tr.s
     if single:
         traces = [LayerTrace(u=tr.u[0], s=tr.s[0], m=tr.m[0]) for tr in traces]
     return traces
+
+
+def _as_batch(spikes, traces):
+    """One sample's spikes and traces with a batch axis of one."""
+    return spikes[None], [LayerTrace(u=tr.u[None], s=tr.s[None], m=tr.m[None]) for tr in traces]
+
+
+def _without_batch(grads):
+    """The gradients of a batch of one without its batch axis (``dW`` has none)."""
+    return [LayerGrad(du=r.du[0], g_in=None if r.g_in is None else r.g_in[0], dW=r.dW)
+            for r in grads]
 
 
 def spike_counts(s_out) -> np.ndarray:
@@ -502,8 +520,7 @@ def backward(weights, traces, spikes, label, params: Params, dWs=None) -> list[L
             raise ValueError("dWs must have the shapes of the weights")
     c = params.consts
     if single:
-        spikes = spikes[None]
-        traces = [LayerTrace(u=tr.u[None], s=tr.s[None], m=tr.m[None]) for tr in traces]
+        spikes, traces = _as_batch(spikes, traces)
     _, _, g_out = output_gradient(traces[-1].s, labels, params)
     g = g_out[:, None, :]                                   # the same for every t
     results = [None] * len(weights)
@@ -515,10 +532,7 @@ def backward(weights, traces, spikes, label, params: Params, dWs=None) -> list[L
         dW = _accumulate_dW(dWs[l].copy(), du, s_in)
         results[l] = LayerGrad(du=du, g_in=g_in, dW=dW)
         g = g_in
-    if single:
-        results = [LayerGrad(du=r.du[0], g_in=None if r.g_in is None else r.g_in[0], dW=r.dW)
-                   for r in results]
-    return results
+    return _without_batch(results) if single else results
 
 
 # ---------------------------------------------------------------------------
@@ -536,6 +550,12 @@ def train_step(weights, spikes, labels, params: Params) -> StepResult:
     """One minibatch: forward every sample (independent, weights fixed), backward
     with ``dW`` accumulated from +0.0 over the samples in the order given, then one
     :func:`update`. ``spikes`` is ``(B, T, N_in)``, ``labels`` ``(B,)``."""
+    return _train_step(forward, backward, update, weights, spikes, labels, params)
+
+
+def _train_step(forward, backward, update, weights, spikes, labels, params) -> StepResult:
+    """:func:`train_step` from a model's forward, backward and update (shared with the
+    float64 twin)."""
     spikes = np.asarray(spikes)
     if spikes.ndim != 3:
         raise ValueError(f"train_step takes a batch of spikes (B, T, N_in), not shape {spikes.shape}")

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 from spikeforge.hdl.config import ConfigError, Features, Implementation
-from spikeforge.sim.cli import UsageError
+from spikeforge.sim.errors import UsageError
+from spikeforge.sim.options import add_config_arguments, config_from_options
 
 __all__ = ["add_arguments", "main", "parse_mesh", "DEFAULT_RATES"]
 
@@ -49,9 +50,9 @@ def add_arguments(parser):
                         help="payload flits per packet, >= 2 (packets are 1 + this; default 3)")
     parser.add_argument("--stress-flits", type=int, default=1_000_000,
                         help="flits of the back-pressure stress run (0 skips it; default 10^6)")
-    parser.add_argument("--flit-width", type=int, default=Implementation().flit_width)
-    parser.add_argument("--buffer-depth", type=int, default=Implementation().router_buffer_depth,
-                        help="router input buffer depth in flits")
+    add_config_arguments(parser, ("flit_width", "buffer_depth"),
+                         defaults={"flit_width": Implementation().flit_width,
+                                   "buffer_depth": Implementation().router_buffer_depth})
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", required=True, metavar="FILE", help="where to write the results")
     parser.add_argument("--plot", metavar="PNG", default=None,
@@ -103,8 +104,9 @@ def _check_args(args):
         raise UsageError(f"--payload {args.payload} is outside 2..200 flits")
     if args.stress_flits < 0:
         raise UsageError(f"--stress-flits {args.stress_flits} is negative")
+    impl = config_from_options(flit_width=args.flit_width,
+                               buffer_depth=args.buffer_depth).implementation
     try:
-        impl = Implementation(flit_width=args.flit_width, router_buffer_depth=args.buffer_depth)
         from spikeforge.hdl.noc.packet import PacketFormat
         PacketFormat(rows, cols, impl.flit_width)
     except ConfigError as exc:
