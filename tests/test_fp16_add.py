@@ -71,7 +71,7 @@ def test_add_stream(stages, in_stall, out_stall):
     assert dut.latency == stages
     A, C = operands(100, seed=stages)
     inputs = [{"a": x, "c": z} for x, z in zip(A.tolist(), C.tolist())]
-    got, _ = run_stream(dut, inputs, in_stall=in_stall, out_stall=out_stall, seed=stages + 3)
+    got = run_stream(dut, inputs, in_stall=in_stall, out_stall=out_stall, seed=stages + 3)
     assert got == add_many(A, C).tolist()
 
 
