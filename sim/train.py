@@ -149,11 +149,17 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         lr=_P.lr, lr_decay=1.0, seed=0, alpha=_P.alpha, v_th=_P.v_th, a=_P.a, beta=_P.beta,
         loss_scale=_P.loss_scale, reset_grad=_P.reset_grad, precision="fp16", limit=None,
         samples=None, test_samples=None, reencode=False, engine_options=None, log=print,
-        progress=None) -> dict:
+        progress=None, initial_weights=None, network=None, export=None, plot=None) -> dict:
     """Train and return the report (the JSON of ``--json``). Raises
     :class:`UsageError` for bad settings and :class:`TrainingDiverged` on NaN/inf.
     Where a hardware engine differs from the golden model the run stops; the report
-    then has ``"mismatch"`` (sample, message, coordinates)."""
+    then has ``"mismatch"`` (sample, message, coordinates).
+
+    ``initial_weights`` (fp16 arrays, one per layer, e.g. from a NIR graph named
+    ``network``) replace the seeded initial weights and fix the layer sizes (``hidden``
+    is then not used). ``export`` writes the trained network as a NIR graph, ``plot``
+    draws the per-epoch metrics to a PNG (both only when the run ends without a
+    mismatch)."""
     engine_cls = engine_class(engine)
     for name, value, lo in (("--epochs", epochs, 1), ("--batch", batch, 1)):
         if not isinstance(value, int) or value < lo:
@@ -167,12 +173,26 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         raise UsageError(f"--lr-decay must be in (0, 1], not {lr_decay!r}")
     params = _params(T=T, alpha=alpha, v_th=v_th, a=a, beta=beta, lr=lr,
                      loss_scale=loss_scale, reset_grad=reset_grad)
+    if export is not None and precision != "fp16":
+        raise UsageError(f"--export writes fp16 networks; the run's precision is {precision}")
+    for option, path in (("--export", export), ("--plot", plot)):
+        if path is not None:
+            directory = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(directory):
+                raise UsageError(f"{option} {path!r}: the folder {directory!r} does not exist")
     try:
-        data = D.load(dataset)
+        n_outputs = None if initial_weights is None else initial_weights[-1].shape[0]
+        data = D.load(dataset, n_outputs=n_outputs)
     except D.DatasetError as exc:
         raise UsageError(str(exc)) from None
 
-    sizes = [data.n_features, *hidden, data.n_classes]
+    if initial_weights is None:
+        sizes = [data.n_features, *hidden, data.n_classes]
+    else:
+        sizes = [initial_weights[0].shape[1], *(w.shape[0] for w in initial_weights)]
+        if sizes[0] != data.n_features:
+            raise UsageError(f"the network {network or ''} takes {sizes[0]} inputs but "
+                             f"{dataset!r} has {data.n_features} features; they must be equal")
     x_train, y_train = data.x_train, data.y_train
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
@@ -183,18 +203,26 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
     if lr_decay != 1:   # the smallest learning rate must still give a valid neg_lr
         _params(**{**params.to_dict(), "lr": lr * lr_decay ** (epochs - 1)})
     n_test = len(data.x_test) if test_samples is None else min(test_samples, len(data.x_test))
-    weights0 = golden.init_weights(sizes, seed)
+    if initial_weights is None:
+        weights0 = golden.init_weights(sizes, seed)
+    else:
+        weights0 = [np.asarray(w, dtype=np.float16).copy() for w in initial_weights]
     eng = engine_cls(sizes, params, weights=weights0, precision=precision,
                      **(engine_options or {}))
 
-    test_spikes = D.encode_batch(data.x_test[:n_test], np.arange(n_test), split="test",
-                                 seed=seed, T=T)
+    try:
+        test_spikes = D.split_spikes(data, "test", np.arange(n_test), seed=seed, T=T)
+        fixed_train = None if reencode else D.split_spikes(data, "train", np.arange(n_train),
+                                                           seed=seed, T=T)
+    except D.DatasetError as exc:
+        raise UsageError(str(exc)) from None
+    if reencode and data.spikes_train is not None:
+        raise UsageError(f"--reencode needs features to encode; {dataset!r} holds spike trains")
     y_test = data.y_test[:n_test]
-    fixed_train = None if reencode else D.encode_batch(x_train, np.arange(n_train), split="train",
-                                                       seed=seed, T=T)
     report = {
         "command": "train", "dataset": dataset, "engine": engine, "precision": precision,
         "sizes": sizes, "params": params.to_dict(), "constants": params.consts.to_dict(),
+        "network": network,
         "batch": batch, "seed": seed,
         "settings": {
             "epochs": epochs, "batch": batch, "seed": seed, "lr_decay": lr_decay,
@@ -225,7 +253,7 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
                     if lr_decay != 1:
                         eng.set_params(params.replace(lr=ep_lr))
                     if reencode:
-                        train_spikes = D.encode_batch(x_train, np.arange(n_train), split="train",
+                        train_spikes = D.split_spikes(data, "train", np.arange(n_train),
                                                       seed=seed + 1000 * ep, T=T)
                     else:
                         train_spikes = fixed_train
@@ -265,6 +293,24 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
             f"({report['seconds']:.0f} s, {report['cpu_seconds']:.0f} s CPU)")
     if line:
         log(line)
+    if "mismatch" not in report:
+        if export is not None:
+            from spikeforge.sim.interop import nir_io
+            try:
+                nir_io.write_network(export, eng.weights, params)
+            except nir_io.NIRError as exc:
+                raise UsageError(str(exc)) from None
+            report["exported"] = export
+            log(f"trained network written to {export} (NIR)")
+        if plot is not None and report["epochs"]:
+            from spikeforge.sim import plot as P
+            try:
+                P.plot_training(report, plot, title=f"{'-'.join(map(str, sizes))} on {dataset}, "
+                                                     f"{engine} engine")
+            except P.PlotError as exc:
+                raise UsageError(str(exc)) from None
+            report["plot"] = plot
+            log(f"training curves drawn to {plot}")
     return report
 
 
@@ -340,32 +386,43 @@ def _evaluate(eng, rec, train_spikes, y_train, test_spikes, y_test):
 
 def add_arguments(p: argparse.ArgumentParser):
     d = DEFAULTS
-    p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    p.add_argument("--dataset", default="digits",
+                   help="digits (scikit-learn's 8x8 digits, shipped) or FILE.npz with x_train, "
+                        "y_train, x_test, y_test (features in [0, 1], or spike trains as booleans "
+                        "(N, T, features)); default: digits")
+    p.add_argument("--network", metavar="FILE.nir", default=None,
+                   help="start from this NIR graph's weights and neuron constants (alpha and "
+                        "v_th come from its LIF nodes; the other constants from its metadata "
+                        "unless given here)")
+    p.add_argument("--export", metavar="FILE.nir", default=None,
+                   help="write the trained network as a NIR graph")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="draw accuracy, loss, spike density and du sparsity per epoch")
     p.add_argument("--engine", default="golden", choices=sorted(ENGINES),
                    help="training engine (default: golden)")
     p.add_argument("--precision", default=d["precision"], choices=["fp16", "float64"],
                    help="arithmetic: fp16 (the contract) or the golden model's float64 twin")
-    p.add_argument("--hidden", default=d["hidden"],
-                   help="hidden layer sizes, comma separated (default: %(default)s)")
-    p.add_argument("--T", type=int, default=d["T"], help="time steps per sample (default: %(default)s)")
+    p.add_argument("--hidden", default=None,
+                   help=f"hidden layer sizes, comma separated (default: {d['hidden']})")
+    p.add_argument("--T", type=int, default=None, help=f"time steps per sample (default: {d['T']})")
     p.add_argument("--epochs", type=int, default=d["epochs"], help="default: %(default)s")
     p.add_argument("--batch", type=int, default=d["batch"],
                    help="minibatch size; dW is summed over it (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {d['lr']})")
     p.add_argument("--lr-decay", type=float, default=d["lr_decay"],
                    help="learning rate multiplier per epoch (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d["seed"],
                    help="seed of weights, spikes and sample order (default: %(default)s)")
-    p.add_argument("--alpha", type=float, default=d["alpha"], help="decay (default: %(default)s)")
-    p.add_argument("--v-th", type=float, default=d["v_th"], help="threshold (default: %(default)s)")
-    p.add_argument("--a", type=float, default=d["a"],
-                   help="surrogate half-width (default: %(default)s)")
-    p.add_argument("--beta", type=float, default=d["beta"],
-                   help="surrogate gain (default: %(default)s)")
-    p.add_argument("--loss-scale", type=float, default=d["loss_scale"],
-                   help="gradient scale against fp16 underflow (default: %(default)s)")
-    p.add_argument("--reset-grad", default=d["reset_grad"], choices=list(golden.RESET_GRAD_MODES),
-                   help="gradient through the reset (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=None, help=f"decay (default: {d['alpha']})")
+    p.add_argument("--v-th", type=float, default=None, help=f"threshold (default: {d['v_th']})")
+    p.add_argument("--a", type=float, default=None,
+                   help=f"surrogate half-width (default: {d['a']})")
+    p.add_argument("--beta", type=float, default=None,
+                   help=f"surrogate gain (default: {d['beta']})")
+    p.add_argument("--loss-scale", type=float, default=None,
+                   help=f"gradient scale against fp16 underflow (default: {d['loss_scale']})")
+    p.add_argument("--reset-grad", default=None, choices=list(golden.RESET_GRAD_MODES),
+                   help=f"gradient through the reset (default: {d['reset_grad']})")
     p.add_argument("--reencode", action="store_true",
                    help="fresh training spikes every epoch (seed + 1000 * epoch); by default "
                         "every training sample is encoded once, with --seed")
@@ -383,26 +440,55 @@ def add_arguments(p: argparse.ArgumentParser):
         engine_class(name).add_arguments(p.add_argument_group(f"{name} engine"))
 
 
+#: the run's constants options: argparse leaves them None when not given, so that a
+#: network file's own values can take their place
+_CONSTANTS = ("T", "alpha", "v_th", "a", "beta", "lr", "loss_scale", "reset_grad")
+
+
+def _constants(args) -> tuple[dict, list | None, str]:
+    """The constants and initial weights of the run: from ``--network`` (a NIR graph)
+    where given, the options the user set taking precedence, else the defaults."""
+    given = {k: getattr(args, k) for k in _CONSTANTS if getattr(args, k) is not None}
+    if args.network is None:
+        hidden = _parse_hidden(args.hidden if args.hidden is not None else DEFAULTS["hidden"])
+        return {**{k: DEFAULTS[k] for k in _CONSTANTS}, **given}, None, hidden
+    from spikeforge.sim.interop import nir_io
+    for key in ("alpha", "v_th"):
+        if key in given:
+            raise UsageError(f"{_OPTION_OF[key]} cannot be set with --network: the network's "
+                             "neuron nodes define it")
+    if args.hidden is not None:
+        raise UsageError("--hidden cannot be set with --network: the network's layers define "
+                         "the sizes")
+    try:
+        net = nir_io.read_network(args.network)
+        params = net.params(**given)
+    except (nir_io.NIRError, golden.ParamsError) as exc:
+        raise UsageError(str(exc)) from None
+    for line in nir_io.summarize_warnings(net.warnings):
+        print(f"spikeforge train: {line}", file=sys.stderr)
+    values = {k: getattr(params, k) for k in _CONSTANTS}
+    return values, net.weights, None
+
+
 def main(args) -> int:
     if args.json is not None:
         directory = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(directory):
             raise UsageError(f"--json {args.json!r}: the folder {directory!r} does not exist")
+    constants, weights, hidden = _constants(args)
     try:
-        report = run(dataset=args.dataset, engine=args.engine, hidden=_parse_hidden(args.hidden),
-                     T=args.T, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                     lr_decay=args.lr_decay, seed=args.seed, alpha=args.alpha, v_th=args.v_th,
-                     a=args.a, beta=args.beta, loss_scale=args.loss_scale,
-                     reset_grad=args.reset_grad, precision=args.precision, limit=args.limit,
+        report = run(dataset=args.dataset, engine=args.engine, hidden=hidden,
+                     epochs=args.epochs, batch=args.batch, lr_decay=args.lr_decay,
+                     seed=args.seed, precision=args.precision, limit=args.limit,
                      samples=args.samples, test_samples=args.test_samples,
                      reencode=args.reencode,
                      engine_options=engine_class(args.engine).options_from(args),
-                     progress=args.progress)
+                     progress=args.progress, initial_weights=weights, network=args.network,
+                     export=args.export, plot=args.plot, **constants)
     except TrainingDiverged as exc:
         print(f"spikeforge train: error: training diverged: {exc}", file=sys.stderr)
         return 1
     if args.json is not None:
         _atomic_write_json(args.json, report)
     return 1 if "mismatch" in report else 0
-
-
