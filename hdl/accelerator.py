@@ -16,22 +16,21 @@ from amaranth.lib.wiring import In, Out
 from .config import BuildConfig, ConfigError
 from .core import Core
 from .host_port import HostPort
-from .protocol import DEFAULT_MAX_PAYLOAD
 
 __all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, config: BuildConfig, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+    def __init__(self, config: BuildConfig):
         if not isinstance(config, BuildConfig) or config.features.cores != 1:
             self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
             if not isinstance(config, BuildConfig):
                 raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
             raise ConfigError(f"this top holds one core, not {config.features.cores}")
         self.config = config
-        self.max_payload = max_payload
+        self.max_payload = config.implementation.max_payload
         try:
-            self.core = Core(config, max_payload=max_payload)
+            self.core = Core(config)
         except ConfigError:
             self._MustUse__silence = True
             raise

@@ -22,6 +22,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from .protocol import DEFAULT_MAX_PAYLOAD, MAX_LENGTH
+
 __all__ = [
     "ConfigError", "Features", "Implementation", "BuildConfig", "PRESETS",
     "preset", "mesh_shape_for",
@@ -112,12 +114,14 @@ class Implementation:
     flit_width: int = 32
     router_buffer_depth: int = 16
     memory: str = "auto"
+    max_payload: int = DEFAULT_MAX_PAYLOAD   # bytes of a host request / response payload
 
     def __post_init__(self):
         _check_int("fma_stages", self.fma_stages, lo=1, hi=8)
         _check_int("decoder_width", self.decoder_width, lo=1, hi=64)
         _check_int("flit_width", self.flit_width, lo=16, hi=256)
         _check_int("router_buffer_depth", self.router_buffer_depth, lo=1, hi=64)
+        _check_int("max_payload", self.max_payload, lo=64, hi=MAX_LENGTH)
         if self.memory not in MEMORY_PRIMITIVES:
             raise ConfigError(
                 f"memory must be one of {list(MEMORY_PRIMITIVES)}, not {self.memory!r}")

@@ -28,26 +28,35 @@ from .config import BuildConfig, ConfigError
 from .core_defs import CoreGeometry, bits_for
 from .fp_engine import FPEngine, FPPhase
 from .history_scanner import HistoryScanner
-from .lane_datapath import CONSTANTS, LaneDatapath
+from .lane_datapath import LaneDatapath
 from .loss import LossPhase, LossUnit
 from .op_loops import layer_layout
-from .protocol import BEAT_LAYOUT, DEFAULT_MAX_PAYLOAD, Command, Status
+from . import protocol as proto
+from .protocol import BEAT_LAYOUT, CONSTANTS, COUNTERS, Command, ResetGrad, RunMode, Status
 from .wg_engine import WGEngine, WGPhase
 
-__all__ = ["Core", "COUNTERS", "CORE_VERSION"]
+__all__ = ["Core", "COUNTERS", "CORE_VERSION", "info_payload"]
 
 CORE_VERSION = 1
 
-#: Counter names in the order READ_COUNTERS returns them (32 bits each).
-COUNTERS = (
-    "cycles_forward", "cycles_backward", "cycles_update",
-    "fp_busy", "fp_stalled", "fp_fmas", "fp_skipped",
-    "bp_busy", "bp_stalled", "bp_fmas", "bp_skipped",
-    "wg_busy", "wg_stalled", "wg_fmas", "wg_skipped",
-    "w_reads", "w_writes", "runs",
-)
+_HDR = proto.ARGUMENT_BYTES   # request bytes kept as arguments
 
-_HDR = 24   # request bytes kept as arguments
+
+def info_payload(config: BuildConfig) -> dict:
+    """The fields of the INFO response (:data:`~spikeforge.hdl.protocol.INFO`) of a core
+    built from ``config``: what the RTL answers and what the host expects before a build."""
+    g = CoreGeometry(config)
+    f = config.features
+    return {
+        "version": CORE_VERSION, "lanes": g.P, "neurons_per_core": g.NPC,
+        "max_fan_in": g.FAN, "max_time_steps": g.TMAX, "max_layers": g.L,
+        "modes": {"detach": "detach" in f.reset_grad_modes,
+                  "through": "through" in f.reset_grad_modes,
+                  "inference_only": f.inference_only},
+        "fma_stages": g.S, "weight_depth": g.w_depth, "input_groups": g.in_groups,
+        "neuron_groups": g.neuron_groups, "max_payload": config.implementation.max_payload,
+        "counters": len(COUNTERS),
+    }
 
 
 class _St(enum.IntEnum):
@@ -64,21 +73,17 @@ class _St(enum.IntEnum):
 
 
 class Core(wiring.Component):
-    def __init__(self, config: BuildConfig, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+    def __init__(self, config: BuildConfig):
         try:
             if not isinstance(config, BuildConfig):
                 raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
-            if (not isinstance(max_payload, int) or isinstance(max_payload, bool)
-                    or not 64 <= max_payload <= 65535):
-                raise ConfigError(f"max_payload must be an integer from 64 to 65535, "
-                                  f"not {max_payload!r}")
             geo = CoreGeometry(config)
         except ConfigError:
             self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
             raise
         self.geo = geo
         self.config = config
-        self.max_payload = max_payload
+        self.max_payload = config.implementation.max_payload
         super().__init__({
             "req": In(stream.Signature(BEAT_LAYOUT)),
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
@@ -269,14 +274,8 @@ class Core(wiring.Component):
         st_rp = stage.read_port()
         nwords = Signal(16)
 
-        def a8(i):
-            return args[i]
-
-        def a16(i):
-            return Cat(args[i], args[i + 1])
-
-        def a32(i):
-            return Cat(args[i], args[i + 1], args[i + 2], args[i + 3])
+        def view(layout):
+            return data.View(layout, args.as_value()[:layout.size])
 
         hdr_len = Signal(8)
         with m.Switch(cmd):
@@ -292,7 +291,7 @@ class Core(wiring.Component):
         nfix = Signal(range(25))
         nelem = Signal(16)
         ebytes = Signal(3)
-        tail = Signal(data.ArrayLayout(8, 3))
+        tail = Signal(proto.RUN_RESULT)
         ntail = Signal(2)
         ekind = Signal(3)       # 0 W, 1 dW, 2 history word, 3 du/u, 4 counter, 5 count
         bi = Signal(16)         # byte index within a section
@@ -375,41 +374,35 @@ class Core(wiring.Component):
                         with m.If(nbytes != 0):
                             reject()
                         with m.Else():
-                            f = self.config.features
-                            modes = (("detach" in f.reset_grad_modes) |
-                                     (("through" in f.reset_grad_modes) << 1) |
-                                     (f.inference_only << 2))
-                            info = [CORE_VERSION, P & 0xFF, P >> 8, g.NPC & 0xFF, g.NPC >> 8,
-                                    g.FAN & 0xFF, g.FAN >> 8, TM, g.L, modes, g.S,
-                                    g.w_depth & 0xFF, (g.w_depth >> 8) & 0xFF, g.w_depth >> 16,
-                                    g.in_groups & 0xFF, g.in_groups >> 8,
-                                    g.neuron_groups & 0xFF, g.neuron_groups >> 8,
-                                    MP & 0xFF, MP >> 8, len(COUNTERS)]
-                            for i, v in enumerate(info):
-                                m.d.sync += rbuf[i].eq(v)
-                            m.d.sync += nfix.eq(len(info))
+                            m.d.sync += [rbuf.as_value()[:proto.INFO.size].eq(
+                                proto.INFO.const(info_payload(self.config)))]
+                            m.d.sync += nfix.eq(proto.nbytes(proto.INFO))
                             m.next = "RSP_STATUS"
                     with m.Case(Command.SET_CONSTANTS):
-                        Tn, nln, mode, wc = a16(0), a8(2), a8(3), a32(4)
+                        a = view(proto.SET_CONSTANTS)
+                        Tn, nln, mode, wc = a.T, a.layers, a.reset_grad, a.wcount
                         mode_ok = Signal()
                         f = self.config.features
                         m.d.comb += mode_ok.eq(
-                            ((mode == 0) & ("detach" in f.reset_grad_modes or f.inference_only)) |
-                            ((mode == 1) & ("through" in f.reset_grad_modes)))
-                        with m.If((nbytes != 8 + 2 * len(CONSTANTS)) | (Tn < 1) | (Tn > TM) |
+                            ((mode == ResetGrad.DETACH) &
+                             ("detach" in f.reset_grad_modes or f.inference_only)) |
+                            ((mode == ResetGrad.THROUGH) & ("through" in f.reset_grad_modes)))
+                        with m.If((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (Tn < 1) | (Tn > TM) |
                                   (nln < 1) | (nln > g.L) | ~mode_ok | (wc > g.w_depth)):
                             reject()
                         with m.Else():
-                            m.d.sync += [T.eq(Tn), nl.eq(nln), through.eq(mode == 1),
+                            m.d.sync += [T.eq(Tn), nl.eq(nln),
+                                         through.eq(mode == ResetGrad.THROUGH),
                                          wcount.eq(wc), configured.eq(1)]
                             m.next = "CONSTS"
                     with m.Case(Command.SET_LAYER):
-                        li, n_in, n_out, in_hg, out_g, wb = (a8(0), a16(1), a16(3), a16(5),
-                                                             a16(7), a32(9))
+                        a = view(proto.SET_LAYER)
+                        li, n_in, n_out, in_hg, out_g, wb = (a.layer, a.n_in, a.n_out, a.in_hg,
+                                                             a.out_g, a.wbase)
                         gi = Signal(17)
                         go_ = Signal(17)
                         m.d.comb += [gi.eq(ceil_groups(n_in)), go_.eq(ceil_groups(n_out))]
-                        with m.If((nbytes != 13) | (li >= g.L) | (n_in < 1) | (n_in > g.FAN) |
+                        with m.If((nbytes != proto.nbytes(proto.SET_LAYER)) | (li >= g.L) | (n_in < 1) | (n_in > g.FAN) |
                                   (n_out < 1) | (n_out > g.NPC) |
                                   (in_hg + gi > g.hist_groups) | (out_g + go_ > g.neuron_groups) |
                                   (wb + go_ * n_in > g.w_depth)):
@@ -424,17 +417,20 @@ class Core(wiring.Component):
                                                           in_hg - g.in_groups, 0))]
                             m.next = "RSP_STATUS"
                     with m.Case(Command.WRITE_WEIGHTS, Command.READ_WEIGHTS):
-                        li, i0, j0 = a8(0), a16(1), a16(3)
+                        a = view(proto.READ_WEIGHTS)
+                        li, i0, j0 = a.layer, a.i, a.j
                         ent = table(li[:max(1, (g.L - 1).bit_length())] if g.L > 1 else 0)
                         is_wr = cmd == Command.WRITE_WEIGHTS
                         cnt = Signal(16)
-                        m.d.comb += cnt.eq(Mux(is_wr, nwords, Cat(args[6], args[7])))
+                        m.d.comb += cnt.eq(Mux(is_wr, nwords, a.count))
                         flat = Signal(32)
                         m.d.comb += flat.eq(i0 * ent.n_in + j0)
                         m.d.sync += [elay.eq(ent), wi.eq(i0), wj.eq(j0),
                                      wrow.eq(ent.wbase + (i0 >> g.PB) * ent.n_in)]
-                        with m.If((is_wr & ((nbytes < 7) | ~nbytes[0])) |
-                                  (~is_wr & ((nbytes != 8) | (cnt > MP // 2) | (args[5] > 1))) |
+                        with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) |
+                                            ~nbytes[0])) |
+                                  (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
+                                             (cnt > MP // 2) | (a.which.as_value() > 1))) |
                                   (li >= nl) | (i0 >= ent.n_out) | (j0 >= ent.n_in) | (cnt == 0) |
                                   (flat + cnt > ent.n_out * ent.n_in) | running):
                             reject(Mux(running, Status.BAD_STATE, Status.BAD_ARGUMENT))
@@ -442,27 +438,29 @@ class Core(wiring.Component):
                             m.d.sync += [nelem.eq(cnt)]
                             m.next = "WW_ADDR"
                         with m.Else():
-                            m.d.sync += [nelem.eq(cnt), ekind.eq(args[5])]
+                            m.d.sync += [nelem.eq(cnt), ekind.eq(a.which.as_value())]
                             m.next = "RSP_STATUS"
                     with m.Case(Command.LOAD_SPIKES):
-                        s0 = a16(0)
-                        with m.If((nbytes < 4) | (nbytes[0] == 1) | (s0 + nwords > g.in_groups * P) |
+                        s0 = view(proto.LOAD_SPIKES).first
+                        with m.If((nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | (nbytes[0] == 1) | (s0 + nwords > g.in_groups * P) |
                                   running):
                             reject()
                         with m.Else():
                             m.d.sync += [ncur.eq(s0), nelem.eq(nwords)]
                             m.next = "LS_ADDR"
                     with m.Case(Command.RUN):
-                        mode, lab = a8(0), a16(1)
+                        a = view(proto.RUN)
+                        mode, lab = a.mode, a.label
                         last = table(last_layer)
-                        with m.If((nbytes != 3) | (mode > 1) |
-                                  ((mode == 1) & ((lab >= last.n_out) |
+                        with m.If((nbytes != proto.nbytes(proto.RUN)) | (mode.as_value() > 1) |
+                                  ((mode == RunMode.TRAIN) & ((lab >= last.n_out) |
                                                   Const(int(g.inference_only))))):
                             reject()
                         with m.Elif(~configured):
                             reject(Status.BAD_STATE)
                         with m.Else():
-                            m.d.sync += [label.eq(lab), train.eq(mode == 1), run_kind.eq(mode),
+                            m.d.sync += [label.eq(lab), train.eq(mode == RunMode.TRAIN),
+                                         run_kind.eq(mode.as_value()),
                                          running.eq(1), wait.eq(0), step.eq(_St.FP_ACC),
                                          cur.eq(0), seq_done.eq(0), ctr[idx["runs"]].eq(
                                              ctr[idx["runs"]] + 1)]
@@ -478,8 +476,9 @@ class Core(wiring.Component):
                                          step.eq(_St.WG_UPD), cur.eq(0), seq_done.eq(0)]
                             m.next = "RUNNING"
                     with m.Case(Command.READ_HISTORY):
-                        which, base, s0, n = a8(0), a16(1), a16(3), a16(5)
-                        with m.If((nbytes != 7) | (which > 2) | (n == 0) | (n > MP // 2) |
+                        a = view(proto.READ_HISTORY)
+                        which, base, s0, n = a.which.as_value(), a.group, a.first, a.count
+                        with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (which > 2) | (n == 0) | (n > MP // 2) |
                                   ((base << g.PB) + s0 + n > g.hist_groups * P)):
                             reject()
                         with m.Else():
@@ -487,8 +486,9 @@ class Core(wiring.Component):
                                          ekind.eq(2)]
                             m.next = "RSP_STATUS"
                     with m.Case(Command.READ_GRADIENTS):
-                        which, base, s0, n = a8(0), a16(1), a16(3), a16(5)
-                        with m.If((nbytes != 7) | (which > 1) | (n == 0) |
+                        a = view(proto.READ_GRADIENTS)
+                        which, base, s0, n = a.which.as_value(), a.group, a.first, a.count
+                        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (which > 1) | (n == 0) |
                                   (n * T > MP // 2) |
                                   ((which == 1) & Const(int(not g.through))) |
                                   ((base << g.PB) + s0 + n > g.neuron_groups * P)):
@@ -498,7 +498,8 @@ class Core(wiring.Component):
                                          nelem.eq(n * T), ekind.eq(3)]
                             m.next = "RSP_STATUS"
                     with m.Case(Command.READ_COUNTERS):
-                        with m.If((nbytes != 1) | (args[0] > 1)):
+                        with m.If((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
+                                  (view(proto.READ_COUNTERS).clear > 1)):
                             reject()
                         with m.Else():
                             m.d.sync += [nelem.eq(NC), ebytes.eq(4), ekind.eq(4)]
@@ -508,7 +509,8 @@ class Core(wiring.Component):
 
             with m.State("CONSTS"):
                 for i, name in enumerate(CONSTANTS):
-                    m.d.sync += consts[name].eq(a16(8 + 2 * i))
+                    m.d.sync += consts[name].eq(
+                        getattr(view(proto.SET_CONSTANTS).constants, name))
                 m.next = "RSP_STATUS"
 
             # write weights: staging word e -> W[i, j] (and dW = +0)
@@ -554,7 +556,7 @@ class Core(wiring.Component):
                         lastl = table(last_layer)
                         m.d.sync += [elay.eq(lastl), hbase.eq(lastl.out_hg), ncur.eq(0),
                                      nelem.eq(lastl.n_out), ekind.eq(5), best.eq(0), bestc.eq(0),
-                                     ntail.eq(3)]
+                                     ntail.eq(proto.nbytes(proto.RUN_RESULT))]
                         m.next = "RSP_STATUS"
 
             # ---- response --------------------------------------------------------------------
@@ -645,18 +647,18 @@ class Core(wiring.Component):
                             m.d.sync += ncur.eq(ncur + 1)
                         with m.If(e + 1 == nelem):
                             with m.If(ntail == 0):
-                                with m.If((ekind == 4) & (args[0] == 1)):
+                                with m.If((ekind == 4) & (view(proto.READ_COUNTERS).clear == 1)):
                                     m.d.comb += ctr_clear.eq(1)
                                 m.next = "IDLE"
                             with m.Else():
-                                m.d.sync += [tail[0].eq(best[:8]), tail[1].eq(best >> 8),
-                                             tail[2].eq(dp.nonfinite)]
+                                m.d.sync += [tail.prediction.eq(best),
+                                             tail.flags.nonfinite.eq(dp.nonfinite)]
                                 m.next = "RSP_TAIL"
                         with m.Else():
                             m.next = "EL_ADDR"
             with m.State("RSP_TAIL"):
                 lastb = bi + 1 == ntail
-                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(tail[bi[:2]]),
+                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(tail.as_value().word_select(bi[:2], 8)),
                              rsp.payload.last.eq(lastb)]
                 with m.If(rsp.ready):
                     m.d.sync += bi.eq(bi + 1)

@@ -34,11 +34,9 @@ from amaranth.lib.wiring import In, Out
 from .core_defs import (F16, CoreGeometry, OpKind, Space, bits_for, count_to_f16,
                         f16_ge, f16_gt, f16_is_nonfinite, f16_is_zero, f16_lt)
 from .fp16 import fma_pipeline
+from .protocol import CONSTANTS
 
 __all__ = ["LaneDatapath", "CONSTANTS"]
-
-#: The fp16 run-time constants the lanes use, in the order the host loads them.
-CONSTANTS = ("alpha", "v_th", "lo", "hi", "beta", "inv_T", "gscale", "neg_lr")
 
 _ACC_KINDS = (OpKind.FP, OpKind.LIF, OpKind.LOSS_R, OpKind.LOSS_E,
               OpKind.LOSS_G, OpKind.COPY, OpKind.GIN)
