@@ -13,6 +13,7 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checked import ArgumentChecked
 from .config import BuildConfig, ConfigError
 from .core import Core
 from .host_port import HostPort
@@ -20,20 +21,19 @@ from .host_port import HostPort
 __all__ = ["Accelerator"]
 
 
-class Accelerator(wiring.Component):
-    def __init__(self, config: BuildConfig):
-        if not isinstance(config, BuildConfig) or config.features.cores != 1:
-            self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
-            if not isinstance(config, BuildConfig):
-                raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
+class Accelerator(ArgumentChecked, wiring.Component):
+    @classmethod
+    def check(cls, config):
+        if not isinstance(config, BuildConfig):
+            raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
+        if config.features.cores != 1:
             raise ConfigError(f"this top holds one core, not {config.features.cores}")
+        Core.check(config)
+
+    def __init__(self, config: BuildConfig):
         self.config = config
         self.max_payload = config.implementation.max_payload
-        try:
-            self.core = Core(config)
-        except ConfigError:
-            self._MustUse__silence = True
-            raise
+        self.core = Core(config)
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),

@@ -49,6 +49,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .checked import ArgumentChecked
 from .protocol import (
     BEAT_LAYOUT, CRC8_POLY, DEFAULT_MAX_PAYLOAD, MAX_LENGTH, REQUEST_SYNC, RESPONSE_SYNC, Status,
 )
@@ -85,19 +86,21 @@ def crc8_step(crc, byte):
     return Cat(*bits)
 
 
-class HostPort(wiring.Component):
+class HostPort(ArgumentChecked, wiring.Component):
     """Framing, CRC check and buffering between ``rx``/``tx`` and ``req``/``rsp``.
 
     Parameter (keyword-only): ``max_payload``, the largest payload of a request
     or response in bytes (1..65535, default 1024); it sizes both buffers.
     """
 
-    def __init__(self, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+    @classmethod
+    def check(cls, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
         if (not isinstance(max_payload, int) or isinstance(max_payload, bool)
                 or not 1 <= max_payload <= MAX_LENGTH):
-            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise ValueError(f"max_payload must be an integer from 1 to {MAX_LENGTH}, "
                              f"not {max_payload!r}")
+
+    def __init__(self, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
         self.max_payload = max_payload
         super().__init__({
             "rx": In(stream.Signature(8)),
