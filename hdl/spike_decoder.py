@@ -57,10 +57,13 @@ def lowest_set_bit(bits) -> tuple[Value, Value]:
         return Const(0, 1), Const(0, 1)
     width = max(1, ceil_log2(len(bits)))
 
+    def bit(i):
+        return bits[i] if i < len(bits) else Const(0, 1)
+
     def node(lo, n):
-        # index (ceil_log2(n) bits, n a power of two) and any-bit of bits[lo:lo + n]
-        if n == 1:
-            return Const(0, 0), (bits[lo] if lo < len(bits) else Const(0, 1))
+        # index (log2(n) bits, n a power of two >= 2) and any-bit of bits[lo:lo + n]
+        if n == 2:
+            return ~bit(lo), bit(lo) | bit(lo + 1)
         i_lo, a_lo = node(lo, n // 2)
         if lo + n // 2 >= len(bits):        # the upper half is padding
             return Cat(i_lo, Const(0, 1)), a_lo
