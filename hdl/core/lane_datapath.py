@@ -28,6 +28,8 @@ neuron), and in ``through`` builds the potentials ``u`` (``(t, group)``).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -114,25 +116,23 @@ class LaneDatapath(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        g = self.geo
-        P, TM, S = g.lanes, g.max_time_steps, g.fma_stages
-        K = OpKind
+        v = SimpleNamespace()       # the ports and pipeline signals the stages share
+        self._memories(m, v)
+        self._issue(m, v)
+        self._operands(m, v)
+        self._write_back(m, v)
+        return m
 
-        host, cst = self.host, self.constants
+    def _memories(self, m, v):
+        """The memories of every bank, their ports, the read port of the scanner."""
+        g = self.geo
+        P, TM = g.lanes, g.max_time_steps
         attrs = _RAM_STYLE[g.memory]
 
         def mem(name, shape, depth):
             mm = Memory(shape=shape, depth=depth, init=[], attrs=attrs)
             m.submodules[name] = mm
             return mm
-
-        def rot_index(k, rot):
-            # (k + rot) mod P, P a power of two
-            return (k + rot)[:g.lane_bits] if P > 1 else Const(0, 1)
-
-        def back_index(k, rot):
-            # (k - rot) mod P
-            return (k + P - rot)[:g.lane_bits] if P > 1 else Const(0, 1)
 
         # ---- memories ------------------------------------------------------------------
         W, DW, ACC, DU, SH, MH, NZ, UH = [], [], [], [], [], [], [], []
@@ -176,6 +176,34 @@ class LaneDatapath(wiring.Component):
             m.d.comb += [s_scan[k].addr.eq(self.scan.addr), nz_scan[k].addr.eq(self.scan.addr),
                          self.scan.data[k].eq(Mux(scan_nz_r, nz_scan[k].data, s_scan[k].data))]
 
+        v.w_wp = w_wp
+        v.dw_wp = dw_wp
+        v.acc_wp = acc_wp
+        v.du_wp = du_wp
+        v.s_wp = s_wp
+        v.m_wp = m_wp
+        v.nz_wp = nz_wp
+        v.u_wp = u_wp
+        v.w_rp = w_rp
+        v.dw_rp = dw_rp
+        v.acc_ra = acc_ra
+        v.acc_rb = acc_rb
+        v.du_ra = du_ra
+        v.du_rb = du_rb
+        v.s_rp = s_rp
+        v.m_rp = m_rp
+        v.nz_rp = nz_rp
+        v.u_rp = u_rp
+
+    def _issue(self, m, v):
+        """Cycle 0: the hazard check, the read addresses, the host reads."""
+        g = self.geo
+        host = self.host
+        P, S = g.lanes, g.fma_stages
+        K = OpKind
+        (w_rp, dw_rp, acc_ra, acc_rb, du_ra, du_rb, s_rp, m_rp, nz_rp, u_rp) = (
+            v.w_rp, v.dw_rp, v.acc_ra, v.acc_rb, v.du_ra, v.du_rb, v.s_rp, v.m_rp, v.nz_rp,
+            v.u_rp)
         # ---- pipeline registers ------------------------------------------------------------
         L = g.op_layout
         tags = [Signal(L, name=f"tag{i}") for i in range(S + 1)]       # tags[0] = stage 1
@@ -185,27 +213,6 @@ class LaneDatapath(wiring.Component):
 
         op = self.op.payload
 
-        def acc_addr(t, grp):
-            return Cat(grp[:g.acc_group_bits], t[:g.time_bits])
-
-        def du_addr(t, grp):
-            return Cat(grp[:g.du_group_bits], t[:g.time_bits])
-
-        def key(space, addr):
-            return Cat(Const(int(space), 2), addr)
-
-        def dst_key(o):
-            k = Signal(g.key_bits)
-            with m.Switch(o.kind):
-                with m.Case(*_ACC_KINDS):
-                    m.d.comb += k.eq(key(Space.ACC, acc_addr(o.t, o.g)))
-                with m.Case(*_DU_KINDS):
-                    m.d.comb += k.eq(key(Space.DU, du_addr(o.t, o.dg)))
-                with m.Case(K.WG):
-                    m.d.comb += k.eq(key(Space.DW, o.waddr))
-                with m.Default():
-                    m.d.comb += k.eq(key(Space.W, o.waddr))
-            return k
 
         # hazard key of the incoming operation
         hz_valid = Signal()
@@ -215,30 +222,31 @@ class LaneDatapath(wiring.Component):
         m.d.comb += last_t.eq(self.T - 1)
         with m.Switch(op.kind):
             with m.Case(K.FP, K.GIN):
-                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.ACC, acc_addr(op.t, op.g)))]
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.ACC, _acc_addr(g, op.t, op.g)))]
             with m.Case(K.LIF):
                 m.d.comb += [hz_valid.eq(op.t != 0),
-                             hz_key.eq(key(Space.ACC, acc_addr(op.t - 1, op.g)))]
+                             hz_key.eq(_key(Space.ACC, _acc_addr(g, op.t - 1, op.g)))]
             with m.Case(K.LOSS_E, K.LOSS_G, K.COPY):
-                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.ACC, acc_addr(zero_t, op.g)))]
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.ACC, _acc_addr(g, zero_t, op.g)))]
             with m.Case(K.BPB):
                 with m.If(self.through):
-                    m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.DU, du_addr(op.t, op.dg)))]
+                    m.d.comb += [hz_valid.eq(1),
+                                 hz_key.eq(_key(Space.DU, _du_addr(g, op.t, op.dg)))]
                 with m.Else():
                     m.d.comb += [hz_valid.eq(op.t != last_t),
-                                 hz_key.eq(key(Space.DU, du_addr(op.t + 1, op.dg)))]
+                                 hz_key.eq(_key(Space.DU, _du_addr(g, op.t + 1, op.dg)))]
             with m.Case(K.BPT2):
                 m.d.comb += [hz_valid.eq(op.t != last_t),
-                             hz_key.eq(key(Space.DU, du_addr(op.t + 1, op.dg)))]
+                             hz_key.eq(_key(Space.DU, _du_addr(g, op.t + 1, op.dg)))]
             with m.Case(K.BPA):
                 m.d.comb += [hz_valid.eq(self.through),
-                             hz_key.eq(key(Space.DU, du_addr(op.t, op.dg)))]
+                             hz_key.eq(_key(Space.DU, _du_addr(g, op.t, op.dg)))]
             with m.Case(K.WG):
-                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.DW, op.waddr))]
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.DW, op.waddr))]
         hazard = Signal()
         conflicts = []
         for i in range(S):
-            conflicts.append(tvalid[i] & (dst_key(tags[i]) == hz_key))
+            conflicts.append(tvalid[i] & (_dst_key(m, g, tags[i]) == hz_key))
         m.d.comb += hazard.eq(hz_valid & Cat(*conflicts).any())
         m.d.comb += self.op.ready.eq(~hazard & ~host.en)
         m.d.comb += self.stats.stalled.eq(self.op.valid & ~self.op.ready)
@@ -256,32 +264,32 @@ class LaneDatapath(wiring.Component):
         # acc words written since the last acc_reset (others read as +0: no clearing pass)
         touched = Signal(g.acc_depth)
         hit1 = Signal()
-        m.d.sync += hit1.eq(touched.bit_select(acc_addr(ta, op.g), 1))
+        m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, ta, op.g), 1))
         with m.If(self.acc_reset):
             m.d.sync += touched.eq(0)
         with m.Elif(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any()):
-            m.d.sync += touched.eq(touched | (Const(1, g.acc_depth) << acc_addr(op.t, op.g)))
+            m.d.sync += touched.eq(touched | (Const(1, g.acc_depth) << _acc_addr(g, op.t, op.g)))
         for i in range(1, S + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
             if P > 1:
                 off = Signal(g.lane_bits, name=f"woff{k}")
-                m.d.comb += off.eq(Mux(op.row, back_index(k, op.rot), 0))
+                m.d.comb += off.eq(Mux(op.row, _back_index(g, k, op.rot), 0))
             else:
                 off = 0
             waddr = Mux(host.en, host.waddr, op.waddr + off)
             m.d.comb += [
                 w_rp[k].addr.eq(waddr), dw_rp[k].addr.eq(waddr),
-                acc_ra[k].addr.eq(acc_addr(ta, op.g)),
-                acc_rb[k].addr.eq(acc_addr(op.t - 1, op.g)),
-                du_ra[k].addr.eq(Mux(host.en, host.duaddr, du_addr(op.t, op.dg))),
-                du_rb[k].addr.eq(du_addr(op.t + 1, op.dg)),
+                acc_ra[k].addr.eq(_acc_addr(g, ta, op.g)),
+                acc_rb[k].addr.eq(_acc_addr(g, op.t - 1, op.g)),
+                du_ra[k].addr.eq(Mux(host.en, host.duaddr, _du_addr(g, op.t, op.dg))),
+                du_rb[k].addr.eq(_du_addr(g, op.t + 1, op.dg)),
                 s_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
                 m_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
                 nz_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
             ]
             if g.through:
-                m.d.comb += u_rp[k].addr.eq(Mux(host.en, host.duaddr, du_addr(op.t, op.dg)))
+                m.d.comb += u_rp[k].addr.eq(Mux(host.en, host.duaddr, _du_addr(g, op.t, op.dg)))
 
         # host read data (bank select registered with the address)
         hb = Signal(g.lane_bits)
@@ -297,6 +305,22 @@ class LaneDatapath(wiring.Component):
         if g.through:
             m.d.comb += host.u.eq(Array(u_rp[k].data for k in range(P))[hb])
 
+        v.tags = tags
+        v.tvalid = tvalid
+        v.tlanes = tlanes
+        v.hit1 = hit1
+        v.last_t = last_t
+
+    def _operands(self, m, v):
+        """Cycle 1: the operands of every lane into the lane array."""
+        g = self.geo
+        cst = self.constants
+        P, TM, S = g.lanes, g.max_time_steps, g.fma_stages
+        K = OpKind
+        (w_rp, dw_rp, acc_ra, acc_rb, du_ra, du_rb, s_rp, m_rp, u_rp, tags, tvalid,
+         tlanes, hit1, last_t) = (
+            v.w_rp, v.dw_rp, v.acc_ra, v.acc_rb, v.du_ra, v.du_rb, v.s_rp, v.m_rp, v.u_rp,
+            v.tags, v.tvalid, v.tlanes, v.hit1, v.last_t)
         # ---- stage 1: operands ---------------------------------------------------------------
         o1 = tags[0]
         first = Signal()
@@ -320,7 +344,8 @@ class LaneDatapath(wiring.Component):
                        Signal(16, name=f"c{k}"))
             wk = Signal(16, name=f"wrot{k}")
             dwk = Signal(16, name=f"dwrot{k}")
-            m.d.comb += [wk.eq(w_arr[rot_index(k, o1.rot)]), dwk.eq(dw_arr[rot_index(k, o1.rot)])]
+            m.d.comb += [wk.eq(w_arr[_rot_index(g, k, o1.rot)]),
+                         dwk.eq(dw_arr[_rot_index(g, k, o1.rot)])]
             accA = Mux(hit1, acc_ra[k].data, F16.POS_ZERO)
             accB = acc_rb[k].data
             duA, duB = du_ra[k].data, du_rb[k].data
@@ -393,6 +418,18 @@ class LaneDatapath(wiring.Component):
         m.d.comb += self.stats.w_reads.eq(Mux(is_w1, Mux((o1.kind == K.WG) | (o1.kind == K.UPD),
                                                    Mux(o1.kind == K.UPD, 2 * P, P), P), 0))
 
+        v.results = results
+
+    def _write_back(self, m, v):
+        """Cycle 1 + S: results, history bits and flags into the memories."""
+        g = self.geo
+        P, TM, S = g.lanes, g.max_time_steps, g.fma_stages
+        K = OpKind
+        host, cst = self.host, self.constants
+        (w_wp, dw_wp, acc_wp, du_wp, s_wp, m_wp, nz_wp, u_wp, tags, tvalid, tlanes,
+         results) = (
+            v.w_wp, v.dw_wp, v.acc_wp, v.du_wp, v.s_wp, v.m_wp, v.nz_wp, v.u_wp, v.tags,
+            v.tvalid, v.tlanes, v.results)
         # ---- write-back (stage 1 + S) -----------------------------------------------------
         ow = tags[S]
         lw = tlanes[S]
@@ -409,7 +446,8 @@ class LaneDatapath(wiring.Component):
         bit = Signal(TM)
         m.d.comb += bit.eq(Const(1, TM) << ow.t)
         nonfinite = Signal()
-        m.d.comb += nonfinite.eq(wv & Cat(*[lw[k] & f16_is_nonfinite(res[k]) for k in range(P)]).any())
+        m.d.comb += nonfinite.eq(
+            wv & Cat(*[lw[k] & f16_is_nonfinite(res[k]) for k in range(P)]).any())
         with m.If(self.clear_flags):
             m.d.sync += self.nonfinite.eq(0)
         with m.Elif(nonfinite):
@@ -425,10 +463,10 @@ class LaneDatapath(wiring.Component):
         m.d.comb += self.stats.w_writes.eq(n_wwrites)
         for k in range(P):
             m.d.comb += [
-                acc_wp[k].addr.eq(acc_addr(ow.t, ow.g)),
+                acc_wp[k].addr.eq(_acc_addr(g, ow.t, ow.g)),
                 acc_wp[k].data.eq(res[k]),
                 acc_wp[k].en.eq(wv & kind_acc & lw[k]),
-                du_wp[k].addr.eq(du_addr(ow.t, ow.dg)),
+                du_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)),
                 du_wp[k].data.eq(res[k]),
                 du_wp[k].en.eq(wv & kind_du & lw[k]),
                 m_wp[k].addr.eq(ow.hg),
@@ -439,7 +477,7 @@ class LaneDatapath(wiring.Component):
                 nz_wp[k].en.eq(Mux(wv & (ow.kind == K.BPB) & lw[k], bit, 0)),
             ]
             if g.through:
-                m.d.comb += [u_wp[k].addr.eq(du_addr(ow.t, ow.dg)), u_wp[k].data.eq(res[k]),
+                m.d.comb += [u_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)), u_wp[k].data.eq(res[k]),
                              u_wp[k].en.eq(wv & (ow.kind == K.LIF) & lw[k])]
             # s history: LIF write-back, or the host's input spikes
             with m.If(host.en):
@@ -452,7 +490,7 @@ class LaneDatapath(wiring.Component):
             # W and dW: update, weight gradient (rotated back to the banks), host writes
             src = Signal(g.lane_bits, name=f"wbsrc{k}")
             if P > 1:
-                m.d.comb += src.eq(back_index(k, ow.rot))
+                m.d.comb += src.eq(_back_index(g, k, ow.rot))
             with m.If(host.en):
                 m.d.comb += [
                     w_wp[k].addr.eq(host.waddr), w_wp[k].data.eq(host.wdata),
@@ -468,4 +506,40 @@ class LaneDatapath(wiring.Component):
                     dw_wp[k].data.eq(Mux(ow.kind == K.UPD, F16.POS_ZERO, res_arr[src])),
                     dw_wp[k].en.eq(wv & ((ow.kind == K.UPD) | ((ow.kind == K.WG) & lw_arr[src]))),
                 ]
-        return m
+
+
+def _acc_addr(g, t, grp):
+    return Cat(grp[:g.acc_group_bits], t[:g.time_bits])
+
+
+def _du_addr(g, t, grp):
+    return Cat(grp[:g.du_group_bits], t[:g.time_bits])
+
+
+def _key(space, addr):
+    return Cat(Const(int(space), 2), addr)
+
+
+def _rot_index(g, k, rot):
+    """(k + rot) mod P, P a power of two."""
+    return (k + rot)[:g.lane_bits] if g.lanes > 1 else Const(0, 1)
+
+
+def _back_index(g, k, rot):
+    """(k - rot) mod P."""
+    return (k + g.lanes - rot)[:g.lane_bits] if g.lanes > 1 else Const(0, 1)
+
+
+def _dst_key(m, g, o):
+    """The hazard key of the value operation ``o`` writes."""
+    k = Signal(g.key_bits)
+    with m.Switch(o.kind):
+        with m.Case(*_ACC_KINDS):
+            m.d.comb += k.eq(_key(Space.ACC, _acc_addr(g, o.t, o.g)))
+        with m.Case(*_DU_KINDS):
+            m.d.comb += k.eq(_key(Space.DU, _du_addr(g, o.t, o.dg)))
+        with m.Case(OpKind.WG):
+            m.d.comb += k.eq(_key(Space.DW, o.waddr))
+        with m.Default():
+            m.d.comb += k.eq(_key(Space.W, o.waddr))
+    return k
