@@ -25,7 +25,7 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
+from amaranth.utils import bits_for, exact_log2
 
 from ..spike_decoder import lowest_set_bit, popcount
 from .defs import CoreGeometry
@@ -138,7 +138,7 @@ class HistoryScanner(wiring.Component):
         m.d.comb += has.eq(vec_ok & (vec != 0))
         lane = Signal(g.lane_bits)
         tt = Signal(g.time_bits)
-        m.d.comb += [lane.eq(low >> (TM.bit_length() - 1) if TM & (TM - 1) == 0 else low // TM),
+        m.d.comb += [lane.eq(low >> exact_log2(TM) if TM & (TM - 1) == 0 else low // TM),
                      tt.eq(low % TM)]
         m.d.comb += [
             o.valid.eq(has),
