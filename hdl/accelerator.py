@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checked import ArgumentChecked
-from .config import BuildConfig, ConfigError
+from .config import BuildConfig, ConfigError, check_build_config
 from .core import Core
 from .host_port import HostPort
 
@@ -24,8 +24,7 @@ __all__ = ["Accelerator"]
 class Accelerator(ArgumentChecked, wiring.Component):
     @classmethod
     def check(cls, config):
-        if not isinstance(config, BuildConfig):
-            raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
+        check_build_config(config)
         if config.features.cores != 1:
             raise ConfigError(f"this top holds one core, not {config.features.cores}")
         Core.check(config)

@@ -27,7 +27,7 @@ from .protocol import DEFAULT_MAX_PAYLOAD, MAX_LENGTH
 
 __all__ = [
     "ConfigError", "Features", "Implementation", "BuildConfig", "PRESETS",
-    "preset", "mesh_shape_for", "FMA_MAX_STAGES",
+    "preset", "mesh_shape_for", "FMA_MAX_STAGES", "check_build_config",
 ]
 
 RESET_GRAD_MODES = ("detach", "through")
@@ -46,6 +46,12 @@ def _check_int(name, value, *, lo, hi=None):
     if value < lo or (hi is not None and value > hi):
         allowed = f">= {lo}" if hi is None else f"between {lo} and {hi}"
         raise ConfigError(f"{name} must be {allowed}, not {value}")
+
+
+def check_build_config(config) -> None:
+    """Raise :class:`ConfigError` unless ``config`` is a :class:`BuildConfig`."""
+    if not isinstance(config, BuildConfig):
+        raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
 
 
 def mesh_shape_for(cores: int) -> tuple[int, int]:

@@ -133,9 +133,8 @@ class HostPort(ArgumentChecked, wiring.Component):
         v.cap_status = Signal(8)
         v.cap_len = Signal(range(P + 1))
         v.cap_over = Signal()
-        self._transmitter(m, v)
-        self._response_capture(m, v)
-        self._receiver(m, v)
+        for part in (self._transmitter, self._response_capture, self._receiver):
+            part(m, v)
         return m
 
     def _transmitter(self, m, v):

@@ -21,7 +21,7 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux
+from amaranth import Mux
 from amaranth.lib import enum
 
 from .defs import OpKind
@@ -40,11 +40,9 @@ class BPPhase(enum.Enum, shape=2):
 class BPEngine(Engine):
     Phase = BPPhase
 
-    def elaborate(self, platform):
-        m = Module()
+    def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
         m.submodules.pl = pl = PairLoop(self.geo)
-        lay, ctl = self.layer, self.control
         ph = ctl.phase
         start_pl = ctl.start & (ph == BPPhase.INPUT_GRAD)
         m.d.comb += [
@@ -65,8 +63,6 @@ class BPEngine(Engine):
                     m.d.comb += tg.kinds[0].eq(OpKind.BPB)
         m.d.comb += [
             pl.start.eq(start_pl), pl.kind.eq(OpKind.GIN), pl.layer.eq(lay),
-            ctl.busy.eq(tg.busy | pl.busy),
         ]
         self.scan_with(m, pl, start=start_pl, base=lay.out_hg, n=lay.n_out, nz=1)
-        self.mux_ops(m, self.op, [tg, pl])
-        return m
+        return [tg, pl]

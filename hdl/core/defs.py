@@ -14,7 +14,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
-from ..config import BuildConfig, ConfigError
+from ..config import BuildConfig, ConfigError, check_build_config
 
 __all__ = [
     "OpKind", "Space", "CoreGeometry", "F16", "f16_lt", "f16_ge", "f16_gt",
@@ -76,8 +76,7 @@ class CoreGeometry:
     """
 
     def __init__(self, config: BuildConfig):
-        if not isinstance(config, BuildConfig):
-            raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
+        check_build_config(config)
         f, impl = config.features, config.implementation
         self.config = config
         self.lanes = f.lanes

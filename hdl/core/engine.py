@@ -12,6 +12,10 @@ that walk spike or gradient history (``uses_scanner``) drive the core's shared
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
+from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
@@ -50,6 +54,18 @@ class Engine(wiring.Component):
         if self.uses_scanner:
             members["scan"] = Out(ScanRequest(g))
         super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        loops = self.build(m, self.layer, self.control)
+        m.d.comb += self.control.busy.eq(reduce(operator.or_, [loop.busy for loop in loops]))
+        self.mux_ops(m, self.op, loops)
+        return m
+
+    def build(self, m, layer, control) -> list:
+        """Build the engine's loops into ``m`` for ``layer`` and its ``control``; return
+        the loops (the engine is busy while one is, and issues its operations)."""
+        raise NotImplementedError
 
     @staticmethod
     def mux_ops(m, out, loops):

@@ -18,7 +18,6 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-from amaranth import Module
 from amaranth.lib import enum
 
 from .defs import OpKind
@@ -36,11 +35,9 @@ class FPPhase(enum.Enum, shape=1):
 class FPEngine(Engine):
     Phase = FPPhase
 
-    def elaborate(self, platform):
-        m = Module()
+    def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
         m.submodules.pl = pl = PairLoop(self.geo)
-        lay, ctl = self.layer, self.control
         start_tg = ctl.start & (ctl.phase == FPPhase.LIF)
         start_pl = ctl.start & (ctl.phase == FPPhase.ACCUMULATE)
         m.d.comb += [
@@ -49,8 +46,6 @@ class FPEngine(Engine):
             tg.nkinds.eq(1), tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out),
             tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
             pl.start.eq(start_pl), pl.kind.eq(OpKind.FP), pl.layer.eq(lay),
-            ctl.busy.eq(tg.busy | pl.busy),
         ]
         self.scan_with(m, pl, start=start_pl, base=lay.in_hg, n=lay.n_in)
-        self.mux_ops(m, self.op, [tg, pl])
-        return m
+        return [tg, pl]

@@ -117,10 +117,8 @@ class LaneDatapath(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         v = SimpleNamespace()       # the ports and pipeline signals the stages share
-        self._memories(m, v)
-        self._issue(m, v)
-        self._operands(m, v)
-        self._write_back(m, v)
+        for stage in (self._memories, self._issue, self._operands, self._write_back):
+            stage(m, v)
         return m
 
     def _memories(self, m, v):
@@ -176,24 +174,9 @@ class LaneDatapath(wiring.Component):
             m.d.comb += [s_scan[k].addr.eq(self.scan.addr), nz_scan[k].addr.eq(self.scan.addr),
                          self.scan.data[k].eq(Mux(scan_nz_r, nz_scan[k].data, s_scan[k].data))]
 
-        v.w_wp = w_wp
-        v.dw_wp = dw_wp
-        v.acc_wp = acc_wp
-        v.du_wp = du_wp
-        v.s_wp = s_wp
-        v.m_wp = m_wp
-        v.nz_wp = nz_wp
-        v.u_wp = u_wp
-        v.w_rp = w_rp
-        v.dw_rp = dw_rp
-        v.acc_ra = acc_ra
-        v.acc_rb = acc_rb
-        v.du_ra = du_ra
-        v.du_rb = du_rb
-        v.s_rp = s_rp
-        v.m_rp = m_rp
-        v.nz_rp = nz_rp
-        v.u_rp = u_rp
+        vars(v).update(w_wp=w_wp, dw_wp=dw_wp, acc_wp=acc_wp, du_wp=du_wp, s_wp=s_wp, m_wp=m_wp,
+                       nz_wp=nz_wp, u_wp=u_wp, w_rp=w_rp, dw_rp=dw_rp, acc_ra=acc_ra, acc_rb=acc_rb,
+                       du_ra=du_ra, du_rb=du_rb, s_rp=s_rp, m_rp=m_rp, nz_rp=nz_rp, u_rp=u_rp)
 
     def _issue(self, m, v):
         """Cycle 0: the hazard check, the read addresses, the host reads."""
@@ -305,11 +288,7 @@ class LaneDatapath(wiring.Component):
         if g.through:
             m.d.comb += host.u.eq(Array(u_rp[k].data for k in range(P))[hb])
 
-        v.tags = tags
-        v.tvalid = tvalid
-        v.tlanes = tlanes
-        v.hit1 = hit1
-        v.last_t = last_t
+        vars(v).update(tags=tags, tvalid=tvalid, tlanes=tlanes, hit1=hit1, last_t=last_t)
 
     def _operands(self, m, v):
         """Cycle 1: the operands of every lane into the lane array."""
@@ -418,7 +397,7 @@ class LaneDatapath(wiring.Component):
         m.d.comb += self.stats.w_reads.eq(Mux(is_w1, Mux((o1.kind == K.WG) | (o1.kind == K.UPD),
                                                    Mux(o1.kind == K.UPD, 2 * P, P), P), 0))
 
-        v.results = results
+        vars(v).update(results=results)
 
     def _write_back(self, m, v):
         """Cycle 1 + S: results, history bits and flags into the memories."""

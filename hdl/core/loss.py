@@ -15,7 +15,7 @@ fp16 exactly):
 
 from __future__ import annotations
 
-from amaranth import Module, Mux
+from amaranth import Mux
 from amaranth.lib import enum
 
 from .defs import OpKind
@@ -34,10 +34,8 @@ class LossUnit(Engine):
     Phase = LossPhase
     uses_scanner = False
 
-    def elaborate(self, platform):
-        m = Module()
+    def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
-        lay, ctl = self.layer, self.control
         grad = ctl.phase == LossPhase.GRADIENT
         m.d.comb += [
             tg.start.eq(ctl.start), tg.T.eq(Mux(grad, 1, self.T)),
@@ -46,7 +44,5 @@ class LossUnit(Engine):
             tg.kinds[1].eq(OpKind.LOSS_E), tg.kinds[2].eq(OpKind.LOSS_G),
             tg.nkinds.eq(Mux(grad, 3, 1)),
             tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out), tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
-            ctl.busy.eq(tg.busy),
         ]
-        self.mux_ops(m, self.op, [tg])
-        return m
+        return [tg]

@@ -29,14 +29,23 @@ from .history_scanner import pair_layout
 __all__ = ["TimeGroupLoop", "PairLoop", "AddrLoop"]
 
 
+class _Loop(wiring.Component):
+    """A loop's ports: its own ``members``, then ``busy`` and the ``op`` stream."""
+
+    def __init__(self, geometry: CoreGeometry, members: dict):
+        self.geo = geometry
+        super().__init__({**members, "busy": Out(1),
+                          "op": Out(stream.Signature(geometry.op_layout))})
+
+
 def _nvalid(geo, rem):
     return Mux(rem >= geo.lanes, geo.lanes, rem)
 
 
-class TimeGroupLoop(wiring.Component):
+class TimeGroupLoop(_Loop):
     def __init__(self, geometry: CoreGeometry):
-        self.geo = g = geometry
-        super().__init__({
+        g = geometry
+        super().__init__(g, {
             "start": In(1),
             "T": In(bits_for(g.max_time_steps)),
             "t_first": In(g.time_bits),            # lowest step visited
@@ -47,8 +56,6 @@ class TimeGroupLoop(wiring.Component):
             "n": In(g.neuron_bits),                  # neurons (lanes beyond n are off)
             "hg": In(g.hist_group_bits),
             "dg": In(g.du_group_bits),
-            "busy": Out(1),
-            "op": Out(stream.Signature(g.op_layout)),
         })
 
     def elaborate(self, platform):
@@ -107,20 +114,18 @@ class TimeGroupLoop(wiring.Component):
         return m
 
 
-class PairLoop(wiring.Component):
+class PairLoop(_Loop):
     """Modes: ``FP`` (column of weights, acc[t, g]), ``WG`` (column of dW, du[t, g]),
     ``GIN`` (row of weights of neuron ``i``, acc[t, h] of the inputs)."""
 
     def __init__(self, geometry: CoreGeometry):
-        self.geo = g = geometry
-        super().__init__({
+        g = geometry
+        super().__init__(g, {
             "start": In(1),
             "kind": In(OpKind),
             "layer": In(g.layer_layout),
             "pairs": In(stream.Signature(pair_layout(g))),
             "pairs_done": In(1),
-            "busy": Out(1),
-            "op": Out(stream.Signature(g.op_layout)),
         })
 
     def elaborate(self, platform):
@@ -183,16 +188,14 @@ class PairLoop(wiring.Component):
         return m
 
 
-class AddrLoop(wiring.Component):
+class AddrLoop(_Loop):
     """One ``UPD`` operation per weight address ``0 .. count-1`` (all lanes)."""
 
     def __init__(self, geometry: CoreGeometry):
-        self.geo = g = geometry
-        super().__init__({
+        g = geometry
+        super().__init__(g, {
             "start": In(1),
             "count": In(g.waddr_bits),
-            "busy": Out(1),
-            "op": Out(stream.Signature(g.op_layout)),
         })
 
     def elaborate(self, platform):

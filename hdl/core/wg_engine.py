@@ -15,7 +15,6 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-from amaranth import Module
 from amaranth.lib import enum
 
 from .defs import OpKind
@@ -33,18 +32,14 @@ class WGPhase(enum.Enum, shape=1):
 class WGEngine(Engine):
     Phase = WGPhase
 
-    def elaborate(self, platform):
-        m = Module()
+    def build(self, m, lay, ctl):
         m.submodules.al = al = AddrLoop(self.geo)
         m.submodules.pl = pl = PairLoop(self.geo)
-        lay, ctl = self.layer, self.control
         start_pl = ctl.start & (ctl.phase == WGPhase.GRADIENT)
         m.d.comb += [
             al.start.eq(ctl.start & (ctl.phase == WGPhase.UPDATE)), al.count.eq(self.wcount),
             pl.start.eq(start_pl), pl.kind.eq(OpKind.WG), pl.layer.eq(lay),
-            ctl.busy.eq(al.busy | pl.busy),
         ]
         self.scan_with(m, pl, start=start_pl, base=lay.in_hg, n=lay.n_in, descending=1,
                        time_major=1)
-        self.mux_ops(m, self.op, [al, pl])
-        return m
+        return [al, pl]
