@@ -34,7 +34,8 @@ from __future__ import annotations
 from amaranth.lib import data, enum
 
 __all__ = [
-    "REQUEST_SYNC", "RESPONSE_SYNC", "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES",
+    "REQUEST_SYNC", "RESPONSE_SYNC", "REQUEST_HEADER", "RESPONSE_HEADER",
+    "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES",
     "CRC_BYTES", "MAX_LENGTH", "DEFAULT_MAX_PAYLOAD", "CRC8_POLY",
     "Status", "Command", "BEAT_LAYOUT", "crc8", "CRC8_TABLE",
     "CONSTANTS", "COUNTERS", "ResetGrad", "RunMode", "WeightKind", "HistoryKind",
@@ -47,10 +48,14 @@ __all__ = [
 REQUEST_SYNC = 0xA5
 #: First byte of a response frame.
 RESPONSE_SYNC = 0x5A
+#: A request frame before its payload.
+REQUEST_HEADER = data.StructLayout({"sync": 8, "cmd": 8, "len": 16})
+#: A response frame before its payload.
+RESPONSE_HEADER = data.StructLayout({"sync": 8, "status": 8, "cmd": 8, "len": 16})
 #: Bytes of a request before its payload: sync, cmd, len (2).
-REQUEST_HEADER_BYTES = 4
+REQUEST_HEADER_BYTES = REQUEST_HEADER.size // 8
 #: Bytes of a response before its payload: sync, status, cmd, len (2).
-RESPONSE_HEADER_BYTES = 5
+RESPONSE_HEADER_BYTES = RESPONSE_HEADER.size // 8
 #: Bytes after the payload (the CRC).
 CRC_BYTES = 1
 #: Largest value of the 16-bit ``len`` field.

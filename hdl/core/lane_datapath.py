@@ -1,6 +1,6 @@
 """Lane datapath of a core: its memories and ``P`` fp16 FMA lanes shared by the engines.
 
-Every cycle the active engine may issue one operation (:class:`~.core_defs.OpKind`)
+Every cycle the active engine may issue one operation (:class:`~.defs.OpKind`)
 on the ``op`` stream; it drives all ``P`` lanes at once. The pipeline:
 
 * cycle 0 (issue): the operation's read addresses go to the memories; it is
@@ -17,7 +17,7 @@ Throughput one operation (``P`` FMAs) per cycle; latency ``S + 1`` cycles.
 The host reaches the memories through ``host`` (:class:`HostAccess`), the
 history scanner through ``scan`` (:class:`~.history_scanner.ScanRead`).
 
-Memories, per bank ``k`` (lane ``k``; sizes in :class:`~.core_defs.CoreGeometry`):
+Memories, per bank ``k`` (lane ``k``; sizes in :class:`~.defs.CoreGeometry`):
 ``W``/``dW`` (skewed: weight ``(i, j)`` of a layer at bank ``(i + j) mod P``,
 address ``wbase + (i div P) * N_in + j``, so a column ``j`` of ``P`` neurons and a
 row ``i`` of ``P`` inputs are both one word per bank), ``acc`` (``x``/``u`` and
