@@ -13,28 +13,26 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import BuildConfig, ConfigError
+from .checked import ArgumentChecked
+from .config import BuildConfig, ConfigError, check_build_config
 from .core import Core
 from .host_port import HostPort
-from .protocol import DEFAULT_MAX_PAYLOAD
 
 __all__ = ["Accelerator"]
 
 
-class Accelerator(wiring.Component):
-    def __init__(self, config: BuildConfig, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
-        if not isinstance(config, BuildConfig) or config.features.cores != 1:
-            self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
-            if not isinstance(config, BuildConfig):
-                raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
+class Accelerator(ArgumentChecked, wiring.Component):
+    @classmethod
+    def check(cls, config):
+        check_build_config(config)
+        if config.features.cores != 1:
             raise ConfigError(f"this top holds one core, not {config.features.cores}")
+        Core.check(config)
+
+    def __init__(self, config: BuildConfig):
         self.config = config
-        self.max_payload = max_payload
-        try:
-            self.core = Core(config, max_payload=max_payload)
-        except ConfigError:
-            self._MustUse__silence = True
-            raise
+        self.max_payload = config.implementation.max_payload
+        self.core = Core(config)
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),

@@ -7,8 +7,9 @@ the reports:
 * :class:`Features` — what the hardware can do (cores and mesh shape, lanes per
   engine, neurons per core, maximum fan-in and time steps, the ``reset_grad``
   modes built, inference-only builds).
-* :class:`Implementation` — how it is built (FMA pipeline stages, spike decoder
-  width, NoC flit width and buffer depth, memory primitives).
+* :class:`Implementation` — how it is built (FMA pipeline stages, NoC flit width
+  and buffer depth, the memory primitive of the lane memories, the largest host
+  payload).
 
 :class:`BuildConfig` joins the two; :data:`PRESETS` names the usual ones.
 Run-time parameters (layer sizes, constants, minibatch, mapping) are loaded by
@@ -22,13 +23,17 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from .protocol import DEFAULT_MAX_PAYLOAD, MAX_LENGTH
+
 __all__ = [
     "ConfigError", "Features", "Implementation", "BuildConfig", "PRESETS",
-    "preset", "mesh_shape_for",
+    "preset", "mesh_shape_for", "FMA_MAX_STAGES", "check_build_config",
 ]
 
 RESET_GRAD_MODES = ("detach", "through")
 MEMORY_PRIMITIVES = ("auto", "bram", "lutram")
+#: Most pipeline registers of an fp16 FMA (:mod:`spikeforge.hdl.fp16`).
+FMA_MAX_STAGES = 8
 
 
 class ConfigError(ValueError):
@@ -41,6 +46,12 @@ def _check_int(name, value, *, lo, hi=None):
     if value < lo or (hi is not None and value > hi):
         allowed = f">= {lo}" if hi is None else f"between {lo} and {hi}"
         raise ConfigError(f"{name} must be {allowed}, not {value}")
+
+
+def check_build_config(config) -> None:
+    """Raise :class:`ConfigError` unless ``config`` is a :class:`BuildConfig`."""
+    if not isinstance(config, BuildConfig):
+        raise ConfigError(f"config must be a BuildConfig, not {type(config).__name__}")
 
 
 def mesh_shape_for(cores: int) -> tuple[int, int]:
@@ -108,16 +119,16 @@ class Implementation:
     """How the accelerator is built; does not change what it computes."""
 
     fma_stages: int = 6  # meets 100 MHz on ECP5-85F speed 6 (docs/fp16.md)
-    decoder_width: int = 4
     flit_width: int = 32
     router_buffer_depth: int = 16
-    memory: str = "auto"
+    memory: str = "auto"    # ram_style of the lane memories: auto, bram (block), lutram
+    max_payload: int = DEFAULT_MAX_PAYLOAD   # bytes of a host request / response payload
 
     def __post_init__(self):
-        _check_int("fma_stages", self.fma_stages, lo=1, hi=8)
-        _check_int("decoder_width", self.decoder_width, lo=1, hi=64)
+        _check_int("fma_stages", self.fma_stages, lo=1, hi=FMA_MAX_STAGES)
         _check_int("flit_width", self.flit_width, lo=16, hi=256)
         _check_int("router_buffer_depth", self.router_buffer_depth, lo=1, hi=64)
+        _check_int("max_payload", self.max_payload, lo=64, hi=MAX_LENGTH)
         if self.memory not in MEMORY_PRIMITIVES:
             raise ConfigError(
                 f"memory must be one of {list(MEMORY_PRIMITIVES)}, not {self.memory!r}")
@@ -179,7 +190,7 @@ PRESETS: dict[str, BuildConfig] = {
     # Smallest useful build: CI simulations.
     "tiny": BuildConfig(Features(lanes=4, neurons_per_core=64, max_fan_in=64,
                                  max_time_steps=8, max_layers=2),
-                        Implementation(fma_stages=3, decoder_width=4)),
+                        Implementation(fma_stages=3)),
     # The digits network (64-128-10) on one core.
     "digits": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=128,
                                    max_time_steps=16, max_layers=3)),

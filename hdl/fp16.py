@@ -40,6 +40,8 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import FMA_MAX_STAGES, Implementation
+
 __all__ = [
     "OPERANDS", "DEFAULT_STAGES", "MAX_STAGES", "CANONICAL_NAN",
     "FMA", "fma_pipeline", "fma_comb", "register_boundaries", "pipeline_control",
@@ -49,10 +51,11 @@ __all__ = [
 #: Operand layout of one FMA: ``a`` in bits 0..15, ``b`` in 16..31, ``c`` in 32..47.
 OPERANDS = data.StructLayout({"a": 16, "b": 16, "c": 16})
 
-#: Default number of pipeline registers (meets 100 MHz on ECP5-85F speed 6; docs/fp16.md).
-DEFAULT_STAGES = 6
-#: Largest ``stages`` accepted.
-MAX_STAGES = 8
+#: Default number of pipeline registers: the configuration's default ``fma_stages``
+#: (meets 100 MHz on ECP5-85F speed 6; docs/fp16.md).
+DEFAULT_STAGES = Implementation().fma_stages
+#: Largest ``stages`` accepted (the configuration's limit).
+MAX_STAGES = FMA_MAX_STAGES
 
 CANONICAL_NAN = 0x7E00
 _INF = 0x7C00

@@ -44,11 +44,14 @@ error).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .checked import ArgumentChecked
 from .protocol import (
     BEAT_LAYOUT, CRC8_POLY, DEFAULT_MAX_PAYLOAD, MAX_LENGTH, REQUEST_SYNC, RESPONSE_SYNC, Status,
 )
@@ -85,19 +88,21 @@ def crc8_step(crc, byte):
     return Cat(*bits)
 
 
-class HostPort(wiring.Component):
+class HostPort(ArgumentChecked, wiring.Component):
     """Framing, CRC check and buffering between ``rx``/``tx`` and ``req``/``rsp``.
 
     Parameter (keyword-only): ``max_payload``, the largest payload of a request
     or response in bytes (1..65535, default 1024); it sizes both buffers.
     """
 
-    def __init__(self, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+    @classmethod
+    def check(cls, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
         if (not isinstance(max_payload, int) or isinstance(max_payload, bool)
                 or not 1 <= max_payload <= MAX_LENGTH):
-            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise ValueError(f"max_payload must be an integer from 1 to {MAX_LENGTH}, "
                              f"not {max_payload!r}")
+
+    def __init__(self, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
         self.max_payload = max_payload
         super().__init__({
             "rx": In(stream.Signature(8)),
@@ -109,30 +114,41 @@ class HostPort(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P = self.max_payload
-
+        v = SimpleNamespace()       # the buffers and the signals between the three parts
         m.submodules.req_mem = req_mem = Memory(shape=8, depth=P, init=[])
         m.submodules.rsp_mem = rsp_mem = Memory(shape=8, depth=P, init=[])
-        req_w = req_mem.write_port()
-        req_r = req_mem.read_port()
-        rsp_w = rsp_mem.write_port()
-        rsp_r = rsp_mem.read_port()
+        v.req_w = req_mem.write_port()
+        v.req_r = req_mem.read_port()
+        v.rsp_w = rsp_mem.write_port()
+        v.rsp_r = rsp_mem.read_port()
+        v.tx_go = Signal()              # from the receiver: send a response now
+        v.tx_go_status = Signal(8)
+        v.tx_go_len = Signal(16)
+        v.tx_go_buf = Signal()          # payload comes from the response buffer
+        v.tx_idle = Signal()
+        v.tx_buf_busy = Signal()        # the response buffer is being read out
+        v.rx_cmd = Signal(8)
+        v.outstanding = Signal()        # a request was delivered, its response not yet sent
+        v.rsp_done = Signal()
+        v.cap_status = Signal(8)
+        v.cap_len = Signal(range(P + 1))
+        v.cap_over = Signal()
+        for part in (self._transmitter, self._response_capture, self._receiver):
+            part(m, v)
+        return m
 
-        # ---- transmitter: sends one response frame per start request ----
-        tx_go = Signal()            # from the receiver: send a response now
-        tx_go_status = Signal(8)
-        tx_go_len = Signal(16)
-        tx_go_buf = Signal()        # payload comes from the response buffer
-        tx_idle = Signal()
-        tx_buf_busy = Signal()      # the response buffer is being read out
-
+    def _transmitter(self, m, v):
+        """Sends one response frame per ``tx_go``."""
+        P = self.max_payload
+        (rsp_r, tx_go, tx_go_status, tx_go_len, tx_go_buf, tx_idle, tx_buf_busy, rx_cmd) = (
+            v.rsp_r, v.tx_go, v.tx_go_status, v.tx_go_len, v.tx_go_buf, v.tx_idle,
+            v.tx_buf_busy, v.rx_cmd)
         tx_status = Signal(8)
         tx_cmd = Signal(8)
         tx_len = Signal(16)
         tx_buf = Signal()
         tx_crc = Signal(8)
         tx_ptr = Signal(range(P + 1))
-
-        rx_cmd = Signal(8)
 
         tx_fire = self.tx.valid & self.tx.ready
         m.d.comb += rsp_r.addr.eq(tx_ptr)
@@ -186,13 +202,14 @@ class HostPort(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += tx_buf_busy.eq(~tx_idle & tx_buf)
 
+    def _response_capture(self, m, v):
+        """``rsp`` beats into the response buffer."""
+        P = self.max_payload
+        (rsp_w, tx_buf_busy, outstanding, rsp_done, cap_status, cap_len, cap_over) = (
+            v.rsp_w, v.tx_buf_busy, v.outstanding, v.rsp_done, v.cap_status, v.cap_len,
+            v.cap_over)
         # ---- response capture: rsp beats into the response buffer ----
-        outstanding = Signal()      # a request was delivered, its response not yet sent
         cap_started = Signal()
-        cap_status = Signal(8)
-        cap_len = Signal(range(P + 1))
-        cap_over = Signal()
-        rsp_done = Signal()
 
         m.d.comb += self.rsp.ready.eq(outstanding & ~rsp_done & ~tx_buf_busy)
         m.d.comb += [rsp_w.addr.eq(cap_len), rsp_w.data.eq(self.rsp.payload.data)]
@@ -208,6 +225,13 @@ class HostPort(wiring.Component):
             with m.If(self.rsp.payload.last):
                 m.d.sync += [rsp_done.eq(1), cap_started.eq(0)]
 
+    def _receiver(self, m, v):
+        """Framing, CRC check and delivery of a request on ``req``."""
+        P = self.max_payload
+        (req_w, req_r, tx_go, tx_go_status, tx_go_len, tx_go_buf, tx_idle, rx_cmd,
+         outstanding, rsp_done, cap_status, cap_len, cap_over) = (
+            v.req_w, v.req_r, v.tx_go, v.tx_go_status, v.tx_go_len, v.tx_go_buf, v.tx_idle,
+            v.rx_cmd, v.outstanding, v.rsp_done, v.cap_status, v.cap_len, v.cap_over)
         # ---- receiver: framing, CRC check, delivery ----
         rx_len = Signal(16)
         rx_cnt = Signal(17)
@@ -306,4 +330,3 @@ class HostPort(wiring.Component):
                     with m.If(tx_idle):
                         m.d.sync += [outstanding.eq(0), rsp_done.eq(0)]
                         m.next = "HUNT"
-        return m

@@ -15,13 +15,15 @@ from amaranth import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp16 import DEFAULT_STAGES, OPERANDS, _check_stages, fma_pipeline, pipeline_control
+from .fp16 import DEFAULT_STAGES, FMA, OPERANDS, _check_stages, fma_pipeline, pipeline_control
 
 __all__ = ["PEArray"]
 
 
-class PEArray(wiring.Component):
-    """``lanes`` pipelined fp16 FMA lanes sharing one input and one output stream."""
+class PEArray(FMA):
+    """``lanes`` pipelined fp16 FMA lanes sharing one input and one output stream
+    (an :class:`~spikeforge.hdl.fp16.FMA` ``lanes`` wide: the same ``stages`` and
+    ``latency``)."""
 
     def __init__(self, *, lanes: int, stages: int = DEFAULT_STAGES):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
@@ -29,7 +31,7 @@ class PEArray(wiring.Component):
         _check_stages(stages)
         self._lanes = lanes
         self._stages = stages
-        super().__init__({
+        wiring.Component.__init__(self, {
             "i": In(stream.Signature(data.ArrayLayout(OPERANDS, lanes))),
             "o": Out(stream.Signature(data.ArrayLayout(16, lanes))),
         })
@@ -37,15 +39,6 @@ class PEArray(wiring.Component):
     @property
     def lanes(self) -> int:
         return self._lanes
-
-    @property
-    def stages(self) -> int:
-        return self._stages
-
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted input to its results at ``o`` (with ``o.ready`` high)."""
-        return self._stages
 
     def elaborate(self, platform):
         m = Module()

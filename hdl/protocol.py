@@ -19,28 +19,43 @@ final beat of the request or response).
 
 Status codes below 0x10 belong to the transport (:class:`Status`); codes from
 0x10 up are the core's and are added to :class:`Status` in this module.
+
+The payloads of the core's commands are :mod:`amaranth.lib.data` layouts
+(:data:`INFO`, :data:`SET_CONSTANTS`, :data:`SET_LAYER`, ...; fields least
+significant first, so a layout's bytes are its little-endian encoding). The RTL
+reads a request's arguments through views of these layouts; Python packs them
+with :func:`pack` (``Layout.const``) and reads them with :func:`unpack`
+(``Layout.from_bits``). Kinds and modes are :mod:`amaranth.lib.enum` enums of
+one byte.
 """
 
 from __future__ import annotations
 
-import enum
-
-from amaranth.lib import data
+from amaranth.lib import data, enum
 
 __all__ = [
-    "REQUEST_SYNC", "RESPONSE_SYNC", "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES",
+    "REQUEST_SYNC", "RESPONSE_SYNC", "REQUEST_HEADER", "RESPONSE_HEADER",
+    "REQUEST_HEADER_BYTES", "RESPONSE_HEADER_BYTES",
     "CRC_BYTES", "MAX_LENGTH", "DEFAULT_MAX_PAYLOAD", "CRC8_POLY",
     "Status", "Command", "BEAT_LAYOUT", "crc8", "CRC8_TABLE",
+    "CONSTANTS", "COUNTERS", "ResetGrad", "RunMode", "WeightKind", "HistoryKind",
+    "GradientKind", "MODE_FLAGS", "INFO", "SET_CONSTANTS", "SET_LAYER", "WRITE_WEIGHTS",
+    "READ_WEIGHTS", "LOAD_SPIKES", "RUN", "RUN_RESULT", "READ_HISTORY", "READ_GRADIENTS",
+    "READ_COUNTERS", "ARGUMENT_BYTES", "pack", "unpack", "nbytes",
 ]
 
 #: First byte of a request frame.
 REQUEST_SYNC = 0xA5
 #: First byte of a response frame.
 RESPONSE_SYNC = 0x5A
+#: A request frame before its payload.
+REQUEST_HEADER = data.StructLayout({"sync": 8, "cmd": 8, "len": 16})
+#: A response frame before its payload.
+RESPONSE_HEADER = data.StructLayout({"sync": 8, "status": 8, "cmd": 8, "len": 16})
 #: Bytes of a request before its payload: sync, cmd, len (2).
-REQUEST_HEADER_BYTES = 4
+REQUEST_HEADER_BYTES = REQUEST_HEADER.size // 8
 #: Bytes of a response before its payload: sync, status, cmd, len (2).
-RESPONSE_HEADER_BYTES = 5
+RESPONSE_HEADER_BYTES = RESPONSE_HEADER.size // 8
 #: Bytes after the payload (the CRC).
 CRC_BYTES = 1
 #: Largest value of the 16-bit ``len`` field.
@@ -51,7 +66,7 @@ DEFAULT_MAX_PAYLOAD = 1024
 CRC8_POLY = 0x07
 
 
-class Status(enum.IntEnum):
+class Status(enum.IntEnum, shape=8):
     """Status byte of a response. Codes >= 0x10 are the core's."""
 
     #: The command was carried out; the payload is its result.
@@ -98,7 +113,7 @@ def crc8(payload: bytes | bytearray | memoryview, crc: int = 0) -> int:
     return crc
 
 
-class Command(enum.IntEnum):
+class Command(enum.IntEnum, shape=8):
     """Command codes of the core (payloads in ``docs/host-protocol.md``)."""
 
     INFO = 0x20
@@ -112,3 +127,144 @@ class Command(enum.IntEnum):
     READ_HISTORY = 0x28
     READ_GRADIENTS = 0x29
     READ_COUNTERS = 0x2A
+
+
+# --- command payloads ----------------------------------------------------------------------
+
+#: The fp16 run-time constants of SET_CONSTANTS, in the order the host loads them.
+CONSTANTS = ("alpha", "v_th", "lo", "hi", "beta", "inv_T", "gscale", "neg_lr")
+
+#: Counter names in the order READ_COUNTERS returns them (32 bits each).
+COUNTERS = (
+    "cycles_forward", "cycles_backward", "cycles_update",
+    "fp_busy", "fp_stalled", "fp_fmas", "fp_skipped",
+    "bp_busy", "bp_stalled", "bp_fmas", "bp_skipped",
+    "wg_busy", "wg_stalled", "wg_fmas", "wg_skipped",
+    "w_reads", "w_writes", "runs",
+)
+
+
+class ResetGrad(enum.Enum, shape=8):
+    """``reset_grad`` mode of SET_CONSTANTS."""
+    DETACH = 0
+    THROUGH = 1
+
+
+class RunMode(enum.Enum, shape=8):
+    """Mode of RUN."""
+    FORWARD = 0     # forward only
+    TRAIN = 1       # forward, then backward with the label (accumulates dW)
+
+
+class WeightKind(enum.Enum, shape=8):
+    """Which weights READ_WEIGHTS returns."""
+    W = 0
+    DW = 1
+
+
+class HistoryKind(enum.Enum, shape=8):
+    """Which history READ_HISTORY returns (one bit per time step)."""
+    SPIKES = 0
+    WINDOW = 1
+    NONZERO = 2     # du != 0
+
+
+class GradientKind(enum.Enum, shape=8):
+    """Which per-step values READ_GRADIENTS returns."""
+    DU = 0
+    U = 1           # potentials (``through`` builds only)
+
+
+#: The build's modes in INFO.
+MODE_FLAGS = data.StructLayout({"detach": 1, "through": 1, "inference_only": 1, "reserved": 5})
+
+#: Response of INFO.
+INFO = data.StructLayout({
+    "version": 8,
+    "lanes": 16,
+    "neurons_per_core": 16,
+    "max_fan_in": 16,
+    "max_time_steps": 8,
+    "max_layers": 8,
+    "modes": MODE_FLAGS,
+    "fma_stages": 8,
+    "weight_depth": 24,         # weight words per bank
+    "input_groups": 16,
+    "neuron_groups": 16,
+    "max_payload": 16,
+    "counters": 8,
+})
+
+#: Request of SET_CONSTANTS.
+SET_CONSTANTS = data.StructLayout({
+    "T": 16,
+    "layers": 8,
+    "reset_grad": ResetGrad,
+    "wcount": 32,               # weight words used per bank
+    "constants": data.StructLayout({name: 16 for name in CONSTANTS}),   # fp16 patterns
+})
+
+#: Request of SET_LAYER.
+SET_LAYER = data.StructLayout({
+    "layer": 8,
+    "n_in": 16,
+    "n_out": 16,
+    "in_hg": 16,                # history group of the inputs
+    "out_g": 16,                # neuron group of the neurons
+    "wbase": 32,                # first weight address
+})
+
+#: Header of WRITE_WEIGHTS (the fp16 weights from ``(i, j)`` on, row-major, follow).
+WRITE_WEIGHTS = data.StructLayout({"layer": 8, "i": 16, "j": 16})
+
+#: Request of READ_WEIGHTS.
+READ_WEIGHTS = data.StructLayout({"layer": 8, "i": 16, "j": 16, "which": WeightKind,
+                                  "count": 16})
+
+#: Header of LOAD_SPIKES (one 16-bit word per input neuron follows: bit t = step t).
+LOAD_SPIKES = data.StructLayout({"first": 16})
+
+#: Request of RUN.
+RUN = data.StructLayout({"mode": RunMode, "label": 16})
+
+#: Tail of RUN's response (after one 16-bit spike count per output neuron).
+RUN_RESULT = data.StructLayout({
+    "prediction": 16,           # most spikes, lowest index on ties
+    "flags": data.StructLayout({"nonfinite": 1, "reserved": 7}),
+})
+
+#: Request of READ_HISTORY.
+READ_HISTORY = data.StructLayout({"which": HistoryKind, "group": 16, "first": 16, "count": 16})
+
+#: Request of READ_GRADIENTS.
+READ_GRADIENTS = data.StructLayout({"which": GradientKind, "group": 16, "first": 16,
+                                    "count": 16})
+
+#: Request of READ_COUNTERS.
+READ_COUNTERS = data.StructLayout({"clear": 8})   # 1: zero the counters after reading
+
+
+def nbytes(layout: data.Layout) -> int:
+    """Bytes of a payload layout."""
+    return layout.size // 8
+
+
+#: Bytes of the longest fixed request arguments (the core keeps this many).
+ARGUMENT_BYTES = max(nbytes(layout) for layout in (
+    SET_CONSTANTS, SET_LAYER, WRITE_WEIGHTS, READ_WEIGHTS, LOAD_SPIKES, RUN, READ_HISTORY,
+    READ_GRADIENTS, READ_COUNTERS))
+
+
+def pack(layout: data.Layout, fields: dict) -> bytes:
+    """The little-endian bytes of ``fields`` in ``layout`` (through ``Layout.const``)."""
+    return layout.const(fields).as_value().value.to_bytes(nbytes(layout), "little")
+
+
+def unpack(layout: data.Layout, payload: bytes):
+    """A view of the first ``nbytes(layout)`` bytes of ``payload`` (through
+    ``Layout.from_bits``); raises ``ValueError`` when ``payload`` is shorter."""
+    size = nbytes(layout)
+    if len(payload) < size:
+        raise ValueError(f"a payload of this layout has at least {size} bytes, "
+                         f"not {len(payload)}")
+    return layout.from_bits(int.from_bytes(bytes(payload[:size]), "little"))

@@ -29,15 +29,62 @@ for the next non-zero word or the final word as described above.
 
 ``i.ready`` depends combinationally on ``o.ready`` (one-cycle turnaround, no
 skid buffer); ``o.valid`` depends only on registers.
+
+The bitmap primitives :func:`lowest_set_bit` (a priority encoder) and
+:func:`popcount` are log-depth trees; the decoder and the core's history
+scanner (:mod:`spikeforge.hdl.core.history_scanner`) both use them.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for, ceil_log2
 
-__all__ = ["SpikeDecoder", "input_layout", "output_layout"]
+from .checked import ArgumentChecked
+
+__all__ = ["SpikeDecoder", "input_layout", "output_layout", "lowest_set_bit", "popcount"]
+
+
+def lowest_set_bit(bits) -> tuple[Value, Value]:
+    """``(index, any)``: the position of the lowest set bit of ``bits`` (0 when none is
+    set; at least one bit wide) and whether any bit is set, as a tree of depth
+    ``ceil(log2(len(bits)))``: each node picks its lower half's index when that half
+    has a set bit, else its upper half's, and adds one index bit."""
+    bits = Value.cast(bits)
+    if len(bits) == 0:
+        return Const(0, 1), Const(0, 1)
+    width = max(1, ceil_log2(len(bits)))
+
+    def bit(i):
+        return bits[i] if i < len(bits) else Const(0, 1)
+
+    def node(lo, n):
+        # index (log2(n) bits, n a power of two >= 2) and any-bit of bits[lo:lo + n]
+        if n == 2:
+            return ~bit(lo), bit(lo) | bit(lo + 1)
+        i_lo, a_lo = node(lo, n // 2)
+        if lo + n // 2 >= len(bits):        # the upper half is padding
+            return Cat(i_lo, Const(0, 1)), a_lo
+        i_hi, a_hi = node(lo + n // 2, n // 2)
+        return Cat(Mux(a_lo, i_lo, i_hi), ~a_lo), a_lo | a_hi
+
+    index, any_ = node(0, 1 << width)
+    return Mux(any_, index, 0)[:width], any_
+
+
+def popcount(bits) -> Value:
+    """The number of set bits of ``bits``, as a balanced tree of adders
+    (``bits_for(len(bits))`` bits wide)."""
+    bits = Value.cast(bits)
+    terms = [bits[i] for i in range(len(bits))]
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0][:bits_for(len(bits))]
 
 
 def _check(name, value, lo, hi):
@@ -59,7 +106,7 @@ def output_layout(index_width: int, width: int) -> data.StructLayout:
     })
 
 
-class SpikeDecoder(wiring.Component):
+class SpikeDecoder(ArgumentChecked, wiring.Component):
     """Turn bitmap words into ascending active indices, ``width`` per beat.
 
     Parameters (keyword-only): ``word_width`` (bits per input word, 1..1024),
@@ -68,14 +115,13 @@ class SpikeDecoder(wiring.Component):
     1..``word_width``).
     """
 
+    @classmethod
+    def check(cls, *, word_width: int = 32, index_width: int = 16, width: int = 4):
+        _check("word_width", word_width, 1, 1024)
+        _check("width", width, 1, word_width)
+        _check("index_width", index_width, max(1, ceil_log2(word_width)), 32)
+
     def __init__(self, *, word_width: int = 32, index_width: int = 16, width: int = 4):
-        try:
-            _check("word_width", word_width, 1, 1024)
-            _check("width", width, 1, word_width)
-            _check("index_width", index_width, max(1, (word_width - 1).bit_length()), 32)
-        except ValueError:
-            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
-            raise
         self.word_width = word_width
         self.index_width = index_width
         self.width = width
@@ -110,19 +156,14 @@ class SpikeDecoder(wiring.Component):
             x = rest[-1]
             cleared = Signal(W, name=f"rest{k + 1}")
             m.d.comb += cleared.eq(x & (x - 1)[:W])
-            lowest = Signal(W, name=f"lowest{k}")
-            m.d.comb += lowest.eq(x & ~cleared)
-            # one-hot to binary: bit j of the position is the OR of the one-hot
-            # bits whose position has bit j set
             pos = Signal(range(W), name=f"pos{k}")
-            for j in range(len(pos)):
-                m.d.comb += pos[j].eq(Cat(*(lowest[b] for b in range(W) if b >> j & 1)).any())
+            m.d.comb += pos.eq(lowest_set_bit(x)[0])
             slot_index.append(pos)
             slot_valid.append(x.any())
             rest.append(cleared)
 
         count = Signal(range(N + 1))
-        m.d.comb += count.eq(sum(v for v in slot_valid))
+        m.d.comb += count.eq(popcount(Cat(*slot_valid)))
         word_done = ~rest[-1].any()
 
         avail = cur_valid & cur_bits.any()             # a beat can be extracted

@@ -18,7 +18,7 @@ from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
 from spikeforge.hdl.protocol import Command, Status
 from spikeforge.sim.golden import model as golden
-from spikeforge.sim.host.device import Device, MapError
+from spikeforge.sim.host.device import Device, DeviceInfo, MapError
 from spikeforge.sim.host.driver import DeviceError
 from spikeforge.sim.engines.compare import first_difference
 from spikeforge.sim.engines.rtl import session_name
@@ -95,6 +95,14 @@ def _random_layers_match_golden(name, cfg, acc, mode):
             assert not np.any(dW.view(np.uint16)), f"layer {l}: dW not cleared by the update"
     counters = acc.counters(clear=True)
     assert counters["runs"] > 0 and counters["fp_fmas"] > 0 and counters["wg_fmas"] > 0
+
+
+def test_info_the_rtl_answers_is_the_one_the_host_derives_from_the_config(device):
+    name, cfg, acc = device
+    assert acc.info == DeviceInfo.from_config(cfg)
+    f = cfg.features
+    assert (acc.info.lanes, acc.info.max_time_steps, acc.info.modes) == \
+        (f.lanes, f.max_time_steps, f.reset_grad_modes)
 
 
 def test_bad_requests_get_errors_and_the_core_keeps_working(device):

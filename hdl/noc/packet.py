@@ -30,6 +30,7 @@ from functools import cached_property
 
 from amaranth.hdl import unsigned
 from amaranth.lib import data, stream
+from amaranth.utils import ceil_log2
 
 from ..config import ConfigError, Features, Implementation
 
@@ -56,7 +57,7 @@ class Header:
 
 def _bits(n: int) -> int:
     """Bits needed for the numbers 0 .. n-1 (at least one)."""
-    return max(1, (n - 1).bit_length())
+    return max(1, ceil_log2(n))
 
 
 @dataclass(frozen=True)

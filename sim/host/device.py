@@ -14,21 +14,23 @@ Payload layouts: ``docs/host-protocol.md``.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Callable, Generator
 
 import numpy as np
+from amaranth.lib import data
 
-from spikeforge.hdl.core import COUNTERS
-from spikeforge.hdl.lane_datapath import CONSTANTS
-from spikeforge.hdl.protocol import Command
+from spikeforge.hdl import protocol as proto
+from spikeforge.hdl.protocol import (CONSTANTS, COUNTERS, Command, GradientKind, HistoryKind,
+                                     ResetGrad, RunMode, WeightKind, pack, unpack)
 
 __all__ = ["DeviceInfo", "LayerMap", "NetworkMap", "MapError", "Device",
            "drive_sync", "drive_async", "plans", "RunResult", "HISTORY"]
 
-#: History kinds of READ_HISTORY.
-HISTORY = {"s": 0, "m": 1, "nz": 2}
+#: History kinds of READ_HISTORY by their short names.
+HISTORY = {"s": HistoryKind.SPIKES, "m": HistoryKind.WINDOW, "nz": HistoryKind.NONZERO}
+#: Weight kinds of READ_WEIGHTS by their names.
+WEIGHTS = {"W": WeightKind.W, "dW": WeightKind.DW}
 
 
 class MapError(ValueError):
@@ -53,25 +55,19 @@ class DeviceInfo:
     counters: int
 
     @classmethod
-    def from_config(cls, config, *, max_payload: int = 1024) -> "DeviceInfo":
-        """What ``INFO`` answers for a core built from ``config`` (checks before a build)."""
-        from spikeforge.hdl.core import COUNTERS, CORE_VERSION
-        from spikeforge.hdl.core_defs import CoreGeometry
-        g = CoreGeometry(config)
-        f = config.features
-        return cls(CORE_VERSION, g.P, g.NPC, g.FAN, g.TMAX, g.L, tuple(f.reset_grad_modes),
-                   f.inference_only, g.S, g.w_depth, g.in_groups, g.neuron_groups, max_payload,
-                   len(COUNTERS))
+    def from_config(cls, config) -> "DeviceInfo":
+        """What ``INFO`` answers for a core built from ``config`` (checks before a build):
+        the same payload the RTL answers (:func:`spikeforge.hdl.core.info_payload`)."""
+        from spikeforge.hdl.core import info_payload
+        return cls.parse(pack(proto.INFO, info_payload(config)))
 
     @classmethod
     def parse(cls, p: bytes) -> "DeviceInfo":
-        (ver, lanes, npc, fan, tmax, layers, modes, stages) = struct.unpack_from("<BHHHBBBB", p, 0)
-        wdepth = int.from_bytes(p[11:14], "little")
-        ing, ng, mp = struct.unpack_from("<HHH", p, 14)
-        ncnt = p[20]
-        names = tuple(n for b, n in ((1, "detach"), (2, "through")) if modes & b)
-        return cls(ver, lanes, npc, fan, tmax, layers, names, bool(modes & 4), stages, wdepth,
-                   ing, ng, mp, ncnt)
+        v = unpack(proto.INFO, p)
+        names = tuple(n for n in ("detach", "through") if getattr(v.modes, n))
+        return cls(v.version, v.lanes, v.neurons_per_core, v.max_fan_in, v.max_time_steps,
+                   v.max_layers, names, bool(v.modes.inference_only), v.fma_stages,
+                   v.weight_depth, v.input_groups, v.neuron_groups, v.max_payload, v.counters)
 
 
 @dataclass(frozen=True)
@@ -160,33 +156,38 @@ class plans:
     @staticmethod
     def configure(info: DeviceInfo, netmap: NetworkMap, params) -> Plan:
         c = params.consts
-        mode = {"detach": 0, "through": 1}[params.reset_grad]
+        mode = {"detach": ResetGrad.DETACH, "through": ResetGrad.THROUGH}[params.reset_grad]
         if params.T > info.max_time_steps:
             raise MapError(f"T = {params.T} time steps but the core holds at most "
                            f"{info.max_time_steps}")
         if params.reset_grad not in info.modes and not info.inference_only:
             raise MapError(f"reset_grad {params.reset_grad!r} is not built in this core; "
                            f"built: {list(info.modes)}")
-        payload = struct.pack("<HBBI", params.T, len(netmap.layers), mode, netmap.wcount)
-        payload += _f16_bytes([getattr(c, name) for name in CONSTANTS])
-        yield (Command.SET_CONSTANTS, payload)
+        consts = np.array([getattr(c, name) for name in CONSTANTS], dtype=np.float16)
+        yield (Command.SET_CONSTANTS, pack(proto.SET_CONSTANTS, {
+            "T": params.T, "layers": len(netmap.layers), "reset_grad": mode,
+            "wcount": netmap.wcount,
+            "constants": dict(zip(CONSTANTS, (int(x) for x in consts.view(np.uint16))))}))
         for l, lm in enumerate(netmap.layers):
-            yield (Command.SET_LAYER, struct.pack("<BHHHHI", l, lm.n_in, lm.n_out, lm.in_hg,
-                                                  lm.out_g, lm.wbase))
+            yield (Command.SET_LAYER, pack(proto.SET_LAYER, {
+                "layer": l, "n_in": lm.n_in, "n_out": lm.n_out, "in_hg": lm.in_hg,
+                "out_g": lm.out_g, "wbase": lm.wbase}))
 
     @staticmethod
     def write_weights(info: DeviceInfo, layer: int, W: np.ndarray) -> Plan:
         W = np.asarray(W, dtype=np.float16)
         n_out, n_in = W.shape
         flat = W.reshape(-1)
-        chunk = (info.max_payload - 5) // 2
+        chunk = (info.max_payload - proto.nbytes(proto.WRITE_WEIGHTS)) // 2
         for start in range(0, flat.size, chunk):
             i, j = divmod(start, n_in)
             yield (Command.WRITE_WEIGHTS,
-                   struct.pack("<BHH", layer, i, j) + _f16_bytes(flat[start:start + chunk]))
+                   pack(proto.WRITE_WEIGHTS, {"layer": layer, "i": i, "j": j}) +
+                   _f16_bytes(flat[start:start + chunk]))
 
     @staticmethod
-    def read_weights(info: DeviceInfo, layer: int, shape, which: int = 0) -> Plan:
+    def read_weights(info: DeviceInfo, layer: int, shape,
+                     which: WeightKind = WeightKind.W) -> Plan:
         n_out, n_in = shape
         total = n_out * n_in
         chunk = info.max_payload // 2
@@ -194,7 +195,8 @@ class plans:
         for start in range(0, total, chunk):
             n = min(chunk, total - start)
             i, j = divmod(start, n_in)
-            p = yield (Command.READ_WEIGHTS, struct.pack("<BHHBH", layer, i, j, which, n))
+            p = yield (Command.READ_WEIGHTS, pack(proto.READ_WEIGHTS, {
+                "layer": layer, "i": i, "j": j, "which": which, "count": n}))
             parts.append(_f16_from(p))
         return np.concatenate(parts).reshape(n_out, n_in)
 
@@ -204,19 +206,20 @@ class plans:
         T, n = spikes.shape
         words = (spikes.astype(np.uint16) << np.arange(T, dtype=np.uint16)[:, None]).sum(
             axis=0, dtype=np.uint16)
-        chunk = (info.max_payload - 2) // 2
+        chunk = (info.max_payload - proto.nbytes(proto.LOAD_SPIKES)) // 2
         for start in range(0, n, chunk):
-            yield (Command.LOAD_SPIKES, struct.pack("<H", start) +
+            yield (Command.LOAD_SPIKES, pack(proto.LOAD_SPIKES, {"first": start}) +
                    words[start:start + chunk].astype("<u2").tobytes())
 
     @staticmethod
     def run(label: int | None) -> Plan:
-        mode = 0 if label is None else 1
-        p = yield (Command.RUN, struct.pack("<BH", mode, 0 if label is None else int(label)))
-        k = (len(p) - 3) // 2
+        mode = RunMode.FORWARD if label is None else RunMode.TRAIN
+        p = yield (Command.RUN, pack(proto.RUN, {
+            "mode": mode, "label": 0 if label is None else int(label)}))
+        k = (len(p) - proto.nbytes(proto.RUN_RESULT)) // 2
         counts = np.frombuffer(p[:2 * k], dtype="<u2").astype(np.int64)
-        pred, flags = struct.unpack_from("<HB", p, 2 * k)
-        return RunResult(counts, pred, bool(flags & 1))
+        tail = unpack(proto.RUN_RESULT, p[2 * k:])
+        return RunResult(counts, tail.prediction, bool(tail.flags.nonfinite))
 
     @staticmethod
     def update() -> Plan:
@@ -228,27 +231,29 @@ class plans:
         chunk = info.max_payload // 2
         for start in range(0, n, chunk):
             cnt = min(chunk, n - start)
-            p = yield (Command.READ_HISTORY, struct.pack("<BHHH", HISTORY[which], base_group,
-                                                         start, cnt))
+            p = yield (Command.READ_HISTORY, pack(proto.READ_HISTORY, {
+                "which": HISTORY[which], "group": base_group, "first": start, "count": cnt}))
             words.append(np.frombuffer(p, dtype="<u2"))
         w = np.concatenate(words)
         return ((w[None, :] >> np.arange(T)[:, None]) & 1).astype(bool)   # (T, n)
 
     @staticmethod
-    def read_gradients(info: DeviceInfo, which: int, group: int, n: int, T: int) -> Plan:
+    def read_gradients(info: DeviceInfo, which: GradientKind, group: int, n: int,
+                       T: int) -> Plan:
         parts = []
         chunk = max(1, (info.max_payload // 2) // T)
         for start in range(0, n, chunk):
             cnt = min(chunk, n - start)
-            p = yield (Command.READ_GRADIENTS, struct.pack("<BHHH", which, group, start, cnt))
+            p = yield (Command.READ_GRADIENTS, pack(proto.READ_GRADIENTS, {
+                "which": which, "group": group, "first": start, "count": cnt}))
             parts.append(_f16_from(p).reshape(cnt, T))
         return np.concatenate(parts).T.copy()       # (T, n)
 
     @staticmethod
     def read_counters(clear: bool = False) -> Plan:
-        p = yield (Command.READ_COUNTERS, bytes([int(clear)]))
-        vals = struct.unpack(f"<{len(p) // 4}I", p)
-        return dict(zip(COUNTERS, vals))
+        p = yield (Command.READ_COUNTERS, pack(proto.READ_COUNTERS, {"clear": int(clear)}))
+        values = unpack(data.ArrayLayout(32, len(COUNTERS)), p)
+        return {name: values[i] for i, name in enumerate(COUNTERS)}
 
 
 def drive_sync(plan: Plan, transact: Callable[[int, bytes], bytes]):
@@ -301,7 +306,7 @@ class Device:
 
     def read_weights(self, which: str = "W"):
         return [self._do(plans.read_weights(self.info, l, (lm.n_out, lm.n_in),
-                                            {"W": 0, "dW": 1}[which]))
+                                            WEIGHTS[which]))
                 for l, lm in enumerate(self.netmap.layers)]
 
     def run(self, spikes, label=None) -> RunResult:
@@ -331,11 +336,11 @@ class Device:
 
     def du(self, layer: int):
         lm = self.netmap.layers[layer]
-        return self._do(plans.read_gradients(self.info, 0, lm.out_g, lm.n_out, self.params.T))
+        return self._do(plans.read_gradients(self.info, GradientKind.DU, lm.out_g, lm.n_out, self.params.T))
 
     def potentials(self, layer: int):
         lm = self.netmap.layers[layer]
-        return self._do(plans.read_gradients(self.info, 1, lm.out_g, lm.n_out, self.params.T))
+        return self._do(plans.read_gradients(self.info, GradientKind.U, lm.out_g, lm.n_out, self.params.T))
 
     def counters(self, clear: bool = False) -> dict:
         return self._do(plans.read_counters(clear))

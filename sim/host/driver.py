@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spikeforge.hdl.protocol import (
-    CRC_BYTES, MAX_LENGTH, REQUEST_SYNC, RESPONSE_HEADER_BYTES, RESPONSE_SYNC, Status, crc8,
+    CRC_BYTES, MAX_LENGTH, REQUEST_HEADER, REQUEST_SYNC, RESPONSE_HEADER, RESPONSE_HEADER_BYTES,
+    RESPONSE_SYNC, Status, crc8, pack, unpack,
 )
 
 __all__ = [
@@ -90,8 +91,8 @@ def encode_request(cmd: int, payload: bytes = b"") -> bytes:
     if len(payload) > MAX_LENGTH:
         raise ValueError(f"a request payload holds at most {MAX_LENGTH} bytes, "
                          f"not {len(payload)}")
-    body = bytes([cmd]) + len(payload).to_bytes(2, "little") + payload
-    return bytes([REQUEST_SYNC]) + body + bytes([crc8(body)])
+    frame = pack(REQUEST_HEADER, {"sync": REQUEST_SYNC, "cmd": cmd, "len": len(payload)}) + payload
+    return frame + bytes([crc8(frame[1:])])
 
 
 def encode_response(status: int, cmd: int, payload: bytes = b"") -> bytes:
@@ -102,8 +103,9 @@ def encode_response(status: int, cmd: int, payload: bytes = b"") -> bytes:
     if len(payload) > MAX_LENGTH:
         raise ValueError(f"a response payload holds at most {MAX_LENGTH} bytes, "
                          f"not {len(payload)}")
-    body = bytes([status, cmd]) + len(payload).to_bytes(2, "little") + payload
-    return bytes([RESPONSE_SYNC]) + body + bytes([crc8(body)])
+    frame = pack(RESPONSE_HEADER, {"sync": RESPONSE_SYNC, "status": status, "cmd": cmd,
+                                   "len": len(payload)}) + payload
+    return frame + bytes([crc8(frame[1:])])
 
 
 def response_frame_length(buffer: bytes) -> int | None:
@@ -114,8 +116,7 @@ def response_frame_length(buffer: bytes) -> int | None:
                             f"not 0x{buffer[0]:02X}")
     if len(buffer) < RESPONSE_HEADER_BYTES:
         return None
-    length = int.from_bytes(buffer[3:5], "little")
-    return RESPONSE_HEADER_BYTES + length + CRC_BYTES
+    return RESPONSE_HEADER_BYTES + unpack(RESPONSE_HEADER, buffer).len + CRC_BYTES
 
 
 def decode_response(frame: bytes) -> Response:
@@ -132,7 +133,8 @@ def decode_response(frame: bytes) -> Response:
     if crc8(body) != frame[-1]:
         raise ProtocolError(f"response CRC mismatch: frame says 0x{frame[-1]:02X}, "
                             f"bytes give 0x{crc8(body):02X}")
-    return Response(status=frame[1], cmd=frame[2], payload=frame[RESPONSE_HEADER_BYTES:-1])
+    header = unpack(RESPONSE_HEADER, frame)
+    return Response(status=header.status, cmd=header.cmd, payload=frame[RESPONSE_HEADER_BYTES:-1])
 
 
 def split_responses(buffer: bytes) -> tuple[list[Response], bytes]:

@@ -21,64 +21,59 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .core_defs import CoreGeometry, OpKind, bits_for
+from amaranth.utils import bits_for
 
-__all__ = ["TimeGroupLoop", "PairLoop", "AddrLoop", "layer_layout", "pair_layout"]
+from .defs import CoreGeometry, OpKind
+from .history_scanner import pair_layout
 
-
-def layer_layout(geo: CoreGeometry) -> data.StructLayout:
-    """Parameters of the layer block an engine works on (from the core's layer table)."""
-    return data.StructLayout({
-        "n_in": geo.NB, "n_out": geo.NB,
-        "g_in": geo.NB, "g_out": geo.NB,      # groups of P inputs / neurons
-        "wbase": geo.WAB,
-        "in_hg": geo.HGB, "out_hg": geo.HGB,  # history groups of inputs / neurons
-        "in_dg": geo.DUGB, "out_dg": geo.DUGB,  # du groups of inputs / neurons
-    })
+__all__ = ["TimeGroupLoop", "PairLoop", "AddrLoop"]
 
 
-def pair_layout(geo: CoreGeometry) -> data.StructLayout:
-    return data.StructLayout({"j": geo.NB, "t": geo.TB})
+class _Loop(wiring.Component):
+    """A loop's ports: its own ``members``, then ``busy`` and the ``op`` stream."""
+
+    def __init__(self, geometry: CoreGeometry, members: dict):
+        self.geo = geometry
+        super().__init__({**members, "busy": Out(1),
+                          "op": Out(stream.Signature(geometry.op_layout))})
 
 
 def _nvalid(geo, rem):
-    return Mux(rem >= geo.P, geo.P, rem)
+    return Mux(rem >= geo.lanes, geo.lanes, rem)
 
 
-class TimeGroupLoop(wiring.Component):
+class TimeGroupLoop(_Loop):
     def __init__(self, geometry: CoreGeometry):
-        self.geo = g = geometry
-        super().__init__({
+        g = geometry
+        super().__init__(g, {
             "start": In(1),
-            "T": In(bits_for(g.TMAX)),
-            "t_first": In(g.TB),            # lowest step visited
+            "T": In(bits_for(g.max_time_steps)),
+            "t_first": In(g.time_bits),            # lowest step visited
             "descending": In(1),
-            "kinds": In(data.ArrayLayout(4, 3)),
+            "kinds": In(data.ArrayLayout(OpKind, 3)),
             "nkinds": In(2),                # 1..3
-            "groups": In(g.NB),
-            "n": In(g.NB),                  # neurons (lanes beyond n are off)
-            "hg": In(g.HGB),
-            "dg": In(g.DUGB),
-            "busy": Out(1),
-            "op": Out(stream.Signature(g.op_layout)),
+            "groups": In(g.neuron_bits),
+            "n": In(g.neuron_bits),                  # neurons (lanes beyond n are off)
+            "hg": In(g.hist_group_bits),
+            "dg": In(g.du_group_bits),
         })
 
     def elaborate(self, platform):
         m = Module()
         g = self.geo
-        t = Signal(g.TB + 1)
+        t = Signal(g.time_bits + 1)
         sub = Signal(2)
-        grp = Signal(g.NB)
-        rem = Signal(g.NB + 1)
+        grp = Signal(g.neuron_bits)
+        rem = Signal(g.neuron_bits + 1)
         T_r = Signal.like(self.T)
-        tf = Signal(g.TB)
+        tf = Signal(g.time_bits)
         desc = Signal()
         kinds = Signal.like(self.kinds)
         nk = Signal(2)
-        G = Signal(g.NB)
-        n = Signal(g.NB)
-        hg = Signal(g.HGB)
-        dg = Signal(g.DUGB)
+        G = Signal(g.neuron_bits)
+        n = Signal(g.neuron_bits)
+        hg = Signal(g.hist_group_bits)
+        dg = Signal(g.du_group_bits)
         o = self.op.payload
         m.d.comb += [
             self.op.valid.eq(self.busy),
@@ -99,7 +94,7 @@ class TimeGroupLoop(wiring.Component):
             ]
         with m.Elif(self.op.valid & self.op.ready):
             with m.If(grp + 1 < G):
-                m.d.sync += [grp.eq(grp + 1), rem.eq(rem - g.P)]
+                m.d.sync += [grp.eq(grp + 1), rem.eq(rem - g.lanes)]
             with m.Else():
                 m.d.sync += [grp.eq(0), rem.eq(n)]
                 with m.If(sub + 1 < nk):
@@ -119,49 +114,47 @@ class TimeGroupLoop(wiring.Component):
         return m
 
 
-class PairLoop(wiring.Component):
+class PairLoop(_Loop):
     """Modes: ``FP`` (column of weights, acc[t, g]), ``WG`` (column of dW, du[t, g]),
     ``GIN`` (row of weights of neuron ``i``, acc[t, h] of the inputs)."""
 
     def __init__(self, geometry: CoreGeometry):
-        self.geo = g = geometry
-        super().__init__({
+        g = geometry
+        super().__init__(g, {
             "start": In(1),
-            "kind": In(4),
-            "layer": In(layer_layout(g)),
+            "kind": In(OpKind),
+            "layer": In(g.layer_layout),
             "pairs": In(stream.Signature(pair_layout(g))),
             "pairs_done": In(1),
-            "busy": Out(1),
-            "op": Out(stream.Signature(g.op_layout)),
         })
 
     def elaborate(self, platform):
         m = Module()
         g = self.geo
-        P = g.P
-        kind = Signal(4)
-        lay = Signal(layer_layout(g))
-        grp = Signal(g.NB)
-        rem = Signal(g.NB + 1)
-        wa = Signal(g.WAB + 1)          # weight address of this operation (column mode)
+        P = g.lanes
+        kind = Signal(OpKind)
+        lay = Signal(g.layer_layout)
+        grp = Signal(g.neuron_bits)
+        rem = Signal(g.neuron_bits + 1)
+        wa = Signal(g.waddr_bits + 1)          # weight address of this operation (column mode)
         running = Signal()
         is_gin = Signal()
         m.d.comb += is_gin.eq(kind == OpKind.GIN)
         pr = self.pairs.payload
-        jg = Signal(g.NB)
-        jl = Signal(g.PB)
+        jg = Signal(g.neuron_bits)
+        jl = Signal(g.lane_bits)
         if P & (P - 1) == 0:
-            m.d.comb += [jg.eq(pr.j >> g.PB), jl.eq(pr.j[:g.PB] if P > 1 else 0)]
+            m.d.comb += [jg.eq(pr.j >> g.lane_bits), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
         else:
             m.d.comb += [jg.eq(pr.j // P), jl.eq(pr.j % P)]
-        G = Signal(g.NB)
-        n = Signal(g.NB)
+        G = Signal(g.neuron_bits)
+        n = Signal(g.neuron_bits)
         m.d.comb += [G.eq(Mux(is_gin, lay.g_in, lay.g_out)), n.eq(Mux(is_gin, lay.n_in, lay.n_out))]
         o = self.op.payload
         # first operation of a pair: column address = wbase + j, row address = wbase + (i div P) * n_in
-        base = Signal(g.WAB + 1)
+        base = Signal(g.waddr_bits + 1)
         m.d.comb += base.eq(Mux(is_gin, lay.wbase + jg * lay.n_in, lay.wbase + pr.j))
-        addr = Signal(g.WAB + 1)
+        addr = Signal(g.waddr_bits + 1)
         m.d.comb += addr.eq(Mux(grp == 0, base, wa))
         m.d.comb += [
             self.op.valid.eq(running & self.pairs.valid),
@@ -195,26 +188,24 @@ class PairLoop(wiring.Component):
         return m
 
 
-class AddrLoop(wiring.Component):
+class AddrLoop(_Loop):
     """One ``UPD`` operation per weight address ``0 .. count-1`` (all lanes)."""
 
     def __init__(self, geometry: CoreGeometry):
-        self.geo = g = geometry
-        super().__init__({
+        g = geometry
+        super().__init__(g, {
             "start": In(1),
-            "count": In(g.WAB),
-            "busy": Out(1),
-            "op": Out(stream.Signature(g.op_layout)),
+            "count": In(g.waddr_bits),
         })
 
     def elaborate(self, platform):
         m = Module()
         g = self.geo
-        a = Signal(g.WAB)
-        cnt = Signal(g.WAB)
+        a = Signal(g.waddr_bits)
+        cnt = Signal(g.waddr_bits)
         o = self.op.payload
         m.d.comb += [self.op.valid.eq(self.busy), o.kind.eq(OpKind.UPD), o.waddr.eq(a),
-                     o.nvalid.eq(g.P)]
+                     o.nvalid.eq(g.lanes)]
         with m.If(self.start):
             m.d.sync += [a.eq(0), cnt.eq(self.count), self.busy.eq(self.count != 0)]
         with m.Elif(self.op.valid & self.op.ready):

@@ -18,43 +18,34 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-import enum
+from amaranth.lib import enum
 
-from amaranth import Module
-from amaranth.lib import wiring
-
-from .core_defs import OpKind
-from .engine_base import Engine
+from .defs import OpKind
+from .engine import Engine
 from .op_loops import PairLoop, TimeGroupLoop
 
 __all__ = ["FPEngine", "FPPhase"]
 
 
-class FPPhase(enum.IntEnum):
+class FPPhase(enum.Enum, shape=1):
     ACCUMULATE = 0
     LIF = 1
 
 
 class FPEngine(Engine):
-    def elaborate(self, platform):
-        m = Module()
+    Phase = FPPhase
+
+    def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
         m.submodules.pl = pl = PairLoop(self.geo)
-        lay = self.layer
-        start_tg = self.start & (self.phase == FPPhase.LIF)
-        start_pl = self.start & (self.phase == FPPhase.ACCUMULATE)
+        start_tg = ctl.start & (ctl.phase == FPPhase.LIF)
+        start_pl = ctl.start & (ctl.phase == FPPhase.ACCUMULATE)
         m.d.comb += [
             tg.start.eq(start_tg), tg.T.eq(self.T), tg.t_first.eq(0), tg.descending.eq(0),
             tg.kinds[0].eq(OpKind.LIF),
             tg.nkinds.eq(1), tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out),
             tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
             pl.start.eq(start_pl), pl.kind.eq(OpKind.FP), pl.layer.eq(lay),
-            pl.pairs_done.eq(self.pairs_done),
-            self.scan_start.eq(start_pl), self.scan_base.eq(lay.in_hg), self.scan_n.eq(lay.n_in),
-            self.scan_desc.eq(0), self.scan_nz.eq(0),
-            self.busy.eq(tg.busy | pl.busy),
         ]
-        wiring.connect(m, wiring.flipped(self.pairs), pl.pairs)
-        self.mux_ops(m, self.op, [tg, pl])
-        return m
-
+        self.scan_with(m, pl, start=start_pl, base=lay.in_hg, n=lay.n_in)
+        return [tg, pl]

@@ -15,38 +15,31 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-import enum
+from amaranth.lib import enum
 
-from amaranth import Module
-from amaranth.lib import wiring
-
-from .core_defs import OpKind
-from .engine_base import Engine
+from .defs import OpKind
+from .engine import Engine
 from .op_loops import AddrLoop, PairLoop
 
 __all__ = ["WGEngine", "WGPhase"]
 
 
-class WGPhase(enum.IntEnum):
+class WGPhase(enum.Enum, shape=1):
     GRADIENT = 0
     UPDATE = 1
 
 
 class WGEngine(Engine):
-    def elaborate(self, platform):
-        m = Module()
+    Phase = WGPhase
+
+    def build(self, m, lay, ctl):
         m.submodules.al = al = AddrLoop(self.geo)
         m.submodules.pl = pl = PairLoop(self.geo)
-        lay = self.layer
-        start_pl = self.start & (self.phase == WGPhase.GRADIENT)
+        start_pl = ctl.start & (ctl.phase == WGPhase.GRADIENT)
         m.d.comb += [
-            al.start.eq(self.start & (self.phase == WGPhase.UPDATE)), al.count.eq(self.wcount),
+            al.start.eq(ctl.start & (ctl.phase == WGPhase.UPDATE)), al.count.eq(self.wcount),
             pl.start.eq(start_pl), pl.kind.eq(OpKind.WG), pl.layer.eq(lay),
-            pl.pairs_done.eq(self.pairs_done),
-            self.scan_start.eq(start_pl), self.scan_base.eq(lay.in_hg), self.scan_n.eq(lay.n_in),
-            self.scan_desc.eq(1), self.scan_nz.eq(0), self.scan_time_major.eq(1),
-            self.busy.eq(al.busy | pl.busy),
         ]
-        wiring.connect(m, wiring.flipped(self.pairs), pl.pairs)
-        self.mux_ops(m, self.op, [al, pl])
-        return m
+        self.scan_with(m, pl, start=start_pl, base=lay.in_hg, n=lay.n_in, descending=1,
+                       time_major=1)
+        return [al, pl]

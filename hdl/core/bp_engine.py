@@ -21,34 +21,32 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-import enum
+from amaranth import Mux
+from amaranth.lib import enum
 
-from amaranth import Module, Mux
-from amaranth.lib import wiring
-
-from .core_defs import OpKind
-from .engine_base import Engine
+from .defs import OpKind
+from .engine import Engine
 from .op_loops import PairLoop, TimeGroupLoop
 
 __all__ = ["BPEngine", "BPPhase"]
 
 
-class BPPhase(enum.IntEnum):
+class BPPhase(enum.Enum, shape=2):
     TERM = 0
     DU = 1
     INPUT_GRAD = 2
 
 
 class BPEngine(Engine):
-    def elaborate(self, platform):
-        m = Module()
+    Phase = BPPhase
+
+    def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
         m.submodules.pl = pl = PairLoop(self.geo)
-        lay = self.layer
-        ph = self.phase
-        start_pl = self.start & (ph == BPPhase.INPUT_GRAD)
+        ph = ctl.phase
+        start_pl = ctl.start & (ph == BPPhase.INPUT_GRAD)
         m.d.comb += [
-            tg.start.eq(self.start & (ph != BPPhase.INPUT_GRAD)), tg.T.eq(self.T),
+            tg.start.eq(ctl.start & (ph != BPPhase.INPUT_GRAD)), tg.T.eq(self.T),
             tg.t_first.eq(0), tg.descending.eq(ph == BPPhase.DU),
             tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
             tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out),
@@ -65,11 +63,6 @@ class BPEngine(Engine):
                     m.d.comb += tg.kinds[0].eq(OpKind.BPB)
         m.d.comb += [
             pl.start.eq(start_pl), pl.kind.eq(OpKind.GIN), pl.layer.eq(lay),
-            pl.pairs_done.eq(self.pairs_done),
-            self.scan_start.eq(start_pl), self.scan_base.eq(lay.out_hg), self.scan_n.eq(lay.n_out),
-            self.scan_desc.eq(0), self.scan_nz.eq(1),
-            self.busy.eq(tg.busy | pl.busy),
         ]
-        wiring.connect(m, wiring.flipped(self.pairs), pl.pairs)
-        self.mux_ops(m, self.op, [tg, pl])
-        return m
+        self.scan_with(m, pl, start=start_pl, base=lay.out_hg, n=lay.n_out, nz=1)
+        return [tg, pl]

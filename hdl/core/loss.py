@@ -15,37 +15,34 @@ fp16 exactly):
 
 from __future__ import annotations
 
-import enum
+from amaranth import Mux
+from amaranth.lib import enum
 
-from amaranth import Module, Mux
-
-from .core_defs import OpKind
-from .engine_base import Engine
+from .defs import OpKind
+from .engine import Engine
 from .op_loops import TimeGroupLoop
 
 __all__ = ["LossUnit", "LossPhase"]
 
 
-class LossPhase(enum.IntEnum):
+class LossPhase(enum.Enum, shape=1):
     GRADIENT = 0
     BROADCAST = 1
 
 
 class LossUnit(Engine):
-    def elaborate(self, platform):
-        m = Module()
+    Phase = LossPhase
+    uses_scanner = False
+
+    def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
-        lay = self.layer
-        grad = self.phase == LossPhase.GRADIENT
+        grad = ctl.phase == LossPhase.GRADIENT
         m.d.comb += [
-            tg.start.eq(self.start), tg.T.eq(Mux(grad, 1, self.T)),
+            tg.start.eq(ctl.start), tg.T.eq(Mux(grad, 1, self.T)),
             tg.t_first.eq(Mux(grad, 0, 1)), tg.descending.eq(0),
             tg.kinds[0].eq(Mux(grad, OpKind.LOSS_R, OpKind.COPY)),
             tg.kinds[1].eq(OpKind.LOSS_E), tg.kinds[2].eq(OpKind.LOSS_G),
             tg.nkinds.eq(Mux(grad, 3, 1)),
             tg.groups.eq(lay.g_out), tg.n.eq(lay.n_out), tg.hg.eq(lay.out_hg), tg.dg.eq(lay.out_dg),
-            self.busy.eq(tg.busy),
-            self.pairs.ready.eq(0),
         ]
-        self.mux_ops(m, self.op, [tg])
-        return m
+        return [tg]

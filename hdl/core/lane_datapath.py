@@ -1,6 +1,6 @@
 """Lane datapath of a core: its memories and ``P`` fp16 FMA lanes shared by the engines.
 
-Every cycle the active engine may issue one operation (:class:`~.core_defs.OpKind`)
+Every cycle the active engine may issue one operation (:class:`~.defs.OpKind`)
 on the ``op`` stream; it drives all ``P`` lanes at once. The pipeline:
 
 * cycle 0 (issue): the operation's read addresses go to the memories; it is
@@ -8,14 +8,16 @@ on the ``op`` stream; it drives all ``P`` lanes at once. The pipeline:
   its one hazard address with the destinations of the ``S`` operations in
   flight; the write-back stage itself forwards through transparent read ports);
 * cycle 1: operands are selected per lane (weights through a barrel rotator)
-  and enter the FMA pipelines (:func:`spikeforge.hdl.fp16.fma_pipeline`,
-  ``S`` stages, no back-pressure);
+  and enter the lane array (:class:`spikeforge.hdl.pe_array.PEArray`, ``S``
+  stages, its output always ready: no back-pressure);
 * cycle ``1 + S``: write-back, with per-lane enables, and the spike / window /
   non-zero bits of the lanes' neurons.
 
 Throughput one operation (``P`` FMAs) per cycle; latency ``S + 1`` cycles.
+The host reaches the memories through ``host`` (:class:`HostAccess`), the
+history scanner through ``scan`` (:class:`~.history_scanner.ScanRead`).
 
-Memories, per bank ``k`` (lane ``k``; sizes in :class:`~.core_defs.CoreGeometry`):
+Memories, per bank ``k`` (lane ``k``; sizes in :class:`~.defs.CoreGeometry`):
 ``W``/``dW`` (skewed: weight ``(i, j)`` of a layer at bank ``(i + j) mod P``,
 address ``wbase + (i div P) * N_in + j``, so a column ``j`` of ``P`` neurons and a
 row ``i`` of ``P`` inputs are both one word per bank), ``acc`` (``x``/``u`` and
@@ -26,23 +28,70 @@ neuron), and in ``through`` builds the potentials ``u`` (``(t, group)``).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
 
-from .core_defs import (F16, CoreGeometry, OpKind, Space, bits_for, count_to_f16,
-                        f16_ge, f16_gt, f16_is_nonfinite, f16_is_zero, f16_lt)
-from .fp16 import fma_pipeline
+from .. import protocol as proto
+from ..pe_array import PEArray
+from ..spike_decoder import popcount
+from .defs import (F16, CoreGeometry, OpKind, Space, count_to_f16, f16_ge, f16_gt,
+                   f16_is_nonfinite, f16_is_zero, f16_lt)
+from .history_scanner import ScanRead
 
-__all__ = ["LaneDatapath", "CONSTANTS"]
+__all__ = ["LaneDatapath", "HostAccess", "CONSTANTS_LAYOUT", "stats_layout"]
 
-#: The fp16 run-time constants the lanes use, in the order the host loads them.
-CONSTANTS = ("alpha", "v_th", "lo", "hi", "beta", "inv_T", "gscale", "neg_lr")
+#: The fp16 run-time constants the lanes use (as SET_CONSTANTS loads them).
+CONSTANTS_LAYOUT = proto.SET_CONSTANTS.members["constants"]
+
+#: ``ram_style`` attribute of the lane memories for each ``Implementation.memory``.
+_RAM_STYLE = {"auto": {}, "bram": {"ram_style": "block"}, "lutram": {"ram_style": "distributed"}}
 
 _ACC_KINDS = (OpKind.FP, OpKind.LIF, OpKind.LOSS_R, OpKind.LOSS_E,
               OpKind.LOSS_G, OpKind.COPY, OpKind.GIN)
 _DU_KINDS = (OpKind.BPA, OpKind.BPB, OpKind.BPT1, OpKind.BPT2)
+
+
+class HostAccess(wiring.Signature):
+    """The host's access to the lane memories while the lanes are idle (members from
+    the host's side). ``en`` selects host addressing; reads answer one cycle after
+    the address: ``w``/``dw`` at ``(bank, waddr)``, ``s``/``m``/``nz`` history words
+    at ``(bank, haddr)``, ``du``/``u`` at ``(bank, duaddr)``. ``wwe`` writes
+    ``W[bank, waddr] = wdata`` and ``dW = +0`` there; ``hwe`` writes the spike history
+    word ``(bank, haddr) = hdata`` (input spikes)."""
+
+    def __init__(self, geo: CoreGeometry):
+        TM = geo.max_time_steps
+        super().__init__({
+            "en": Out(1),
+            "bank": Out(geo.lane_bits),
+            "waddr": Out(geo.waddr_bits),
+            "wdata": Out(16),
+            "wwe": Out(1),
+            "haddr": Out(geo.hist_group_bits),
+            "hdata": Out(TM),
+            "hwe": Out(1),
+            "duaddr": Out(geo.time_bits + geo.du_group_bits),
+            "w": In(16), "dw": In(16),
+            "s": In(TM), "m": In(TM), "nz": In(TM),
+            "du": In(16), "u": In(16),
+        })
+
+
+def stats_layout(geo: CoreGeometry) -> data.StructLayout:
+    """Per-cycle counts of the lanes for the counters."""
+    P = geo.lanes
+    return data.StructLayout({
+        "stalled": 1,                   # an operation waits (hazard or host)
+        "issued": bits_for(P),          # lanes that compute
+        "masked": bits_for(P),          # lanes of the operation that are skipped
+        "w_reads": bits_for(2 * P),     # weight / dW words read
+        "w_writes": bits_for(2 * P),    # weight / dW words written
+    })
 
 
 class LaneDatapath(wiring.Component):
@@ -50,71 +99,44 @@ class LaneDatapath(wiring.Component):
         if not isinstance(geometry, CoreGeometry):
             raise TypeError(f"geometry must be a CoreGeometry, not {type(geometry).__name__}")
         self.geo = g = geometry
-        P, TM = g.P, g.TMAX
-        sig = {
+        super().__init__({
             "op": In(stream.Signature(g.op_layout)),
             "idle": Out(1),
-            "T": In(bits_for(TM)),
+            "T": In(bits_for(g.max_time_steps)),
             "through": In(1),
+            "constants": In(CONSTANTS_LAYOUT),
             "acc_reset": In(1),             # every acc word reads as +0 until written again
-            "label": In(g.NB + 1),          # label relative to the output block (LOSS_E)
+            "label": In(g.neuron_bits + 1),  # label relative to the output block (LOSS_E)
             "nonfinite": Out(1),            # sticky: a written value was inf or NaN
             "clear_flags": In(1),
-            # per-cycle counts for the counters
-            "lanes_issued": Out(bits_for(P)),
-            "lanes_masked": Out(bits_for(P)),
-            "w_reads": Out(bits_for(2 * P)),
-            "w_writes": Out(bits_for(2 * P)),
-            # scanner read port
-            "scan_nz": In(1),
-            "scan_addr": In(g.HGB),
-            "scan_data": Out(data.ArrayLayout(TM, P)),
-            # host access (only while idle): reads have one cycle of latency
-            "host": In(1),
-            "h_bank": In(g.PB),
-            "h_waddr": In(g.WAB),
-            "h_wdata": In(16),
-            "h_wwe": In(1),                 # W[bank, addr] = data, dW = +0
-            "h_w": Out(16),
-            "h_dw": Out(16),
-            "h_haddr": In(g.HGB),
-            "h_hdata": In(TM),
-            "h_hwe": In(1),                 # s history word write (input spikes)
-            "h_s": Out(TM),
-            "h_m": Out(TM),
-            "h_nz": Out(TM),
-            "h_duaddr": In(g.TB + g.DUGB),
-            "h_du": Out(16),
-            "h_u": Out(16),
-        }
-        for name in CONSTANTS:
-            sig[name] = In(16)
-        super().__init__(sig)
+            "stats": Out(stats_layout(g)),
+            "scan": In(ScanRead(g)),
+            "host": In(HostAccess(g)),
+        })
 
     def elaborate(self, platform):
         m = Module()
-        g = self.geo
-        P, TM, S = g.P, g.TMAX, g.S
-        K = OpKind
+        v = SimpleNamespace()       # the ports and pipeline signals the stages share
+        for stage in (self._memories, self._issue, self._operands, self._write_back):
+            stage(m, v)
+        return m
 
-        def mem(name, shape, depth, granularity=None):
-            mm = Memory(shape=shape, depth=depth, init=[])
+    def _memories(self, m, v):
+        """The memories of every bank, their ports, the read port of the scanner."""
+        g = self.geo
+        P, TM = g.lanes, g.max_time_steps
+        attrs = _RAM_STYLE[g.memory]
+
+        def mem(name, shape, depth):
+            mm = Memory(shape=shape, depth=depth, init=[], attrs=attrs)
             m.submodules[name] = mm
             return mm
-
-        def rot_index(k, rot):
-            # (k + rot) mod P, P a power of two
-            return (k + rot)[:g.PB] if P > 1 else Const(0, 1)
-
-        def back_index(k, rot):
-            # (k - rot) mod P
-            return (k + P - rot)[:g.PB] if P > 1 else Const(0, 1)
 
         # ---- memories ------------------------------------------------------------------
         W, DW, ACC, DU, SH, MH, NZ, UH = [], [], [], [], [], [], [], []
         for k in range(P):
-            W.append(mem(f"w{k}", 16, g.w_depth))
-            DW.append(mem(f"dw{k}", 16, g.w_depth))
+            W.append(mem(f"w{k}", 16, g.weight_depth))
+            DW.append(mem(f"dw{k}", 16, g.weight_depth))
             ACC.append(mem(f"acc{k}", 16, g.acc_depth))
             DU.append(mem(f"du{k}", 16, g.du_depth))
             SH.append(mem(f"s{k}", TM, g.hist_groups))
@@ -146,12 +168,25 @@ class LaneDatapath(wiring.Component):
         u_rp = [UH[k].read_port(transparent_for=(u_wp[k],)) for k in range(P)] if g.through else []
 
         # ---- scanner port ----------------------------------------------------------------
-        scan_nz_r = Signal()
-        m.d.sync += scan_nz_r.eq(self.scan_nz)
+        scan_nz_r = Signal()              # which history the data on the read ports is
+        m.d.sync += scan_nz_r.eq(self.scan.nz)
         for k in range(P):
-            m.d.comb += [s_scan[k].addr.eq(self.scan_addr), nz_scan[k].addr.eq(self.scan_addr),
-                         self.scan_data[k].eq(Mux(scan_nz_r, nz_scan[k].data, s_scan[k].data))]
+            m.d.comb += [s_scan[k].addr.eq(self.scan.addr), nz_scan[k].addr.eq(self.scan.addr),
+                         self.scan.data[k].eq(Mux(scan_nz_r, nz_scan[k].data, s_scan[k].data))]
 
+        vars(v).update(w_wp=w_wp, dw_wp=dw_wp, acc_wp=acc_wp, du_wp=du_wp, s_wp=s_wp, m_wp=m_wp,
+                       nz_wp=nz_wp, u_wp=u_wp, w_rp=w_rp, dw_rp=dw_rp, acc_ra=acc_ra, acc_rb=acc_rb,
+                       du_ra=du_ra, du_rb=du_rb, s_rp=s_rp, m_rp=m_rp, nz_rp=nz_rp, u_rp=u_rp)
+
+    def _issue(self, m, v):
+        """Cycle 0: the hazard check, the read addresses, the host reads."""
+        g = self.geo
+        host = self.host
+        P, S = g.lanes, g.fma_stages
+        K = OpKind
+        (w_rp, dw_rp, acc_ra, acc_rb, du_ra, du_rb, s_rp, m_rp, nz_rp, u_rp) = (
+            v.w_rp, v.dw_rp, v.acc_ra, v.acc_rb, v.du_ra, v.du_rb, v.s_rp, v.m_rp, v.nz_rp,
+            v.u_rp)
         # ---- pipeline registers ------------------------------------------------------------
         L = g.op_layout
         tags = [Signal(L, name=f"tag{i}") for i in range(S + 1)]       # tags[0] = stage 1
@@ -161,62 +196,43 @@ class LaneDatapath(wiring.Component):
 
         op = self.op.payload
 
-        def acc_addr(t, grp):
-            return Cat(grp[:g.ACCGB], t[:g.TB])
-
-        def du_addr(t, grp):
-            return Cat(grp[:g.DUGB], t[:g.TB])
-
-        def key(space, addr):
-            return Cat(Const(int(space), 2), addr)
-
-        def dst_key(o):
-            k = Signal(g.key_bits)
-            with m.Switch(o.kind):
-                with m.Case(*_ACC_KINDS):
-                    m.d.comb += k.eq(key(Space.ACC, acc_addr(o.t, o.g)))
-                with m.Case(*_DU_KINDS):
-                    m.d.comb += k.eq(key(Space.DU, du_addr(o.t, o.dg)))
-                with m.Case(K.WG):
-                    m.d.comb += k.eq(key(Space.DW, o.waddr))
-                with m.Default():
-                    m.d.comb += k.eq(key(Space.W, o.waddr))
-            return k
 
         # hazard key of the incoming operation
         hz_valid = Signal()
         hz_key = Signal(g.key_bits)
-        zero_t = Const(0, g.TB)
-        last_t = Signal(g.TB)
+        zero_t = Const(0, g.time_bits)
+        last_t = Signal(g.time_bits)
         m.d.comb += last_t.eq(self.T - 1)
         with m.Switch(op.kind):
             with m.Case(K.FP, K.GIN):
-                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.ACC, acc_addr(op.t, op.g)))]
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.ACC, _acc_addr(g, op.t, op.g)))]
             with m.Case(K.LIF):
                 m.d.comb += [hz_valid.eq(op.t != 0),
-                             hz_key.eq(key(Space.ACC, acc_addr(op.t - 1, op.g)))]
+                             hz_key.eq(_key(Space.ACC, _acc_addr(g, op.t - 1, op.g)))]
             with m.Case(K.LOSS_E, K.LOSS_G, K.COPY):
-                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.ACC, acc_addr(zero_t, op.g)))]
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.ACC, _acc_addr(g, zero_t, op.g)))]
             with m.Case(K.BPB):
                 with m.If(self.through):
-                    m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.DU, du_addr(op.t, op.dg)))]
+                    m.d.comb += [hz_valid.eq(1),
+                                 hz_key.eq(_key(Space.DU, _du_addr(g, op.t, op.dg)))]
                 with m.Else():
                     m.d.comb += [hz_valid.eq(op.t != last_t),
-                                 hz_key.eq(key(Space.DU, du_addr(op.t + 1, op.dg)))]
+                                 hz_key.eq(_key(Space.DU, _du_addr(g, op.t + 1, op.dg)))]
             with m.Case(K.BPT2):
                 m.d.comb += [hz_valid.eq(op.t != last_t),
-                             hz_key.eq(key(Space.DU, du_addr(op.t + 1, op.dg)))]
+                             hz_key.eq(_key(Space.DU, _du_addr(g, op.t + 1, op.dg)))]
             with m.Case(K.BPA):
                 m.d.comb += [hz_valid.eq(self.through),
-                             hz_key.eq(key(Space.DU, du_addr(op.t, op.dg)))]
+                             hz_key.eq(_key(Space.DU, _du_addr(g, op.t, op.dg)))]
             with m.Case(K.WG):
-                m.d.comb += [hz_valid.eq(1), hz_key.eq(key(Space.DW, op.waddr))]
+                m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.DW, op.waddr))]
         hazard = Signal()
         conflicts = []
         for i in range(S):
-            conflicts.append(tvalid[i] & (dst_key(tags[i]) == hz_key))
+            conflicts.append(tvalid[i] & (_dst_key(m, g, tags[i]) == hz_key))
         m.d.comb += hazard.eq(hz_valid & Cat(*conflicts).any())
-        m.d.comb += self.op.ready.eq(~hazard & ~self.host)
+        m.d.comb += self.op.ready.eq(~hazard & ~host.en)
+        m.d.comb += self.stats.stalled.eq(self.op.valid & ~self.op.ready)
         issue = Signal()
         m.d.comb += issue.eq(self.op.valid & self.op.ready)
         m.d.comb += self.idle.eq(~Cat(*tvalid).any())
@@ -224,54 +240,66 @@ class LaneDatapath(wiring.Component):
         m.d.sync += [tags[0].eq(op), tvalid[0].eq(issue)]
 
         # ---- read addresses (issue cycle) ---------------------------------------------------
-        ta = Signal(g.TB)
+        ta = Signal(g.time_bits)
         m.d.comb += ta.eq(Mux((op.kind == K.LOSS_E) | (op.kind == K.LOSS_G) | (op.kind == K.COPY),
                               0, op.t))
 
         # acc words written since the last acc_reset (others read as +0: no clearing pass)
         touched = Signal(g.acc_depth)
         hit1 = Signal()
-        m.d.sync += hit1.eq(touched.bit_select(acc_addr(ta, op.g), 1))
+        m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, ta, op.g), 1))
         with m.If(self.acc_reset):
             m.d.sync += touched.eq(0)
         with m.Elif(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any()):
-            m.d.sync += touched.eq(touched | (Const(1, g.acc_depth) << acc_addr(op.t, op.g)))
+            m.d.sync += touched.eq(touched | (Const(1, g.acc_depth) << _acc_addr(g, op.t, op.g)))
         for i in range(1, S + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
             if P > 1:
-                off = Signal(g.PB, name=f"woff{k}")
-                m.d.comb += off.eq(Mux(op.row, back_index(k, op.rot), 0))
+                off = Signal(g.lane_bits, name=f"woff{k}")
+                m.d.comb += off.eq(Mux(op.row, _back_index(g, k, op.rot), 0))
             else:
                 off = 0
-            waddr = Mux(self.host, self.h_waddr, op.waddr + off)
+            waddr = Mux(host.en, host.waddr, op.waddr + off)
             m.d.comb += [
                 w_rp[k].addr.eq(waddr), dw_rp[k].addr.eq(waddr),
-                acc_ra[k].addr.eq(acc_addr(ta, op.g)),
-                acc_rb[k].addr.eq(acc_addr(op.t - 1, op.g)),
-                du_ra[k].addr.eq(Mux(self.host, self.h_duaddr, du_addr(op.t, op.dg))),
-                du_rb[k].addr.eq(du_addr(op.t + 1, op.dg)),
-                s_rp[k].addr.eq(Mux(self.host, self.h_haddr, op.hg)),
-                m_rp[k].addr.eq(Mux(self.host, self.h_haddr, op.hg)),
-                nz_rp[k].addr.eq(Mux(self.host, self.h_haddr, op.hg)),
+                acc_ra[k].addr.eq(_acc_addr(g, ta, op.g)),
+                acc_rb[k].addr.eq(_acc_addr(g, op.t - 1, op.g)),
+                du_ra[k].addr.eq(Mux(host.en, host.duaddr, _du_addr(g, op.t, op.dg))),
+                du_rb[k].addr.eq(_du_addr(g, op.t + 1, op.dg)),
+                s_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
+                m_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
+                nz_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
             ]
             if g.through:
-                m.d.comb += u_rp[k].addr.eq(Mux(self.host, self.h_duaddr, du_addr(op.t, op.dg)))
+                m.d.comb += u_rp[k].addr.eq(Mux(host.en, host.duaddr, _du_addr(g, op.t, op.dg)))
 
         # host read data (bank select registered with the address)
-        hb = Signal(g.PB)
-        m.d.sync += hb.eq(self.h_bank)
+        hb = Signal(g.lane_bits)
+        m.d.sync += hb.eq(host.bank)
         m.d.comb += [
-            self.h_w.eq(Array(w_rp[k].data for k in range(P))[hb]),
-            self.h_dw.eq(Array(dw_rp[k].data for k in range(P))[hb]),
-            self.h_s.eq(Array(s_rp[k].data for k in range(P))[hb]),
-            self.h_m.eq(Array(m_rp[k].data for k in range(P))[hb]),
-            self.h_nz.eq(Array(nz_rp[k].data for k in range(P))[hb]),
-            self.h_du.eq(Array(du_ra[k].data for k in range(P))[hb]),
+            host.w.eq(Array(w_rp[k].data for k in range(P))[hb]),
+            host.dw.eq(Array(dw_rp[k].data for k in range(P))[hb]),
+            host.s.eq(Array(s_rp[k].data for k in range(P))[hb]),
+            host.m.eq(Array(m_rp[k].data for k in range(P))[hb]),
+            host.nz.eq(Array(nz_rp[k].data for k in range(P))[hb]),
+            host.du.eq(Array(du_ra[k].data for k in range(P))[hb]),
         ]
         if g.through:
-            m.d.comb += self.h_u.eq(Array(u_rp[k].data for k in range(P))[hb])
+            m.d.comb += host.u.eq(Array(u_rp[k].data for k in range(P))[hb])
 
+        vars(v).update(tags=tags, tvalid=tvalid, tlanes=tlanes, hit1=hit1, last_t=last_t)
+
+    def _operands(self, m, v):
+        """Cycle 1: the operands of every lane into the lane array."""
+        g = self.geo
+        cst = self.constants
+        P, TM, S = g.lanes, g.max_time_steps, g.fma_stages
+        K = OpKind
+        (w_rp, dw_rp, acc_ra, acc_rb, du_ra, du_rb, s_rp, m_rp, u_rp, tags, tvalid,
+         tlanes, hit1, last_t) = (
+            v.w_rp, v.dw_rp, v.acc_ra, v.acc_rb, v.du_ra, v.du_rb, v.s_rp, v.m_rp, v.u_rp,
+            v.tags, v.tvalid, v.tlanes, v.hit1, v.last_t)
         # ---- stage 1: operands ---------------------------------------------------------------
         o1 = tags[0]
         first = Signal()
@@ -286,13 +314,17 @@ class LaneDatapath(wiring.Component):
         m.d.comb += t_mask.eq((Const(1, TM + 1) << self.T) - 1)
         lanes1 = Signal(P)
         masked1 = Signal(P)
+        # the lane array: S-stage fp16 FMAs, never stalled (the issue stage resolves hazards)
+        m.submodules.lanes = lanes = PEArray(lanes=P, stages=S)
+        m.d.comb += [lanes.i.valid.eq(tvalid[0]), lanes.o.ready.eq(1)]
         results = []
         for k in range(P):
             a, b, c = (Signal(16, name=f"a{k}"), Signal(16, name=f"b{k}"),
                        Signal(16, name=f"c{k}"))
             wk = Signal(16, name=f"wrot{k}")
             dwk = Signal(16, name=f"dwrot{k}")
-            m.d.comb += [wk.eq(w_arr[rot_index(k, o1.rot)]), dwk.eq(dw_arr[rot_index(k, o1.rot)])]
+            m.d.comb += [wk.eq(w_arr[_rot_index(g, k, o1.rot)]),
+                         dwk.eq(dw_arr[_rot_index(g, k, o1.rot)])]
             accA = Mux(hit1, acc_ra[k].data, F16.POS_ZERO)
             accB = acc_rb[k].data
             duA, duB = du_ra[k].data, du_rb[k].data
@@ -300,42 +332,42 @@ class LaneDatapath(wiring.Component):
             s_t = sw.bit_select(o1.t, 1)
             m_t = mw.bit_select(o1.t, 1)
             s_prev = Signal(name=f"sprev{k}")
-            m.d.comb += s_prev.eq(~first & sw.bit_select((o1.t - 1)[:g.TB], 1))
+            m.d.comb += s_prev.eq(~first & sw.bit_select((o1.t - 1)[:g.time_bits], 1))
             valid_k = Signal(name=f"lv{k}")
             m.d.comb += valid_k.eq(k < o1.nvalid)
             en = Signal(name=f"en{k}")
             m.d.comb += en.eq(valid_k)
             cnt = Signal(range(TM + 1), name=f"cnt{k}")
-            m.d.comb += cnt.eq(sum((sw & t_mask)[b_] for b_ in range(TM)))
+            m.d.comb += cnt.eq(popcount(sw & t_mask))
             cnt16 = count_to_f16(m, cnt, len(cnt))
             ds = Mux(self.through, duA, accA)
             with m.Switch(o1.kind):
                 with m.Case(K.FP):
                     m.d.comb += [a.eq(wk), b.eq(F16.ONE), c.eq(accA)]
                 with m.Case(K.LIF):
-                    m.d.comb += [a.eq(Mux(s_prev, F16.NEG_ZERO, self.alpha)),
+                    m.d.comb += [a.eq(Mux(s_prev, F16.NEG_ZERO, cst.alpha)),
                                  b.eq(Mux(s_prev, F16.ONE, Mux(first, F16.POS_ZERO, accB))),
                                  c.eq(accA)]
                 with m.Case(K.LOSS_R):
-                    m.d.comb += [a.eq(cnt16), b.eq(self.inv_T), c.eq(F16.NEG_ZERO)]
+                    m.d.comb += [a.eq(cnt16), b.eq(cst.inv_T), c.eq(F16.NEG_ZERO)]
                 with m.Case(K.LOSS_E):
                     is_label = (o1.g * P + k) == self.label
                     m.d.comb += [a.eq(accA), b.eq(F16.ONE),
                                  c.eq(Mux(is_label, F16.NEG_ONE, F16.NEG_ZERO))]
                 with m.Case(K.LOSS_G):
-                    m.d.comb += [a.eq(accA), b.eq(self.gscale), c.eq(F16.NEG_ZERO)]
+                    m.d.comb += [a.eq(accA), b.eq(cst.gscale), c.eq(F16.NEG_ZERO)]
                 with m.Case(K.COPY):
                     m.d.comb += [a.eq(accA), b.eq(F16.ONE), c.eq(F16.NEG_ZERO)]
                 with m.Case(K.BPA):
-                    m.d.comb += [a.eq(Mux(m_t, self.beta, F16.POS_ZERO)),
+                    m.d.comb += [a.eq(Mux(m_t, cst.beta, F16.POS_ZERO)),
                                  b.eq(Mux(m_t, ds, F16.ONE)),
                                  c.eq(Mux(m_t, F16.NEG_ZERO, F16.POS_ZERO))]
                 with m.Case(K.BPB):
-                    m.d.comb += [a.eq(Mux(s_t, F16.NEG_ZERO, self.alpha)),
+                    m.d.comb += [a.eq(Mux(s_t, F16.NEG_ZERO, cst.alpha)),
                                  b.eq(Mux(s_t, F16.ONE, Mux(last, F16.POS_ZERO, duB))),
                                  c.eq(duA)]
                 with m.Case(K.BPT1):
-                    m.d.comb += [a.eq(self.alpha ^ 0x8000),
+                    m.d.comb += [a.eq(cst.alpha ^ 0x8000),
                                  b.eq(u_rp[k].data if g.through else F16.POS_ZERO),
                                  c.eq(F16.NEG_ZERO)]
                 with m.Case(K.BPT2):
@@ -346,23 +378,37 @@ class LaneDatapath(wiring.Component):
                     m.d.comb += [a.eq(duA), b.eq(F16.ONE), c.eq(dwk),
                                  en.eq(valid_k & ~f16_is_zero(duA))]
                 with m.Case(K.UPD):
-                    m.d.comb += [a.eq(self.neg_lr), b.eq(dwk), c.eq(wk)]
+                    m.d.comb += [a.eq(cst.neg_lr), b.eq(dwk), c.eq(wk)]
             m.d.comb += [lanes1[k].eq(en & tvalid[0]), masked1[k].eq(valid_k & ~en & tvalid[0])]
-            results.append(fma_pipeline(m, a, b, c, stages=S, name=f"lane{k}"))
+            m.d.comb += [lanes.i.payload[k].a.eq(a), lanes.i.payload[k].b.eq(b),
+                         lanes.i.payload[k].c.eq(c)]
+            results.append(lanes.o.payload[k])
 
         m.d.sync += tlanes[1].eq(lanes1)
         for i in range(2, S + 1):
             m.d.sync += tlanes[i].eq(tlanes[i - 1])
         m.d.comb += [
-            self.lanes_issued.eq(sum(lanes1[k] for k in range(P))),
-            self.lanes_masked.eq(sum(masked1[k] for k in range(P))),
+            self.stats.issued.eq(popcount(lanes1)),
+            self.stats.masked.eq(popcount(masked1)),
         ]
         is_w1 = Signal()
         m.d.comb += is_w1.eq(tvalid[0] & ((o1.kind == K.FP) | (o1.kind == K.GIN) |
                                           (o1.kind == K.WG) | (o1.kind == K.UPD)))
-        m.d.comb += self.w_reads.eq(Mux(is_w1, Mux((o1.kind == K.WG) | (o1.kind == K.UPD),
+        m.d.comb += self.stats.w_reads.eq(Mux(is_w1, Mux((o1.kind == K.WG) | (o1.kind == K.UPD),
                                                    Mux(o1.kind == K.UPD, 2 * P, P), P), 0))
 
+        vars(v).update(results=results)
+
+    def _write_back(self, m, v):
+        """Cycle 1 + S: results, history bits and flags into the memories."""
+        g = self.geo
+        P, TM, S = g.lanes, g.max_time_steps, g.fma_stages
+        K = OpKind
+        host, cst = self.host, self.constants
+        (w_wp, dw_wp, acc_wp, du_wp, s_wp, m_wp, nz_wp, u_wp, tags, tvalid, tlanes,
+         results) = (
+            v.w_wp, v.dw_wp, v.acc_wp, v.du_wp, v.s_wp, v.m_wp, v.nz_wp, v.u_wp, v.tags,
+            v.tvalid, v.tlanes, v.results)
         # ---- write-back (stage 1 + S) -----------------------------------------------------
         ow = tags[S]
         lw = tlanes[S]
@@ -379,7 +425,8 @@ class LaneDatapath(wiring.Component):
         bit = Signal(TM)
         m.d.comb += bit.eq(Const(1, TM) << ow.t)
         nonfinite = Signal()
-        m.d.comb += nonfinite.eq(wv & Cat(*[lw[k] & f16_is_nonfinite(res[k]) for k in range(P)]).any())
+        m.d.comb += nonfinite.eq(
+            wv & Cat(*[lw[k] & f16_is_nonfinite(res[k]) for k in range(P)]).any())
         with m.If(self.clear_flags):
             m.d.sync += self.nonfinite.eq(0)
         with m.Elif(nonfinite):
@@ -391,44 +438,44 @@ class LaneDatapath(wiring.Component):
         with m.If(wv & (ow.kind == K.UPD)):
             m.d.comb += n_wwrites.eq(2 * P)
         with m.Elif(wv & (ow.kind == K.WG)):
-            m.d.comb += n_wwrites.eq(sum(lw[k] for k in range(P)))
-        m.d.comb += self.w_writes.eq(n_wwrites)
+            m.d.comb += n_wwrites.eq(popcount(lw))
+        m.d.comb += self.stats.w_writes.eq(n_wwrites)
         for k in range(P):
             m.d.comb += [
-                acc_wp[k].addr.eq(acc_addr(ow.t, ow.g)),
+                acc_wp[k].addr.eq(_acc_addr(g, ow.t, ow.g)),
                 acc_wp[k].data.eq(res[k]),
                 acc_wp[k].en.eq(wv & kind_acc & lw[k]),
-                du_wp[k].addr.eq(du_addr(ow.t, ow.dg)),
+                du_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)),
                 du_wp[k].data.eq(res[k]),
                 du_wp[k].en.eq(wv & kind_du & lw[k]),
                 m_wp[k].addr.eq(ow.hg),
-                m_wp[k].data.eq(Mux(f16_gt(res[k], self.lo) & f16_lt(res[k], self.hi), bit, 0)),
+                m_wp[k].data.eq(Mux(f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi), bit, 0)),
                 m_wp[k].en.eq(Mux(wv & (ow.kind == K.LIF) & lw[k], bit, 0)),
                 nz_wp[k].addr.eq(ow.hg),
                 nz_wp[k].data.eq(Mux(f16_is_zero(res[k]), 0, bit)),
                 nz_wp[k].en.eq(Mux(wv & (ow.kind == K.BPB) & lw[k], bit, 0)),
             ]
             if g.through:
-                m.d.comb += [u_wp[k].addr.eq(du_addr(ow.t, ow.dg)), u_wp[k].data.eq(res[k]),
+                m.d.comb += [u_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)), u_wp[k].data.eq(res[k]),
                              u_wp[k].en.eq(wv & (ow.kind == K.LIF) & lw[k])]
             # s history: LIF write-back, or the host's input spikes
-            with m.If(self.host):
-                m.d.comb += [s_wp[k].addr.eq(self.h_haddr), s_wp[k].data.eq(self.h_hdata),
-                             s_wp[k].en.eq(Mux(self.h_hwe & (self.h_bank == k), (1 << TM) - 1, 0))]
+            with m.If(host.en):
+                m.d.comb += [s_wp[k].addr.eq(host.haddr), s_wp[k].data.eq(host.hdata),
+                             s_wp[k].en.eq(Mux(host.hwe & (host.bank == k), (1 << TM) - 1, 0))]
             with m.Else():
                 m.d.comb += [s_wp[k].addr.eq(ow.hg),
-                             s_wp[k].data.eq(Mux(f16_ge(res[k], self.v_th), bit, 0)),
+                             s_wp[k].data.eq(Mux(f16_ge(res[k], cst.v_th), bit, 0)),
                              s_wp[k].en.eq(Mux(wv & (ow.kind == K.LIF) & lw[k], bit, 0))]
             # W and dW: update, weight gradient (rotated back to the banks), host writes
-            src = Signal(g.PB, name=f"wbsrc{k}")
+            src = Signal(g.lane_bits, name=f"wbsrc{k}")
             if P > 1:
-                m.d.comb += src.eq(back_index(k, ow.rot))
-            with m.If(self.host):
+                m.d.comb += src.eq(_back_index(g, k, ow.rot))
+            with m.If(host.en):
                 m.d.comb += [
-                    w_wp[k].addr.eq(self.h_waddr), w_wp[k].data.eq(self.h_wdata),
-                    w_wp[k].en.eq(self.h_wwe & (self.h_bank == k)),
-                    dw_wp[k].addr.eq(self.h_waddr), dw_wp[k].data.eq(F16.POS_ZERO),
-                    dw_wp[k].en.eq(self.h_wwe & (self.h_bank == k)),
+                    w_wp[k].addr.eq(host.waddr), w_wp[k].data.eq(host.wdata),
+                    w_wp[k].en.eq(host.wwe & (host.bank == k)),
+                    dw_wp[k].addr.eq(host.waddr), dw_wp[k].data.eq(F16.POS_ZERO),
+                    dw_wp[k].en.eq(host.wwe & (host.bank == k)),
                 ]
             with m.Else():
                 m.d.comb += [
@@ -438,4 +485,40 @@ class LaneDatapath(wiring.Component):
                     dw_wp[k].data.eq(Mux(ow.kind == K.UPD, F16.POS_ZERO, res_arr[src])),
                     dw_wp[k].en.eq(wv & ((ow.kind == K.UPD) | ((ow.kind == K.WG) & lw_arr[src]))),
                 ]
-        return m
+
+
+def _acc_addr(g, t, grp):
+    return Cat(grp[:g.acc_group_bits], t[:g.time_bits])
+
+
+def _du_addr(g, t, grp):
+    return Cat(grp[:g.du_group_bits], t[:g.time_bits])
+
+
+def _key(space, addr):
+    return Cat(Const(int(space), 2), addr)
+
+
+def _rot_index(g, k, rot):
+    """(k + rot) mod P, P a power of two."""
+    return (k + rot)[:g.lane_bits] if g.lanes > 1 else Const(0, 1)
+
+
+def _back_index(g, k, rot):
+    """(k - rot) mod P."""
+    return (k + g.lanes - rot)[:g.lane_bits] if g.lanes > 1 else Const(0, 1)
+
+
+def _dst_key(m, g, o):
+    """The hazard key of the value operation ``o`` writes."""
+    k = Signal(g.key_bits)
+    with m.Switch(o.kind):
+        with m.Case(*_ACC_KINDS):
+            m.d.comb += k.eq(_key(Space.ACC, _acc_addr(g, o.t, o.g)))
+        with m.Case(*_DU_KINDS):
+            m.d.comb += k.eq(_key(Space.DU, _du_addr(g, o.t, o.dg)))
+        with m.Case(OpKind.WG):
+            m.d.comb += k.eq(_key(Space.DW, o.waddr))
+        with m.Default():
+            m.d.comb += k.eq(_key(Space.W, o.waddr))
+    return k

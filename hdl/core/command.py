@@ -1,0 +1,444 @@
+"""Command unit of a core: the host protocol's commands on the core's state.
+
+Every request (captured by :class:`~.request.RequestCapture`) gets exactly one
+response (sent by :class:`~.response.ResponseSerialiser`): its status first, then
+the payload. The handlers (one method per :class:`~spikeforge.hdl.protocol.Command`,
+arguments read through views of the protocol's payload layouts) check the
+request and set up its work: the run settings (``settings``), the layer table
+(``table_write``), weights and input spikes written from the staging memory
+through the lane datapath's ``host`` port, a run or update started on ``run``
+(the sequencer), and the elements of a read response walked through ``host``
+and ``counters``. A request whose payload has the wrong size or a value out of
+range gets ``BAD_ARGUMENT`` and changes nothing.
+
+Latency of a command other than a run: a few cycles plus one to three cycles per
+payload byte.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from .. import protocol as proto
+from ..protocol import (BEAT_LAYOUT, COUNTERS, Command, GradientKind, ResetGrad, RunMode,
+                        Status, WeightKind)
+from ..spike_decoder import popcount
+from .counters import CounterRead
+from .defs import CoreGeometry
+from .info import info_payload
+from .lane_datapath import CONSTANTS_LAYOUT, HostAccess
+from .layer_table import TableRead, TableWrite
+from .request import RequestCapture
+from .response import ResponseSerialiser
+from .sequencer import RunControl, RunKind
+
+__all__ = ["CommandUnit", "ElementKind", "settings_layout"]
+
+
+class ElementKind(enum.Enum, shape=3):
+    """What the elements of a read response are."""
+    W = 0
+    DW = 1
+    HISTORY = 2         # a history word per neuron
+    STEP_VALUE = 3      # du or u, per neuron and step
+    COUNTER = 4
+    SPIKE_COUNT = 5     # RUN: the output spike counts
+
+
+def settings_layout(geo: CoreGeometry) -> data.StructLayout:
+    """The run settings the host loads (SET_CONSTANTS, RUN)."""
+    return data.StructLayout({
+        "T": bits_for(geo.max_time_steps),
+        "layers": bits_for(geo.max_layers),
+        "through": 1,
+        "wcount": geo.waddr_bits,
+        "label": geo.neuron_bits + 1,
+        "constants": CONSTANTS_LAYOUT,
+    })
+
+
+class CommandUnit(wiring.Component):
+    def __init__(self, geometry: CoreGeometry):
+        self.geo = g = geometry
+        self.max_payload = g.config.implementation.max_payload
+        super().__init__({
+            "req": In(stream.Signature(BEAT_LAYOUT)),
+            "rsp": Out(stream.Signature(BEAT_LAYOUT)),
+            "settings": Out(settings_layout(g), init={"T": 1, "layers": 1}),
+            "run": Out(RunControl()),
+            "clear_flags": Out(1),
+            "nonfinite": In(1),
+            "host": Out(HostAccess(g)),
+            "table_write": Out(TableWrite(g)),
+            "table_read": Out(TableRead(g)),
+            "table_last": Out(TableRead(g)),
+            "counters": Out(CounterRead()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geo
+        m.submodules.capture = cap = RequestCapture(max_payload=self.max_payload)
+        m.submodules.response = ser = ResponseSerialiser(
+            fixed_bytes=proto.nbytes(proto.INFO), tail_bytes=proto.nbytes(proto.RUN_RESULT))
+        wiring.connect(m, wiring.flipped(self.req), cap.req)
+        wiring.connect(m, ser.rsp, wiring.flipped(self.rsp))
+        self._m, self._cap, self._ser = m, cap, ser
+        self._state(m)
+        self._serialiser_inputs(m)
+        m.d.comb += [self.host.en.eq(0), self.host.wwe.eq(0), self.host.hwe.eq(0),
+                     self.clear_flags.eq(0), self.counters.clear.eq(0),
+                     self.table_last.index.eq(self.settings.layers - 1)]
+        with m.FSM(name="command"):
+            with m.State("IDLE"):
+                with m.If(cap.valid):
+                    self._execute(m)
+            with m.State("CONSTS"):
+                m.d.sync += self.settings.constants.eq(self._view(proto.SET_CONSTANTS).constants)
+                self._respond(m)
+            self._write_loop(m, "WW", self._write_weight)
+            self._write_loop(m, "LS", self._write_spikes)
+            with m.State("RUNNING"):
+                with m.If(self.run.done):
+                    self._run_done(m)
+            with m.State("RESPOND"):
+                self._elements(m)
+                with m.If(ser.done):
+                    m.d.comb += cap.release.eq(1)
+                    m.next = "IDLE"
+        return m
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def _state(self, m):
+        g = self.geo
+        P = g.lanes
+        self.status = Signal(8)
+        self.nfix = Signal(range(proto.nbytes(proto.INFO) + 1))
+        self.nelem = Signal(16)
+        self.ebytes = Signal(3)
+        self.ntail = Signal(range(proto.nbytes(proto.RUN_RESULT) + 1))
+        self.kind = Signal(ElementKind)
+        self.configured = Signal()
+        self.e = Signal(16)                         # bulk word of a write loop
+        # element walk: weights (i, j) at row address wrow; neurons ncur, steps tcur
+        self.wi, self.wj = Signal(g.neuron_bits), Signal(g.neuron_bits)
+        self.wrow = Signal(g.waddr_bits + 1)
+        self.ncur = Signal(g.neuron_bits + 1)
+        self.tcur = Signal(g.time_bits + 1)
+        self.hsel = Signal(2)
+        self.hbase = Signal(g.hist_group_bits + 1)
+        self.dgb = Signal(g.du_group_bits + 1)
+        self.elay = Signal(g.layer_layout)
+        self.best = Signal(g.neuron_bits)
+        self.bestc = Signal(bits_for(g.max_time_steps))
+        self.wbank = Signal(g.lane_bits)
+        self.waddr_cur = Signal(g.waddr_bits + 1)
+        self.nbank = Signal(g.lane_bits)
+        m.d.comb += [self.wbank.eq((self.wi + self.wj)[:g.lane_bits] if P > 1 else 0),
+                     self.waddr_cur.eq(self.wrow + self.wj),
+                     self.nbank.eq(self.ncur[:g.lane_bits] if P > 1 else 0)]
+
+    def _serialiser_inputs(self, m):
+        ser = self._ser
+        info = proto.INFO.const(info_payload(self.geo.config))
+        m.d.comb += [ser.status.eq(self.status), ser.nfix.eq(self.nfix), ser.nelem.eq(self.nelem),
+                     ser.ebytes.eq(self.ebytes), ser.ntail.eq(self.ntail),
+                     ser.fixed.eq(info.as_value()),
+                     ser.tail.eq(proto.RUN_RESULT.const({}).as_value()),
+                     self.counters.index.eq(ser.elem.index)]
+        tail = data.View(proto.RUN_RESULT, ser.tail.as_value())
+        m.d.comb += [tail.prediction.eq(self.best), tail.flags.nonfinite.eq(self.nonfinite)]
+
+    def _view(self, layout):
+        return data.View(layout, self._cap.args.as_value()[:layout.size])
+
+    def _respond(self, m):
+        m.d.comb += self._ser.start.eq(1)
+        m.next = "RESPOND"
+
+    def _reject(self, m, code=Status.BAD_ARGUMENT):
+        m.d.sync += self.status.eq(code)
+        self._respond(m)
+
+    # ---- handlers --------------------------------------------------------------------------
+
+    def _execute(self, m):
+        m.d.sync += [self.status.eq(Status.OK), self.nfix.eq(0), self.nelem.eq(0),
+                     self.ntail.eq(0), self.ebytes.eq(2), self.e.eq(0)]
+        handlers = {
+            (Command.INFO,): self._info,
+            (Command.SET_CONSTANTS,): self._set_constants,
+            (Command.SET_LAYER,): self._set_layer,
+            (Command.WRITE_WEIGHTS, Command.READ_WEIGHTS): self._weights,
+            (Command.LOAD_SPIKES,): self._load_spikes,
+            (Command.RUN,): self._run,
+            (Command.UPDATE,): self._update,
+            (Command.READ_HISTORY,): self._read_history,
+            (Command.READ_GRADIENTS,): self._read_gradients,
+            (Command.READ_COUNTERS,): self._read_counters,
+        }
+        with m.Switch(self._cap.cmd):
+            for cmds, handler in handlers.items():
+                with m.Case(*cmds):
+                    handler(m, self._cap.nbytes)
+            with m.Default():
+                self._reject(m, Status.UNKNOWN_COMMAND)
+
+    def _info(self, m, nbytes):
+        with m.If(nbytes != 0):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += self.nfix.eq(proto.nbytes(proto.INFO))
+            self._respond(m)
+
+    def _set_constants(self, m, nbytes):
+        g, s = self.geo, self.settings
+        a = self._view(proto.SET_CONSTANTS)
+        f = g.config.features
+        mode_ok = Signal()
+        m.d.comb += mode_ok.eq(
+            ((a.reset_grad == ResetGrad.DETACH) &
+             ("detach" in f.reset_grad_modes or f.inference_only)) |
+            ((a.reset_grad == ResetGrad.THROUGH) & ("through" in f.reset_grad_modes)))
+        with m.If((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
+                  (a.T > g.max_time_steps) | (a.layers < 1) | (a.layers > g.max_layers) |
+                  ~mode_ok | (a.wcount > g.weight_depth)):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += [s.T.eq(a.T), s.layers.eq(a.layers),
+                         s.through.eq(a.reset_grad == ResetGrad.THROUGH),
+                         s.wcount.eq(a.wcount), self.configured.eq(1)]
+            m.next = "CONSTS"
+
+    def _set_layer(self, m, nbytes):
+        g = self.geo
+        a = self._view(proto.SET_LAYER)
+        gi, go = Signal(17), Signal(17)
+        m.d.comb += [gi.eq(_groups(g, a.n_in)), go.eq(_groups(g, a.n_out))]
+        with m.If((nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
+                  (a.n_in < 1) | (a.n_in > g.max_fan_in) | (a.n_out < 1) |
+                  (a.n_out > g.neurons) | (a.in_hg + gi > g.hist_groups) |
+                  (a.out_g + go > g.neuron_groups) | (a.wbase + go * a.n_in > g.weight_depth)):
+            self._reject(m)
+        with m.Else():
+            w = self.table_write
+            ent = w.entry
+            m.d.comb += [w.en.eq(1), w.index.eq(a.layer),
+                         ent.n_in.eq(a.n_in), ent.n_out.eq(a.n_out), ent.g_in.eq(gi),
+                         ent.g_out.eq(go), ent.wbase.eq(a.wbase), ent.in_hg.eq(a.in_hg),
+                         ent.out_hg.eq(g.in_groups + a.out_g), ent.out_dg.eq(a.out_g),
+                         ent.in_dg.eq(Mux(a.in_hg >= g.in_groups, a.in_hg - g.in_groups, 0))]
+            self._respond(m)
+
+    def _weights(self, m, nbytes):
+        g = self.geo
+        a = self._view(proto.WRITE_WEIGHTS)         # layer, i, j (both commands)
+        rd = self._view(proto.READ_WEIGHTS)
+        m.d.comb += self.table_read.index.eq(a.layer)
+        ent = self.table_read.entry
+        is_wr = self._cap.cmd == Command.WRITE_WEIGHTS
+        cnt = Signal(16)
+        m.d.comb += cnt.eq(Mux(is_wr, self._cap.nwords, rd.count))
+        flat = Signal(32)
+        m.d.comb += flat.eq(a.i * ent.n_in + a.j)
+        m.d.sync += [self.elay.eq(ent), self.wi.eq(a.i), self.wj.eq(a.j),
+                     self.wrow.eq(ent.wbase + (a.i >> g.lane_bits) * ent.n_in)]
+        with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
+                  (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
+                             (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
+                  (a.layer >= self.settings.layers) | (a.i >= ent.n_out) | (a.j >= ent.n_in) |
+                  (cnt == 0) | (flat + cnt > ent.n_out * ent.n_in)):
+            self._reject(m)
+        with m.Elif(is_wr):
+            m.d.sync += self.nelem.eq(cnt)
+            m.next = "WW_ADDR"
+        with m.Else():
+            m.d.sync += [self.nelem.eq(cnt), self.kind.eq(
+                Mux(rd.which == WeightKind.DW, ElementKind.DW, ElementKind.W))]
+            self._respond(m)
+
+    def _load_spikes(self, m, nbytes):
+        g = self.geo
+        first = self._view(proto.LOAD_SPIKES).first
+        with m.If((nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | nbytes[0] |
+                  (first + self._cap.nwords > g.in_groups * g.lanes)):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords)]
+            m.next = "LS_ADDR"
+
+    def _run(self, m, nbytes):
+        a = self._view(proto.RUN)
+        train = a.mode == RunMode.TRAIN
+        with m.If((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
+                  (train & ((a.label >= self.table_last.entry.n_out) |
+                            Const(int(self.geo.inference_only))))):
+            self._reject(m)
+        with m.Elif(~self.configured):
+            self._reject(m, Status.BAD_STATE)
+        with m.Else():
+            m.d.sync += self.settings.label.eq(a.label)
+            m.d.comb += [self.run.start.eq(1), self.clear_flags.eq(1),
+                         self.run.kind.eq(Mux(train, RunKind.TRAIN, RunKind.FORWARD))]
+            m.next = "RUNNING"
+
+    def _update(self, m, nbytes):
+        with m.If((nbytes != 0) | Const(int(self.geo.inference_only))):
+            self._reject(m)
+        with m.Elif(~self.configured):
+            self._reject(m, Status.BAD_STATE)
+        with m.Else():
+            m.d.comb += [self.run.start.eq(1), self.run.kind.eq(RunKind.UPDATE)]
+            m.next = "RUNNING"
+
+    def _read_history(self, m, nbytes):
+        g = self.geo
+        a = self._view(proto.READ_HISTORY)
+        with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
+                  (a.count == 0) | (a.count > self.max_payload // 2) |
+                  ((a.group << g.lane_bits) + a.first + a.count > g.hist_groups * g.lanes)):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
+                         self.ncur.eq(a.first), self.nelem.eq(a.count),
+                         self.kind.eq(ElementKind.HISTORY)]
+            self._respond(m)
+
+    def _read_gradients(self, m, nbytes):
+        g = self.geo
+        a = self._view(proto.READ_GRADIENTS)
+        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
+                  (a.count == 0) | (a.count * self.settings.T > self.max_payload // 2) |
+                  ((a.which == GradientKind.U) & Const(int(not g.through))) |
+                  ((a.group << g.lane_bits) + a.first + a.count > g.neuron_groups * g.lanes)):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
+                         self.ncur.eq(a.first), self.tcur.eq(0),
+                         self.nelem.eq(a.count * self.settings.T),
+                         self.kind.eq(ElementKind.STEP_VALUE)]
+            self._respond(m)
+
+    def _read_counters(self, m, nbytes):
+        with m.If((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
+                  (self._view(proto.READ_COUNTERS).clear > 1)):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += [self.nelem.eq(len(COUNTERS)), self.ebytes.eq(4),
+                         self.kind.eq(ElementKind.COUNTER)]
+            self._respond(m)
+
+    def _run_done(self, m):
+        with m.If(self._cap.cmd == Command.UPDATE):
+            self._respond(m)
+        with m.Else():
+            last = self.table_last.entry
+            m.d.sync += [self.elay.eq(last), self.hbase.eq(last.out_hg), self.ncur.eq(0),
+                         self.nelem.eq(last.n_out), self.kind.eq(ElementKind.SPIKE_COUNT),
+                         self.best.eq(0), self.bestc.eq(0),
+                         self.ntail.eq(proto.nbytes(proto.RUN_RESULT))]
+            self._respond(m)
+
+    # ---- bulk writes: staging word e -> memory ------------------------------------------
+
+    def _write_loop(self, m, name, write):
+        with m.State(f"{name}_ADDR"):
+            m.d.comb += self._cap.stage.addr.eq(self.e)
+            m.next = f"{name}_WRITE"
+        with m.State(f"{name}_WRITE"):
+            m.d.comb += self.host.en.eq(1)
+            write(m, self._cap.stage.data)
+            m.d.sync += self.e.eq(self.e + 1)
+            with m.If(self.e + 1 >= self.nelem):
+                m.d.sync += self.nelem.eq(0)
+                self._respond(m)
+            with m.Else():
+                m.next = f"{name}_ADDR"
+
+    def _write_weight(self, m, word):
+        """W[i, j] = word (and dW = +0), then the next (i, j)."""
+        h = self.host
+        m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur), h.wdata.eq(word),
+                     h.wwe.eq(1)]
+        self._next_weight(m)
+
+    def _write_spikes(self, m, word):
+        """The spike history word of input neuron ncur = word, then the next neuron."""
+        h = self.host
+        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.ncur >> self.geo.lane_bits),
+                     h.hdata.eq(word), h.hwe.eq(1)]
+        m.d.sync += self.ncur.eq(self.ncur + 1)
+
+    def _next_weight(self, m):
+        P = self.geo.lanes
+        with m.If(self.wj + 1 >= self.elay.n_in):
+            m.d.sync += [self.wj.eq(0), self.wi.eq(self.wi + 1)]
+            with m.If(((self.wi + 1) & (P - 1)) == 0):
+                m.d.sync += self.wrow.eq(self.wrow + self.elay.n_in)
+        with m.Else():
+            m.d.sync += self.wj.eq(self.wj + 1)
+
+    # ---- elements of a read response ----------------------------------------------------
+
+    def _elements(self, m):
+        g, h, el, K = self.geo, self.host, self._ser.elem, ElementKind
+        T = self.settings.T
+        with m.If(el.addr):
+            m.d.comb += h.en.eq(1)
+            with m.Switch(self.kind):
+                with m.Case(K.W, K.DW):
+                    m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur)]
+                with m.Case(K.HISTORY, K.SPIKE_COUNT):
+                    m.d.comb += [h.bank.eq(self.nbank),
+                                 h.haddr.eq(self.hbase + (self.ncur >> g.lane_bits))]
+                with m.Case(K.STEP_VALUE):
+                    dg = self.dgb + (self.ncur >> g.lane_bits)
+                    m.d.comb += [h.bank.eq(self.nbank),
+                                 h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits]))]
+        with m.If(el.latch):
+            m.d.comb += h.en.eq(1)
+            self._element_value(m)
+        with m.If(el.next):
+            self._next_weight(m)
+            with m.If(self.kind == K.STEP_VALUE):
+                with m.If(self.tcur + 1 >= T):
+                    m.d.sync += [self.tcur.eq(0), self.ncur.eq(self.ncur + 1)]
+                with m.Else():
+                    m.d.sync += self.tcur.eq(self.tcur + 1)
+            with m.Else():
+                m.d.sync += self.ncur.eq(self.ncur + 1)
+            with m.If(el.last & (self.kind == K.COUNTER) &
+                      (self._view(proto.READ_COUNTERS).clear == 1)):
+                m.d.comb += self.counters.clear.eq(1)
+
+    def _element_value(self, m):
+        g, h, el, K = self.geo, self.host, self._ser.elem, ElementKind
+        TM = g.max_time_steps
+        t_mask = Signal(TM)
+        m.d.comb += t_mask.eq((Const(1, TM + 1) << self.settings.T) - 1)
+        hword = Mux(self.hsel == 0, h.s, Mux(self.hsel == 1, h.m, h.nz))
+        with m.Switch(self.kind):
+            with m.Case(K.W):
+                m.d.comb += el.value.eq(h.w)
+            with m.Case(K.DW):
+                m.d.comb += el.value.eq(h.dw)
+            with m.Case(K.HISTORY):
+                m.d.comb += el.value.eq(hword)
+            with m.Case(K.STEP_VALUE):
+                m.d.comb += el.value.eq(Mux(self.hsel == 1, h.u, h.du))
+            with m.Case(K.COUNTER):
+                m.d.comb += el.value.eq(self.counters.value)
+            with m.Case(K.SPIKE_COUNT):
+                c = Signal(bits_for(TM))
+                m.d.comb += [c.eq(popcount(h.s & t_mask)), el.value.eq(c)]
+                with m.If((self.ncur == 0) | (c > self.bestc)):
+                    m.d.sync += [self.best.eq(self.ncur), self.bestc.eq(c)]
+
+
+def _groups(g, n):
+    """Groups of ``P`` for ``n`` neurons."""
+    return (n + g.lanes - 1) >> g.lane_bits

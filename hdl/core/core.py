@@ -1,0 +1,100 @@
+"""One spikeforge core: the lane datapath, the history scanner, the FP / BP / WG
+engines and the loss unit, run by the sequencer, counted by the counter file and
+commanded over the host protocol by the command unit.
+
+``req`` / ``rsp`` are the internal request and response beat streams of
+:mod:`spikeforge.hdl.protocol` (the host port checks framing and CRC). Every
+request gets exactly one response (:mod:`.command`). A run executes one phase at
+a time (an engine's whole loop over one layer, :mod:`.sequencer`), waiting for
+the lane pipeline to drain between phases.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..checked import ArgumentChecked
+from ..config import BuildConfig
+from ..protocol import BEAT_LAYOUT
+from .bp_engine import BPEngine
+from .command import CommandUnit
+from .counters import CounterFile
+from .defs import CoreGeometry
+from .fp_engine import FPEngine
+from .history_scanner import HistoryScanner, connect_requests
+from .lane_datapath import LaneDatapath
+from .layer_table import LayerTable
+from .loss import LossUnit
+from .sequencer import RunKind, Sequencer
+from .wg_engine import WGEngine
+
+__all__ = ["Core"]
+
+
+class Core(ArgumentChecked, wiring.Component):
+    @classmethod
+    def check(cls, config):
+        CoreGeometry(config)        # raises on a configuration this core cannot build
+
+    def __init__(self, config: BuildConfig):
+        self.geo = CoreGeometry(config)
+        self.config = config
+        self.max_payload = config.implementation.max_payload
+        super().__init__({
+            "req": In(stream.Signature(BEAT_LAYOUT)),
+            "rsp": Out(stream.Signature(BEAT_LAYOUT)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geo
+        m.submodules.cmd = cmd = CommandUnit(g)
+        m.submodules.seq = seq = Sequencer(g)
+        m.submodules.table = table = LayerTable(g, reads=3)
+        m.submodules.counters = ctr = CounterFile(g)
+        m.submodules.dp = dp = LaneDatapath(g)
+        m.submodules.scan = scan = HistoryScanner(g)
+        m.submodules.fp = fp = FPEngine(g)
+        m.submodules.bp = bp = BPEngine(g)
+        m.submodules.wg = wg = WGEngine(g)
+        m.submodules.loss = loss = LossUnit(g)
+        engines = [fp, bp, wg, loss]
+
+        # command unit: host protocol, settings, layer table, runs, host access, counters
+        wiring.connect(m, wiring.flipped(self.req), cmd.req)
+        wiring.connect(m, cmd.rsp, wiring.flipped(self.rsp))
+        wiring.connect(m, cmd.table_write, table.write)
+        wiring.connect(m, cmd.table_read, table.read[1])
+        wiring.connect(m, cmd.table_last, table.read[2])
+        wiring.connect(m, cmd.run, seq.run)
+        wiring.connect(m, cmd.host, dp.host)
+        wiring.connect(m, cmd.counters, ctr.read)
+        s = cmd.settings
+        m.d.comb += [dp.T.eq(s.T), dp.through.eq(s.through), dp.label.eq(s.label),
+                     dp.constants.eq(s.constants), dp.clear_flags.eq(cmd.clear_flags),
+                     cmd.nonfinite.eq(dp.nonfinite), seq.layers.eq(s.layers), scan.T.eq(s.T)]
+
+        # sequencer: the engines' phases on the current layer
+        wiring.connect(m, seq.layer, table.read[0])
+        for e, port in ((fp, seq.fp), (bp, seq.bp), (wg, seq.wg), (loss, seq.loss)):
+            wiring.connect(m, port, e.control)
+            m.d.comb += [e.layer.eq(seq.layer.entry), e.T.eq(s.T), e.through.eq(s.through),
+                         e.wcount.eq(s.wcount)]
+        m.d.comb += [seq.lanes_idle.eq(dp.idle), dp.acc_reset.eq(seq.acc_reset)]
+
+        # lanes: operations of the busy engine; the scanner: requests of the starting one
+        m.d.comb += dp.op.valid.eq(0)
+        for e in engines:
+            with m.If(e.control.busy):
+                m.d.comb += [dp.op.valid.eq(e.op.valid), dp.op.payload.eq(e.op.payload),
+                             e.op.ready.eq(dp.op.ready)]
+        connect_requests(m, scan, [e.scan for e in engines if e.uses_scanner])
+        wiring.connect(m, scan.rd, dp.scan)
+
+        # counters
+        ev = ctr.events
+        m.d.comb += [ev.activity.eq(seq.activity), ev.lanes.eq(dp.stats), ev.zeros.eq(scan.zeros),
+                     ev.run.eq(cmd.run.start & (cmd.run.kind != RunKind.UPDATE))]
+        return m

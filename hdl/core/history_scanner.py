@@ -1,0 +1,216 @@
+"""History scanner: the (neuron, time step) events of a layer, in a chosen order.
+
+The core keeps spike history neuron-major: per neuron one ``TMAX``-bit word
+(bit ``t`` = event at step ``t``), neurons ``g*P .. g*P+P-1`` at address ``g``
+of the ``P`` history banks. Given a first group, a neuron count ``n`` and the
+number of steps ``T``, the scanner reads one group (``P`` words) per cycle and
+emits its events, one per cycle:
+
+* neuron-major (``time_major=0``): neurons ascending, within a neuron steps
+  ascending (``descending=0``) or descending (``descending=1``); a group
+  without events costs one cycle;
+* time-major (``time_major=1``): steps ascending or descending, within a step
+  neurons ascending; every (step, group) costs one cycle plus its events beyond
+  the first.
+
+Throughput: one event per cycle (the next group is read while the last event
+of a group is emitted); latency from ``start`` to the first event: 2 cycles.
+``done`` is high once every event was taken (until the next ``start``).
+``zeros`` gives, in the cycle a group is loaded, its number of empty
+(neuron, step) slots (for the sparsity counters).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for, exact_log2
+
+from ..spike_decoder import lowest_set_bit, popcount
+from .defs import CoreGeometry
+
+__all__ = ["HistoryScanner", "ScanRequest", "ScanRead", "pair_layout", "connect_requests"]
+
+
+def pair_layout(geo: CoreGeometry) -> data.StructLayout:
+    """One event: neuron ``j`` (layer-relative) at time step ``t``."""
+    return data.StructLayout({"j": geo.neuron_bits, "t": geo.time_bits})
+
+
+class ScanRequest(wiring.Signature):
+    """An engine's use of the scanner (members from the engine's side): ``start`` (one
+    cycle) with the first history group ``base``, the neuron count ``n``, the order
+    (``descending``, ``time_major``) and the history read (``nz``: the ``du != 0``
+    bits instead of the spikes); the events come back on ``events``, ``done`` is high
+    once every event was taken."""
+
+    def __init__(self, geo: CoreGeometry):
+        super().__init__({
+            "start": Out(1),
+            "base": Out(geo.hist_group_bits),
+            "n": Out(geo.neuron_bits),
+            "descending": Out(1),
+            "time_major": Out(1),
+            "nz": Out(1),
+            "events": In(stream.Signature(pair_layout(geo))),
+            "done": In(1),
+        })
+
+
+class ScanRead(wiring.Signature):
+    """The scanner's read of the history banks (members from the scanner's side):
+    ``addr`` and ``nz`` (which history) in, the ``P`` words one cycle later."""
+
+    def __init__(self, geo: CoreGeometry):
+        super().__init__({
+            "addr": Out(geo.hist_group_bits),
+            "nz": Out(1),
+            "data": In(data.ArrayLayout(geo.max_time_steps, geo.lanes)),
+        })
+
+
+def connect_requests(m: Module, scanner, requests) -> None:
+    """Connect the engines' ``requests`` (at most one starts at a time, and only while
+    no other scan runs) to the shared ``scanner``'s request port."""
+    starts = Cat(*[r.start for r in requests])
+    port = scanner.req
+    m.d.comb += [port.start.eq(starts.any()),
+                 port.events.ready.eq(Cat(*[r.events.ready for r in requests]).any())]
+    for r in requests:
+        with m.If(r.start):
+            m.d.comb += [port.base.eq(r.base), port.n.eq(r.n), port.descending.eq(r.descending),
+                         port.time_major.eq(r.time_major), port.nz.eq(r.nz)]
+        m.d.comb += [r.events.payload.eq(port.events.payload),
+                     r.events.valid.eq(port.events.valid), r.done.eq(port.done)]
+
+
+class HistoryScanner(wiring.Component):
+    """``req`` is the request port (:class:`ScanRequest`, flipped), ``rd`` the history
+    read (:class:`ScanRead`), ``T`` the steps of the run, ``zeros`` the empty slots of
+    the group being loaded. The scanner latches the whole request at ``start``."""
+
+    def __init__(self, geometry: CoreGeometry):
+        if not isinstance(geometry, CoreGeometry):
+            raise TypeError(f"geometry must be a CoreGeometry, not {type(geometry).__name__}")
+        self.geo = g = geometry
+        super().__init__({
+            "req": In(ScanRequest(g)),
+            "rd": Out(ScanRead(g)),
+            "T": In(bits_for(g.max_time_steps)),
+            "zeros": Out(bits_for(g.lanes * g.max_time_steps)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geo
+        P, TM = g.lanes, g.max_time_steps
+        W = P * TM
+        TB1 = bits_for(TM)
+        req, o = self.req, self.req.events
+
+        n_r = Signal(g.neuron_bits)
+        base_r = Signal(g.hist_group_bits)
+        ngroups = Signal(g.neuron_bits + 1)
+        m.d.comb += ngroups.eq((n_r + P - 1) >> g.lane_bits)
+
+        running = Signal()
+        rd_grp = Signal(g.neuron_bits + 1)  # group whose data is on rd.data this cycle
+        rd_t = Signal(g.time_bits)          # its step (time-major)
+        rd_end = Signal()                   # time-major: every step was read
+        rd_ok = Signal()
+        vec = Signal(W)                     # events of the loaded group, bit k*TM + tt
+        vec_grp = Signal(g.neuron_bits + 1)
+        vec_t = Signal(g.time_bits)
+        vec_ok = Signal()
+        T_r = Signal(TB1)
+        desc_r = Signal()
+        tm_r = Signal()
+        nz_r = Signal()
+        last_t = Signal(g.time_bits)
+        m.d.comb += last_t.eq(Mux(desc_r, 0, T_r - 1))
+        m.d.comb += self.rd.nz.eq(Mux(req.start, req.nz, nz_r))
+
+        # lowest set bit of vec (a log-depth priority tree)
+        low = Signal(range(W))
+        m.d.comb += low.eq(lowest_set_bit(vec)[0])
+        has = Signal()
+        m.d.comb += has.eq(vec_ok & (vec != 0))
+        lane = Signal(g.lane_bits)
+        tt = Signal(g.time_bits)
+        m.d.comb += [lane.eq(low >> exact_log2(TM) if TM & (TM - 1) == 0 else low // TM),
+                     tt.eq(low % TM)]
+        m.d.comb += [
+            o.valid.eq(has),
+            o.payload.j.eq((vec_grp << g.lane_bits) | lane if P > 1 else vec_grp),
+            o.payload.t.eq(Mux(tm_r, vec_t, Mux(desc_r, T_r - 1 - tt, tt))),
+        ]
+        taking = Signal()
+        m.d.comb += taking.eq(has & o.ready)
+        after = Signal(W)
+        m.d.comb += after.eq(Mux(taking, vec & ~(Const(1, W) << low), vec))
+        empty_next = Signal()
+        m.d.comb += empty_next.eq(~vec_ok | (after == 0))
+        load = Signal()
+        m.d.comb += load.eq(running & rd_ok & empty_next)
+
+        # the group's events: masked to n neurons and T steps; neuron-major descending
+        # reverses each word within the T steps; time-major keeps only step rd_t
+        masked = Signal(W)
+        valid_steps = Signal(TM)
+        m.d.comb += valid_steps.eq((Const(1, TM + 1) << T_r) - 1)
+        for k in range(P):
+            word = Signal(TM, name=f"word{k}")
+            m.d.comb += word.eq(Mux((rd_grp << g.lane_bits) + k < n_r,
+                                    self.rd.data[k] & valid_steps, 0))
+            rev = Signal(TM, name=f"rev{k}")
+            m.d.comb += rev.eq(Cat(*[word[TM - 1 - b] for b in range(TM)]) >> (TM - T_r)[:TB1])
+            one = Signal(TM, name=f"one{k}")
+            m.d.comb += one.eq(word.bit_select(rd_t, 1))
+            m.d.comb += masked[k * TM:(k + 1) * TM].eq(Mux(tm_r, one, Mux(desc_r, rev, word)))
+
+        nvalid = Signal(range(P + 1))
+        remaining = Signal(g.neuron_bits + 1)
+        m.d.comb += remaining.eq(n_r - (rd_grp << g.lane_bits))
+        m.d.comb += nvalid.eq(Mux(remaining >= P, P, remaining))
+        pop = Signal(range(W + 1))
+        m.d.comb += pop.eq(popcount(masked))
+
+        # next group to read
+        wrap = Signal()
+        m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
+        next_grp = Signal(g.neuron_bits + 1)
+        m.d.comb += next_grp.eq(Mux(load, Mux(wrap, 0, rd_grp + 1), rd_grp))
+        m.d.comb += self.rd.addr.eq(base_r + next_grp)
+
+        more = Signal()
+        m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
+        m.d.comb += self.zeros.eq(0)
+        with m.If(req.start):
+            m.d.sync += [running.eq(1), rd_grp.eq(0), rd_ok.eq(0), vec_ok.eq(0),
+                         base_r.eq(req.base), n_r.eq(req.n), T_r.eq(self.T),
+                         desc_r.eq(req.descending), tm_r.eq(req.time_major), nz_r.eq(req.nz),
+                         req.done.eq(0), rd_t.eq(Mux(req.descending, self.T - 1, 0)),
+                         rd_end.eq((req.n == 0) | (self.T == 0))]
+            m.d.comb += self.rd.addr.eq(req.base)
+        with m.Elif(running):
+            m.d.sync += rd_ok.eq(1)
+            with m.If(~rd_ok):
+                m.d.comb += self.rd.addr.eq(base_r)
+            with m.Else():
+                m.d.sync += rd_grp.eq(next_grp)
+            with m.If(load):
+                with m.If(more):
+                    m.d.sync += [vec.eq(masked), vec_grp.eq(rd_grp), vec_t.eq(rd_t),
+                                 vec_ok.eq(1)]
+                    m.d.comb += self.zeros.eq(Mux(tm_r, nvalid, nvalid * T_r) - pop)
+                    with m.If(wrap):
+                        with m.If(rd_t == last_t):
+                            m.d.sync += rd_end.eq(1)
+                        with m.Else():
+                            m.d.sync += rd_t.eq(Mux(desc_r, rd_t - 1, rd_t + 1))
+                with m.Else():
+                    m.d.sync += [vec_ok.eq(0), running.eq(0), req.done.eq(1)]
+            with m.Else():
+                m.d.sync += vec.eq(after)
+        return m
