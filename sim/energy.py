@@ -456,7 +456,7 @@ def summary_line(report: Mapping) -> str:
 # Work of the training core, by operation kind
 # ---------------------------------------------------------------------------
 #
-# Lane operations (OpKind in hdl/core_defs.py) and the 16-bit memory words each
+# Lane operations (OpKind in hdl/core/defs.py) and the 16-bit memory words each
 # lane operation moves besides the W / dW words (counted by the core itself):
 #   fp_add  x += W          fp16 add  acc: 1 read, 1 write   W: 1 read
 #   lif     u = alpha u + x  FMA       acc: 2 reads, 1 write
@@ -490,12 +490,12 @@ _OP_W = {"fp_add": (1, 0), "gin": (1, 0), "wg_add": (1, 1), "upd": (2, 2)}   # (
 def geometry_of(config) -> dict:
     """Lanes and the bank size (bytes) of each memory of a training core built from a
     :class:`~spikeforge.hdl.config.BuildConfig` (``docs/core.md``, "Memories")."""
-    from spikeforge.hdl.core_defs import CoreGeometry
+    from spikeforge.hdl.core.defs import CoreGeometry
     g = CoreGeometry(config)
-    mems = {"w": g.w_depth * 2, "acc": g.acc_depth * 2, "du": g.du_depth * 2}
+    mems = {"w": g.weight_depth * 2, "acc": g.acc_depth * 2, "du": g.du_depth * 2}
     if g.through:
         mems["u"] = g.du_depth * 2
-    return {"lanes": g.P, "memories": mems, "flit_bits": config.implementation.flit_width,
+    return {"lanes": g.lanes, "memories": mems, "flit_bits": config.implementation.flit_width,
             "router_buffer_bytes": config.implementation.router_buffer_depth
             * config.implementation.flit_width // 8}
 

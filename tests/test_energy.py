@@ -271,12 +271,12 @@ def test_missing_file_and_bad_events_are_refused(tmp_path, model):
 
 def test_geometry_of_the_digits_preset():
     from spikeforge.hdl.config import preset
-    from spikeforge.hdl.core_defs import CoreGeometry
+    from spikeforge.hdl.core.defs import CoreGeometry
     cfg = preset("digits")
     g = E.geometry_of(cfg)
     geo = CoreGeometry(cfg)
     assert g["lanes"] == 16
-    assert g["memories"]["w"] == 2 * geo.w_depth
+    assert g["memories"]["w"] == 2 * geo.weight_depth
     assert g["memories"]["acc"] == 2 * geo.acc_depth
     assert "u" not in g["memories"]
     assert "u" in E.geometry_of(preset("digits-through"))["memories"]
