@@ -45,7 +45,7 @@ from .config import FMA_MAX_STAGES, Implementation
 __all__ = [
     "OPERANDS", "DEFAULT_STAGES", "MAX_STAGES", "CANONICAL_NAN",
     "FMA", "fma_pipeline", "fma_comb", "register_boundaries", "pipeline_control",
-    "build_steps", "lzc",
+    "build_steps", "lzc", "round_pack", "SIX_STEP_BOUNDARIES",
 ]
 
 #: Operand layout of one FMA: ``a`` in bits 0..15, ``b`` in 16..31, ``c`` in 32..47.
@@ -171,20 +171,30 @@ def _step_normalise(w, v):
                 e1=(_NORM_SHIFT_MAX - lz)[0:5])
 
 
-def _step_round(w, v):
-    """Round to nearest even, pack, overflow to inf, special values."""
+def round_pack(w, v, prefix: str = ""):
+    """The last step of a binary16 datapath: round to nearest even, pack, overflow to
+    inf, special values. ``v`` holds ``e1`` (biased exponent - 1), ``sig`` (11 bits with
+    the hidden bit), ``guard``, ``sticky`` (everything below the guard bit), ``sign``,
+    ``is_special`` and ``special``; returns ``{"result": 16-bit pattern}``."""
     sig = v["sig"]
     base = (v["e1"] << 10) + sig      # (E - 1) * 2**10 + significand-with-hidden-bit
-    rounded = w("rounded", (base + (v["guard"] & (v["sticky"] | sig[0])))[0:16])
+    rounded = w(f"{prefix}rounded", (base + (v["guard"] & (v["sticky"] | sig[0])))[0:16])
     mag = Mux(rounded >= _INF, _INF, rounded[0:15])
-    return dict(result=w("result", Mux(v["is_special"], v["special"], Cat(mag, v["sign"]))))
+    return dict(result=w(f"{prefix}result",
+                         Mux(v["is_special"], v["special"], Cat(mag, v["sign"]))))
+
+
+def _step_round(w, v):
+    """Round to nearest even, pack, overflow to inf, special values."""
+    return round_pack(w, v)
 
 
 _STEPS = (_step_multiply, _step_align, _step_add, _step_count, _step_normalise, _step_round)
 
-#: Which step boundaries carry a register for each ``stages`` value: boundary k (1..6)
-#: is after step k (6 is the output), 0 is the input. Extra stages delay the output.
-_BOUNDARIES = {
+#: Which step boundaries of a six-step datapath carry a register for each ``stages``
+#: value: boundary k (1..6) is after step k (6 is the output), 0 is the input. Extra
+#: stages delay the output. The FMA and the add lane share it.
+SIX_STEP_BOUNDARIES = {
     0: (),
     1: (6,),
     2: (3, 6),
@@ -200,7 +210,7 @@ def register_boundaries(stages: int) -> tuple[int, ...]:
     """The step boundaries that hold a register for ``stages`` (extra registers beyond 7
     delay the output)."""
     _check_stages(stages, lo=0)
-    return _BOUNDARIES[min(stages, 7)]
+    return SIX_STEP_BOUNDARIES[min(stages, 7)]
 
 
 def _register(m, values, en, domain, name):

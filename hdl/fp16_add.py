@@ -16,7 +16,7 @@ the effective sum or difference is normalised (a carry shifts right by one, a
 cancellation shifts left by its leading zeros, stopping at the subnormal
 boundary) and rounded once. Six combinational steps (swap, shift, add, count
 leading zeros, normalise, round); ``stages`` registers go between them as
-:func:`register_boundaries` says.
+:func:`register_boundaries` says (the FMA's table).
 
 Interface and timing, as :class:`~spikeforge.hdl.fp16.FMA`:
 
@@ -35,7 +35,8 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp16 import CANONICAL_NAN, build_steps, lzc, pipeline_control
+from .fp16 import (CANONICAL_NAN, SIX_STEP_BOUNDARIES, build_steps, lzc, pipeline_control,
+                   round_pack)
 
 __all__ = ["ADD_OPERANDS", "ADD_DEFAULT_STAGES", "ADD_MAX_STAGES", "FPAdd", "add_pipeline",
            "register_boundaries"]
@@ -119,7 +120,7 @@ def _step_normalise(w, v):
     e1 = Mux(carry, v["ex"], (v["exm1"] - shift)[0:5])     # biased exponent - 1
     return dict(sig=Mux(carry, s[4:15], left[3:14]),
                 guard=Mux(carry, s[3], left[2]),
-                rest=Mux(carry, s[0:3] != 0, left[0:2] != 0),
+                sticky=Mux(carry, s[0:3] != 0, left[0:2] != 0),
                 e1=Mux(v["zero"], 0, e1),
                 sign=Mux(v["zero"], v["both_neg_zero"], v["sign"]),
                 is_special=v["is_special"], special=v["special"])
@@ -127,33 +128,16 @@ def _step_normalise(w, v):
 
 def _step_round(w, v):
     """Round to nearest even, pack, overflow to inf, special values."""
-    sig = v["sig"]
-    base = (v["e1"] << 10) + sig
-    rounded = w("add_rounded", (base + (v["guard"] & (v["rest"] | sig[0])))[0:16])
-    mag = Mux(rounded >= _INF, _INF, rounded[0:15])
-    return dict(result=w("add_result", Mux(v["is_special"], v["special"], Cat(mag, v["sign"]))))
+    return round_pack(w, v, "add_")
 
 
 _STEPS = (_step_swap, _step_shift, _step_add, _step_count, _step_normalise, _step_round)
-
-#: Which step boundaries carry a register for each ``stages`` value (boundary k is after
-#: step k, 6 is the output, 0 the input); stages beyond 7 delay the output.
-_BOUNDARIES = {
-    0: (),
-    1: (6,),
-    2: (3, 6),
-    3: (2, 4, 6),
-    4: (1, 3, 5, 6),
-    5: (1, 2, 3, 5, 6),
-    6: (1, 2, 3, 4, 5, 6),
-    7: (0, 1, 2, 3, 4, 5, 6),
-}
 
 
 def register_boundaries(stages: int) -> tuple[int, ...]:
     """The step boundaries that hold a register for ``stages``."""
     _check_stages(stages, lo=0)
-    return _BOUNDARIES[min(stages, 7)]
+    return SIX_STEP_BOUNDARIES[min(stages, 7)]
 
 
 def add_pipeline(m: Module, a, c, *, stages: int = ADD_DEFAULT_STAGES, en=None,

@@ -61,6 +61,12 @@ def _check_divisor(divisor):
                          f"per bit, not {divisor!r}")
 
 
+def _line_status():
+    """The receive line's status members, shared by the receiver and the bridge."""
+    return {"idle": Out(1), "line_break": Out(1), "framing_errors": Out(16),
+            "overruns": Out(16)}
+
+
 class UARTReceiver(wiring.Component):
     """The ``rx`` line to a byte stream; see the module docstring.
 
@@ -77,10 +83,7 @@ class UARTReceiver(wiring.Component):
         super().__init__({
             "rx": In(1, init=1),
             "o": Out(stream.Signature(8)),
-            "idle": Out(1),
-            "line_break": Out(1),
-            "framing_errors": Out(16),
-            "overruns": Out(16),
+            **_line_status(),
         })
 
     def elaborate(self, platform):
@@ -201,10 +204,7 @@ class UARTBridge(wiring.Component):
             "tx": Out(1, init=1),
             "o": Out(stream.Signature(8)),
             "i": In(stream.Signature(8)),
-            "idle": Out(1),
-            "line_break": Out(1),
-            "framing_errors": Out(16),
-            "overruns": Out(16),
+            **_line_status(),
         })
 
     def elaborate(self, platform):
