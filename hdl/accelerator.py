@@ -38,6 +38,8 @@ class Accelerator(wiring.Component):
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
+            # the host port's ``abort``: drop a partial request frame (idle UART line)
+            "abort": In(1),
         })
 
     def elaborate(self, platform):
@@ -48,4 +50,5 @@ class Accelerator(wiring.Component):
         wiring.connect(m, port.tx, wiring.flipped(self.tx))
         wiring.connect(m, port.req, core.req)
         wiring.connect(m, core.rsp, port.rsp)
+        m.d.comb += port.abort.eq(self.abort)
         return m
