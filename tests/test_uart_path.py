@@ -7,9 +7,9 @@ cycles per bit runs under the bit-level UART model of
 training sample runs end to end and is compared with the golden model bit for
 bit (output counts, ``dW``, the weights after the update); then line errors as
 docs/host-protocol.md says: a flipped bit is answered with ``BAD_CRC``, a
-dropped byte leaves the request unanswered (the host times out; the idle line
-drops the partial frame), a line break resets the device; after each the next
-command works. The LEDs are read from the pins. One Verilator build (cached).
+dropped byte (or one with a framing error) leaves the request unanswered (the
+host times out; the idle line drops the partial frame), a line break resets
+the device; after each the next command works. The LEDs are read from the pins. One Verilator build (cached).
 """
 
 import numpy as np
@@ -40,7 +40,7 @@ PARAMS = golden.Params(T=4, alpha=0.5, v_th=0.5, a=0.5, beta=1.0, lr=0.125, loss
 def session():
     from spikeforge.sim.verilator.uart_session import UartSession
     top = BoardTop(CONFIG, divisor=DIVISOR, idle_bits=IDLE_BITS, heartbeat_cycles=HEARTBEAT)
-    with UartSession(top, name="board_top_uart", timeout_s=3.0) as s:
+    with UartSession(top, name="board_top_uart", timeout_s=1.5) as s:
         yield s
 
 
@@ -109,6 +109,19 @@ def test_dropped_byte_times_out_then_the_next_command_works(session):
         assert len(link.transact(Command.INFO)) > 0
     acc = Device(link)
     _train_one_sample(acc, 2)
+    assert session.pins()["error"] == 0
+
+
+def test_framing_error_lights_the_error_led_until_a_break(session):
+    link = session.link
+    session.fault("stop", 4)                        # the CRC byte of INFO: dropped by the UART
+    with pytest.raises(TransportTimeout):
+        link.request(Command.INFO, timeout_cycles=1000)
+    assert len(link.transact(Command.INFO)) > 0
+    assert session.pins()["error"] == 1             # framing errors stay lit until a reset
+    link.reset()
+    assert session.pins()["error"] == 0             # the break's own framing error included
+    assert len(link.transact(Command.INFO)) > 0
 
 
 def test_break_resets_the_device(session):
@@ -117,7 +130,7 @@ def test_break_resets_the_device(session):
     acc.load_network(SIZES, PARAMS, weights)
     acc.load_spikes(spikes)
     session.link.reset()                            # a line break
-    assert session.pins()["busy"] == 0
+    assert session.pins() == {**session.pins(), "busy": 0, "error": 0}
     for command in (acc.update, acc.run_loaded):     # the constants are gone with the reset
         with pytest.raises(DeviceError) as err:
             command()

@@ -172,10 +172,11 @@ class UartSession:
 
     # ---- side channel ----
     def fault(self, kind: str, index: int, bit: int = 0) -> None:
-        """Drop (``"drop"``) or flip bit ``bit`` of (``"flip"``) the byte ``index`` (from 0)
-        of the bytes the host sends next."""
-        if kind not in ("drop", "flip"):
-            raise ValueError(f"fault kind must be 'drop' or 'flip', not {kind!r}")
+        """Drop (``"drop"``), flip bit ``bit`` of (``"flip"``) or send with a 0 stop bit
+        (``"stop"``: a framing error) the byte ``index`` (from 0) of the bytes the host
+        sends next."""
+        if kind not in ("drop", "flip", "stop"):
+            raise ValueError(f"fault kind must be 'drop', 'flip' or 'stop', not {kind!r}")
         self._call({"op": "fault", "kind": kind, "index": int(index), "bit": int(bit)})
 
     def pins(self) -> dict:

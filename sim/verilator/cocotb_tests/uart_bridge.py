@@ -17,9 +17,10 @@ header, ``n`` raw bytes), each answered once done:
   ``SerialTransport.reset`` reports its break here: ``on`` holds ``uart_rx`` low
   for at least ``break_bits`` bit times before answering, off releases it (and
   waits ``4`` bit times);
-* ``fault`` (``kind``: ``drop`` or ``flip``, ``index``, ``bit``): the byte
-  ``index`` (counted from 0 among the bytes sent after this message) is left
-  out, or sent with data bit ``bit`` inverted;
+* ``fault`` (``kind``: ``drop``, ``flip`` or ``stop``, ``index``, ``bit``): the
+  byte ``index`` (counted from 0 among the bytes sent after this message) is
+  left out, sent with data bit ``bit`` inverted, or sent with a 0 stop bit (a
+  framing error) followed by one bit time of idle line;
 * ``pins``: the LED outputs; ``cycles``: cycles simulated; ``close``: end.
 
 Simulated time stands still while the host has nothing to say and the device
@@ -75,9 +76,9 @@ class LineDecoder:
             self.last_end = now_cycles()
 
 
-async def send_byte(dut, byte: int, bit_ns: int):
-    """One 8N1 frame on ``uart_rx``."""
-    for level in (0, *((byte >> i) & 1 for i in range(8)), 1):
+async def send_byte(dut, byte: int, bit_ns: int, *, stop: int = 1):
+    """One 8N1 frame on ``uart_rx`` (``stop=0``: a framing error, then one bit time idle)."""
+    for level in (0, *((byte >> i) & 1 for i in range(8)), stop, *(() if stop else (1,))):
         dut.uart_rx.value = level
         await Timer(bit_ns, unit="ns")
 
@@ -187,7 +188,7 @@ async def uart_bridge(dut):
                     continue
                 if kind == "flip":
                     byte ^= 1 << bit
-                await send_byte(dut, byte, bit_ns)
+                await send_byte(dut, byte, bit_ns, stop=int(kind != "stop"))
             elif not quiet:
                 await Timer(poll_bits * bit_ns, unit="ns")
     finally:
