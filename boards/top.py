@@ -290,11 +290,11 @@ class BoardTop(wiring.Component):
             m.d.comb += self.reset_button.eq(buffer("i", self.io.reset_button).i)
 
     def elaborate(self, platform):
+        if platform is None and self.pll is not False:
+            raise ValueError("a BoardTop with a PLL needs a platform; use pll=False to simulate")
         m = Module()
         if platform is not None:
             self._pins(m, platform)
-        elif self.pll is not False:
-            raise ValueError("a BoardTop with a PLL needs a platform; use pll=False to simulate")
 
         m.submodules.uart = uart = UARTBridge(divisor=self.divisor, fifo_depth=self.fifo_depth,
                                               idle_bits=self.idle_bits)
