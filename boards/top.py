@@ -302,8 +302,10 @@ class BoardTop(wiring.Component):
 
         button = Signal()
         m.submodules.button_sync = FFSynchronizer(self.reset_button, button)
-        reset = Signal()            # accelerator and LED state: a line break or the button
-        m.d.comb += reset.eq(uart.line_break | button)
+        # accelerator and LED state: a line break or the button (registered: it fans out
+        # to every flip-flop of the accelerator)
+        reset = Signal()
+        m.d.sync += reset.eq(uart.line_break | button)
 
         acc = self.accelerator
         m.submodules.accelerator = ResetInserter(reset)(acc)
