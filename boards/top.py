@@ -207,15 +207,15 @@ class BoardTop(wiring.Component):
     ``idle_bits`` (bit times of idle line for ``abort``, of low line for a reset;
     default: 2 ms at ``baud``, or 20 with a bare ``divisor``); ``fifo_depth`` (receive
     FIFO bytes, default 16); ``heartbeat_cycles`` (cycles per heartbeat LED toggle;
-    default: half a second at ``clock_hz``, else 2**20); ``io`` (a :class:`BoardIO`:
-    the pins when elaborated with a platform); ``pll`` (a :class:`PLLPlan`, or
+    default: half a second at ``clock_hz``, else 2**20); ``pins`` (a :class:`BoardIO`:
+    the board's pins, used when elaborated with a platform); ``pll`` (a :class:`PLLPlan`, or
     ``False``: without a platform, for simulation; a bypass plan runs from the
     oscillator directly). See the module docstring.
     """
 
     def __init__(self, config, *, divisor: int | None = None, clock_hz: float | None = None,
                  baud: int | None = None, idle_bits: int | None = None, fifo_depth: int = 16,
-                 heartbeat_cycles: int | None = None, io: BoardIO | None = None,
+                 heartbeat_cycles: int | None = None, pins: BoardIO | None = None,
                  pll: PLLPlan | bool = False):
         try:
             if divisor is None:
@@ -237,9 +237,14 @@ class BoardTop(wiring.Component):
                                  f"not {heartbeat_cycles!r}")
             if pll is not False and not isinstance(pll, PLLPlan):
                 raise ValueError(f"pll must be a PLLPlan or False, not {pll!r}")
+            if not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool) or fifo_depth < 2:
+                raise ValueError(f"fifo_depth must be an integer of at least 2, not {fifo_depth!r}")
+            self.uart = UARTBridge(divisor=divisor, fifo_depth=fifo_depth, idle_bits=idle_bits)
             self.accelerator = Accelerator(config)
         except BaseException:
             self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
+            if hasattr(self, "uart"):
+                self.uart._MustUse__silence = True
             raise
         self.config = config
         self.divisor = divisor
@@ -248,7 +253,7 @@ class BoardTop(wiring.Component):
         self.idle_bits = idle_bits
         self.fifo_depth = fifo_depth
         self.heartbeat_cycles = heartbeat_cycles
-        self.io = io
+        self.pins = pins
         self.pll = pll
         super().__init__({
             "uart_rx": In(1, init=1),
@@ -261,10 +266,10 @@ class BoardTop(wiring.Component):
 
     def _pins(self, m, platform):
         """Wire the ports to the board's resources and make the ``sync`` domain."""
-        if self.io is None:
-            raise ValueError("BoardTop needs io= (the board's pins) to be built for a board")
-        if self.io.extra_resources:
-            platform.add_resources(getattr(platform, self.io.extra_resources))
+        if self.pins is None:
+            raise ValueError("BoardTop needs pins= (a BoardIO) to be built for a board")
+        if self.pins.extra_resources:
+            platform.add_resources(getattr(platform, self.pins.extra_resources))
         if self.pll is False:
             raise ValueError("a BoardTop built for a board needs pll= a PLLPlan (board_top "
                              "makes one; a bypass plan uses the oscillator directly)")
@@ -280,14 +285,14 @@ class BoardTop(wiring.Component):
             m.submodules[f"pin_{res[0]}_{res[1]}{'_' + sub if sub else ''}"] = buf
             return buf
 
-        uart = platform.request(*self.io.uart, dir="-")
+        uart = platform.request(*self.pins.uart, dir="-")
         m.submodules.pin_uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.pin_uart_tx = tx = io.Buffer("o", uart.tx)
         m.d.comb += [self.uart_rx.eq(rx.i), tx.o.eq(self.uart_tx)]
         for name in ("led_heartbeat", "led_busy", "led_error"):
-            m.d.comb += buffer("o", getattr(self.io, name)).o.eq(getattr(self, name))
-        if self.io.reset_button is not None:
-            m.d.comb += self.reset_button.eq(buffer("i", self.io.reset_button).i)
+            m.d.comb += buffer("o", getattr(self.pins, name)).o.eq(getattr(self, name))
+        if self.pins.reset_button is not None:
+            m.d.comb += self.reset_button.eq(buffer("i", self.pins.reset_button).i)
 
     def elaborate(self, platform):
         if platform is None and self.pll is not False:
@@ -296,8 +301,7 @@ class BoardTop(wiring.Component):
         if platform is not None:
             self._pins(m, platform)
 
-        m.submodules.uart = uart = UARTBridge(divisor=self.divisor, fifo_depth=self.fifo_depth,
-                                              idle_bits=self.idle_bits)
+        m.submodules.uart = uart = self.uart
         m.d.comb += [uart.rx.eq(self.uart_rx), self.uart_tx.eq(uart.tx)]
 
         button = Signal()
@@ -317,7 +321,7 @@ class BoardTop(wiring.Component):
             acc.tx.ready.eq(uart.i.ready & ~reset),
         ]
         abort = Signal()
-        m.d.comb += [abort.eq(uart.idle & ~acc.rx.valid), acc.abort.eq(uart.idle)]
+        m.d.comb += [abort.eq(uart.idle & ~acc.rx.valid), acc.rx_abort.eq(uart.idle)]
 
         mon = LinkMonitor(max_payload=acc.max_payload)
         m.submodules.monitor = ResetInserter(reset)(mon)
@@ -385,7 +389,7 @@ def board_top(board, config, *, clock_mhz: float | None = None, pll: PLLPlan | b
     elif baud > pins.max_baud:
         raise ValueError(f"{baud} baud is more than the {pins.uart_chip} of {board.name} "
                          f"carries; allowed: up to {pins.max_baud}")
-    top = BoardTop(config, clock_hz=clock_hz, baud=baud, io=pins, pll=plan)
+    top = BoardTop(config, clock_hz=clock_hz, baud=baud, pins=pins, pll=plan)
     top.plan = plan
     top.board = board
     return top, board.make_platform()

@@ -38,8 +38,9 @@ class Accelerator(wiring.Component):
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
-            # the host port's ``abort``: drop a partial request frame (idle UART line)
-            "abort": In(1),
+            # the host port's ``abort``: drop a partial request frame (an idle UART line);
+            # not named ``abort``: Verilator rejects a top-level port named like a C++ function
+            "rx_abort": In(1),
         })
 
     def elaborate(self, platform):
@@ -50,5 +51,5 @@ class Accelerator(wiring.Component):
         wiring.connect(m, port.tx, wiring.flipped(self.tx))
         wiring.connect(m, port.req, core.req)
         wiring.connect(m, core.rsp, port.rsp)
-        m.d.comb += port.abort.eq(self.abort)
+        m.d.comb += port.abort.eq(self.rx_abort)
         return m

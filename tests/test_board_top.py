@@ -19,7 +19,7 @@ from spikeforge.sim.host.driver import encode_request, encode_response
 
 def _unbuilt(top):
     """A top made only to look at (no unused-elaboratable warnings)."""
-    for obj in (top, top.accelerator, top.accelerator.core):
+    for obj in (top, top.uart, top.accelerator, top.accelerator.core):
         obj._MustUse__silence = True
     return top
 
@@ -89,6 +89,7 @@ def test_board_top_without_pll_runs_from_the_oscillator():
     (lambda: BoardTop(preset("tiny"), divisor=4), "divisor must be an integer of at least 8"),
     (lambda: BoardTop(preset("tiny"), divisor=8, idle_bits=5), "idle_bits must be an integer of at least 12"),
     (lambda: BoardTop(preset("tiny"), clock_hz=24e6, baud=4_000_000), "4000000 baud needs at least 8"),
+    (lambda: BoardTop(preset("tiny"), divisor=8, fifo_depth=1), "fifo_depth must be an integer of at least 2"),
 ])
 def test_board_top_argument_errors(call, message):
     with pytest.raises(ValueError) as err:
