@@ -37,7 +37,8 @@ def test_choose_baud(clock_hz, max_baud, want):
 
 
 def test_choose_baud_too_slow_a_clock():
-    with pytest.raises(ValueError, match="no standard UART rate up to 3000000 baud works at 0.5 MHz"):
+    with pytest.raises(ValueError,
+                       match="no standard UART rate up to 3000000 baud works at 0.5 MHz"):
         choose_baud(clock_hz=0.5e6, max_baud=3_000_000)
 
 
@@ -87,9 +88,12 @@ def test_board_top_without_pll_runs_from_the_oscillator():
      "outside the ice40 PLL's range"),
     (lambda: BoardTop(preset("tiny")), "give either divisor, or clock_hz and baud"),
     (lambda: BoardTop(preset("tiny"), divisor=4), "divisor must be an integer of at least 8"),
-    (lambda: BoardTop(preset("tiny"), divisor=8, idle_bits=5), "idle_bits must be an integer of at least 12"),
-    (lambda: BoardTop(preset("tiny"), clock_hz=24e6, baud=4_000_000), "4000000 baud needs at least 8"),
-    (lambda: BoardTop(preset("tiny"), divisor=8, fifo_depth=1), "fifo_depth must be an integer of at least 2"),
+    (lambda: BoardTop(preset("tiny"), divisor=8, idle_bits=5),
+     "idle_bits must be an integer of at least 12"),
+    (lambda: BoardTop(preset("tiny"), clock_hz=24e6, baud=4_000_000),
+     "4000000 baud needs at least 8"),
+    (lambda: BoardTop(preset("tiny"), divisor=8, fifo_depth=1),
+     "fifo_depth must be an integer of at least 2"),
 ])
 def test_board_top_argument_errors(call, message):
     with pytest.raises(ValueError) as err:

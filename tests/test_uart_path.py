@@ -9,7 +9,8 @@ bit (output counts, ``dW``, the weights after the update); then line errors as
 docs/host-protocol.md says: a flipped bit is answered with ``BAD_CRC``, a
 dropped byte (or one with a framing error) leaves the request unanswered (the
 host times out; the idle line drops the partial frame), a line break resets
-the device; after each the next command works. The LEDs are read from the pins. One Verilator build (cached).
+the device; after each the next command works. The LEDs are read from the pins.
+One Verilator build (cached).
 """
 
 import numpy as np

@@ -165,7 +165,8 @@ async def uart_bridge(dut):
                         await Timer(4 * bit_ns, unit="ns")
                     send_message(sock, {"ok": True, "total": now_cycles()})
                 elif op == "fault":
-                    faults[sent + int(header["index"])] = (header["kind"], int(header.get("bit", 0)))
+                    faults[sent + int(header["index"])] = (header["kind"],
+                                                           int(header.get("bit", 0)))
                     send_message(sock, {"ok": True})
                 elif op == "pins":
                     send_message(sock, {"ok": True, "heartbeat": int(dut.led_heartbeat.value),
