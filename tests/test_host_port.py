@@ -9,12 +9,9 @@ own tests check them against hand-made frames.
 import random
 
 import pytest
-from amaranth import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from host_echo import DELAY, ECHO, EMIT, INVERT, EchoHandler, EchoTop, expected_response
+from host_echo import DELAY, ECHO, EMIT, INVERT, EchoTop, expected_response
 from spikeforge.hdl.host_port import HostPort
 from spikeforge.hdl.protocol import CRC8_POLY, REQUEST_SYNC, Status
 from spikeforge.sim.verilator import harness
@@ -190,6 +187,12 @@ def test_host_port_verilator():
 
 
 # ---- abort: a partial request frame is dropped (the board tops drive it from the UART's idle)
+
+from amaranth import Module  # noqa: E402  (this section's own imports)
+from amaranth.lib import stream, wiring  # noqa: E402
+from amaranth.lib.wiring import In, Out  # noqa: E402
+
+from host_echo import EchoHandler  # noqa: E402
 
 class AbortTop(wiring.Component):
     """HostPort + EchoHandler with the port's ``abort`` input as a port."""
