@@ -194,6 +194,7 @@ from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from host_echo import EchoHandler  # noqa: E402
 
+
 class AbortTop(wiring.Component):
     """HostPort + EchoHandler with the port's ``abort`` input as a port."""
 
