@@ -111,6 +111,18 @@ register_board(Board(
 ))
 
 register_board(Board(
+    name="ulx3s-45f",
+    platform="amaranth_boards.ulx3s:ULX3S_45F_Platform",
+    family="ecp5", device="LFE5U-45F",
+    description="Radiona ULX3S with a Lattice ECP5 LFE5U-45F, 25 MHz oscillator",
+    osc_hz=25e6, target_mhz=100.0,
+    luts_total=43_848, dsps_total=72, brams_total=108,
+    lut_cell="TRELLIS_COMB", dsp_cell="MULT18X18D", bram_cell="DP16KD",
+    ff_source=("nextpnr", "TRELLIS_FF"),
+    synth_opts="-abc9",
+))
+
+register_board(Board(
     name="icebreaker",
     platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
     family="ice40", device="iCE40UP5K",

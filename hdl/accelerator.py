@@ -36,6 +36,9 @@ class Accelerator(ArgumentChecked, wiring.Component):
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
+            # the host port's ``abort``: drop a partial request frame (an idle UART line);
+            # not named ``abort``: Verilator rejects a top-level port named like a C++ function
+            "rx_abort": In(1),
         })
 
     def elaborate(self, platform):
@@ -46,4 +49,5 @@ class Accelerator(ArgumentChecked, wiring.Component):
         wiring.connect(m, port.tx, wiring.flipped(self.tx))
         wiring.connect(m, port.req, core.req)
         wiring.connect(m, core.rsp, port.rsp)
+        m.d.comb += port.abort.eq(self.rx_abort)
         return m

@@ -22,6 +22,14 @@ The port answers by itself:
 Bytes outside a frame that are not ``0xA5`` are ignored. Exactly one response
 leaves per request frame, in request order.
 
+``abort`` (input): while it is high and no byte is offered on ``rx``, a partial
+request frame (header, payload or CRC still missing, or the discard after a
+``BAD_LENGTH``) is dropped without a response and the port hunts for the next
+sync byte. A board top drives it from the UART's idle-line detector, so a
+request that lost a byte on the line times out on the host and the next one is
+parsed from its own sync byte. Complete requests (delivered or answered) are not
+affected; tie it low where the byte stream cannot lose bytes.
+
 Buffers: one ``lib.memory.Memory`` of ``max_payload`` bytes for the request
 payload (filled while the frame arrives, read while it is delivered) and one for
 the response payload.
@@ -109,6 +117,7 @@ class HostPort(ArgumentChecked, wiring.Component):
             "tx": Out(stream.Signature(8)),
             "req": Out(stream.Signature(BEAT_LAYOUT)),
             "rsp": In(stream.Signature(BEAT_LAYOUT)),
+            "abort": In(1),
         })
 
     def elaborate(self, platform):
@@ -250,16 +259,22 @@ class HostPort(ArgumentChecked, wiring.Component):
                     m.next = "CMD"
             with m.State("CMD"):
                 m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.abort & ~self.rx.valid):
+                    m.next = "HUNT"   # a partial frame: dropped
                 with m.If(rx_fire):
                     m.d.sync += [rx_cmd.eq(byte), rx_crc.eq(crc8_step(0, byte))]
                     m.next = "LEN0"
             with m.State("LEN0"):
                 m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.abort & ~self.rx.valid):
+                    m.next = "HUNT"   # a partial frame: dropped
                 with m.If(rx_fire):
                     m.d.sync += [rx_len[:8].eq(byte), rx_crc.eq(crc8_step(rx_crc, byte))]
                     m.next = "LEN1"
             with m.State("LEN1"):
                 m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.abort & ~self.rx.valid):
+                    m.next = "HUNT"   # a partial frame: dropped
                 full_len = Cat(rx_len[:8], byte)
                 with m.If(rx_fire):
                     m.d.sync += [rx_len[8:].eq(byte), rx_crc.eq(crc8_step(rx_crc, byte)),
@@ -273,6 +288,8 @@ class HostPort(ArgumentChecked, wiring.Component):
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.abort & ~self.rx.valid):
+                    m.next = "HUNT"   # a partial frame: dropped
                 with m.If(rx_fire):
                     m.d.comb += req_w.en.eq(1)
                     m.d.sync += [rx_crc.eq(crc8_step(rx_crc, byte)), rx_cnt.eq(rx_cnt + 1)]
@@ -280,6 +297,8 @@ class HostPort(ArgumentChecked, wiring.Component):
                         m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.abort & ~self.rx.valid):
+                    m.next = "HUNT"   # a partial frame: dropped
                 with m.If(rx_fire):
                     with m.If(byte == rx_crc):
                         m.d.sync += [outstanding.eq(1), rsp_done.eq(0)]
@@ -296,6 +315,8 @@ class HostPort(ArgumentChecked, wiring.Component):
                     m.next = "DISCARD"
             with m.State("DISCARD"):
                 m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.abort & ~self.rx.valid):
+                    m.next = "HUNT"   # a partial frame: dropped
                 with m.If(rx_fire):
                     m.d.sync += rx_cnt.eq(rx_cnt - 1)
                     with m.If(rx_cnt == 0):
