@@ -46,6 +46,7 @@ from spikeforge.sim.engines.base import EvalStats, StepStats
 from spikeforge.sim.engines.compare import Mismatch
 from spikeforge.sim.engines.golden import GoldenEngine
 from spikeforge.sim.errors import UsageError
+from spikeforge.sim import energy as E
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import model as golden
 
@@ -282,6 +283,9 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         _record_mismatch(report, eng, exc, "loading")
         engine_report = eng.report()
     report.update(engine_report)
+    if "counters_per_sample" in engine_report:
+        report["energy"] = _energy(engine_report, sizes, params)
+        log(E.summary_line(report["energy"]))
     last = report["epochs"][-1] if report["epochs"] else {}
     report.update({
         "samples": done, "test_samples": n_test,
@@ -312,6 +316,21 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
             report["plot"] = plot
             log(f"training curves drawn to {plot}")
     return report
+
+
+def _energy(engine_report, sizes, params) -> dict:
+    """The energy estimate of a hardware run (docs/energy.md) from its counters per
+    training sample, with the off-chip bytes of a network whose weights stay on chip."""
+    from spikeforge.hdl.config import BuildConfig
+    config = BuildConfig.from_dict(engine_report["config"])
+    offchip = E.offchip_bytes_per_sample(sizes, params.T)
+    events = E.core_events(engine_report["counters_per_sample"],
+                           geometry=E.geometry_of(config), sizes=sizes, T=params.T,
+                           reset_grad=params.reset_grad,
+                           dram_bytes=offchip["bytes_per_sample"])
+    out = E.estimate(events, samples=1)
+    out["offchip"] = offchip
+    return out
 
 
 def _record_mismatch(report, eng, exc, stage):

@@ -169,6 +169,13 @@ def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     assert report["ratio_to_ideal"] == pytest.approx(
         report["cycles_per_sample"] / report["ideal_cycles_per_sample"])
     assert report["simulated_cycles_per_second"] > 0
+    # the energy estimate of the run, from its counters (docs/energy.md)
+    energy = report["energy"]
+    assert energy["joules_per_sample"] > 0
+    assert sum(energy["shares"].values()) == pytest.approx(1.0)
+    # with the weights on chip a sample moves its input bitmap (T * 64 bits) and a label byte
+    assert energy["offchip"]["bytes_per_sample"] == 8 * 64 // 8 + 1
+    assert energy["tflops_per_watt"] > 0
 
 
 def test_train_command_on_rtl_stops_at_the_first_difference(tmp_path, capsys, monkeypatch):
