@@ -27,7 +27,7 @@ The port (:func:`port_float`), layer by layer, data-based normalisation:
 
 :func:`port_fp16` maps a spikeforge training network directly: its threshold
 ``v_th`` and weights on one scale per layer, ``zero`` reset (the hard reset of
-section 3), the leak ``k`` in ``none, 0..4`` closest on the training set, readout
+section 3), the leak ``k`` in ``none, 0..6`` best on the training set, readout
 ``spikes`` (how it was trained), no bias.
 
 Accuracies (``accuracy``: spiking, integer golden model; ``float_accuracy``: the
@@ -418,7 +418,7 @@ def run(*, dataset="digits", bits, T, hidden="128", percentile=99.9, seed=0, sou
         metrics["source_accuracy"] = src_acc
         if "float_accuracy" in src.metrics:
             metrics["float_accuracy"] = src.metrics["float_accuracy"]
-        ks = [None, 0, 1, 2, 3, 4] if leak == "auto" else [leak]
+        ks = [None, *range(7)] if leak == "auto" else [leak]
         train_spikes, y_train = encode_split(data, "train", seed=seed, T=T, limit=500)
         scores = {}
         nets = {}
