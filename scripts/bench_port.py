@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--T", dest="Ts", default="1,2,4,8,16,32")
     p.add_argument("--seeds", default="0")
     p.add_argument("--hidden", default="128")
-    p.add_argument("--epochs", type=int, default=150, help="float32 training epochs")
+    p.add_argument("--epochs", type=int, default=300, help="float32 training epochs")
     p.add_argument("--variants", action="store_true", help="also the variants at --variant-at")
     p.add_argument("--variant-at", default="8,8", help="B,T of the variants (default 8,8)")
     p.add_argument("--fp16-epochs", type=int, default=0,

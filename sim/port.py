@@ -56,7 +56,7 @@ __all__ = ["FloatNet", "train_float", "float_accuracy", "activations", "port_flo
            "port_fp16", "evaluate", "spiking_accuracy", "encode_split", "run", "add_arguments", "main",
            "DEFAULTS"]
 
-DEFAULTS = dict(hidden="128", percentile=99.9, seed=0, epochs=60, batch=32, lr=3e-3,
+DEFAULTS = dict(hidden="128", percentile=99.9, seed=0, epochs=300, batch=32, lr=3e-3,
                 weight_decay=1e-2, Q=16, readout="potential", reset="subtract",
                 bias_shift="half")
 
@@ -91,7 +91,7 @@ class FloatNet:
         return np.argmax(self.forward(x)[-1], axis=-1)
 
 
-def train_float(x, y, sizes, *, seed=0, epochs=60, batch=32, lr=3e-3, weight_decay=1e-2,
+def train_float(x, y, sizes, *, seed=0, epochs=300, batch=32, lr=3e-3, weight_decay=1e-2,
                 noise_T=None, log=None) -> FloatNet:
     """Train a float32 ReLU MLP with softmax cross-entropy and Adam (numpy only).
 
@@ -325,9 +325,12 @@ def _int_network(**kw):
         raise UsageError(f"the ported network is not valid: {exc}") from None
 
 
+_TRAINED: dict = {}      # the last float32 networks trained by run(), by their settings
+
+
 def run(*, dataset="digits", bits, T, hidden="128", percentile=99.9, seed=0, source=None,
         Q=16, readout="potential", reset="subtract", bias_shift="half", leak_shift="none",
-        epochs=150, train_noise="T", log=print):
+        epochs=300, train_noise="T", log=print):
     """Port a network; returns ``(IntNetwork, metrics, provenance)`` (what goes in
     the network file; the report of ``--json`` is ``{"metrics":..., "provenance":...}``)."""
     _check_choice("--bits", bits, I.WEIGHT_BITS)
@@ -361,8 +364,13 @@ def run(*, dataset="digits", bits, T, hidden="128", percentile=99.9, seed=0, sou
         log(f"training a float32 ReLU network {'-'.join(map(str, sizes))} on {dataset} "
             f"({epochs} epochs, seed {seed}, input noise "
             f"{'none' if noise_T is None else f'rate-coded over {noise_T} steps'})")
-        fnet = train_float(data.x_train, data.y_train, sizes, seed=seed, epochs=epochs,
-                           noise_T=noise_T)
+        key = (dataset, tuple(sizes), seed, epochs, noise_T)
+        if key not in _TRAINED:            # one process porting at several B trains once
+            if len(_TRAINED) >= 16:
+                _TRAINED.clear()
+            _TRAINED[key] = train_float(data.x_train, data.y_train, sizes, seed=seed,
+                                        epochs=epochs, noise_T=noise_T)
+        fnet = _TRAINED[key]
         f_acc = float_accuracy(fnet, data.x_test, data.y_test)
         metrics["float_accuracy"] = f_acc
         settings.update(hidden=sizes[1:-1], epochs=epochs,
@@ -488,7 +496,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--leak-shift", default=None,
                    help="leak k in 0..15, none (integrate-and-fire) or auto (--from only: the best "
                         "on the training set); default: none, or auto with --from")
-    p.add_argument("--epochs", type=int, default=150,
+    p.add_argument("--epochs", type=int, default=d["epochs"],
                    help="float32 training epochs (default: %(default)s)")
     p.add_argument("--train-noise", default="T",
                    help="float32 training inputs: T (rate-coded over --T steps, the default), "
