@@ -156,7 +156,7 @@ def fp16_port(epochs, bits, Ts, log, keep=None):
                 rec = {"B": B, "T": T, "source_accuracy": m["source_accuracy"],
                        "accuracy": m["accuracy"], "sops_per_sample": m["sops_per_sample"],
                        "leak_shift": prov["settings"]["leak_shift"],
-                       "leak_choice_train_accuracy": prov["port"]["leak_choice_train_accuracy"]}
+                       "leak_choice": prov["port"]["leak_choice"]}
                 out["ported"].append(rec)
                 log(f"fp16 network (T=16, {m['source_accuracy']:.4f}) ported to B={B} T={T}: "
                     f"{m['accuracy']:.4f} (leak_shift {rec['leak_shift']})")

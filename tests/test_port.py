@@ -136,7 +136,7 @@ def test_port_from_an_fp16_network(tmp_path, capsys):
     spikes = D.encode_batch(data.x_test, np.arange(359), split="test", seed=0, T=4)
     src_acc = float((golden.predict(weights, spikes, params) == data.y_test).mean())
     assert loaded.metrics["source_accuracy"] == src_acc
-    assert set(loaded.provenance["port"]["leak_choice_train_accuracy"]) == \
+    assert set(loaded.provenance["port"]["leak_choice"]) == \
         {"none", "0", "1", "2", "3", "4", "5", "6"}
     assert loaded.provenance["source"]["metrics"] == {"accuracy": 0.25}
 
