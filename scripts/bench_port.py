@@ -140,16 +140,26 @@ def train_fp16(epochs, seed=0, log=_quiet):
     return NF.Fp16Network(weights=tuple(eng.weights), params=params), acc
 
 
-def fp16_port(epochs, bits, Ts, log, keep=None):
+def fp16_port(epochs, bits, Ts, log, keep=None, existing=None):
     t0 = time.monotonic()
-    net, acc = train_fp16(epochs, log=log)
-    out = {"fp16_epochs": epochs, "fp16_test_accuracy": acc,
-           "fp16_seconds": time.monotonic() - t0, "ported": []}
+    if existing is not None:
+        loaded = NF.load(existing)
+        acc = loaded.metrics.get("accuracy")
+        out = {"fp16_file": existing, "fp16_provenance": loaded.provenance,
+               "fp16_test_accuracy": acc, "ported": []}
+    else:
+        net, acc = train_fp16(epochs, log=log)
+        out = {"fp16_epochs": epochs, "fp16_test_accuracy": acc,
+               "fp16_seconds": time.monotonic() - t0, "ported": []}
     with tempfile.TemporaryDirectory() as tmp:
-        path = keep or os.path.join(tmp, "fp16.net")
-        NF.save(path, net, metrics={"accuracy": acc},
-                provenance={"command": "scripts/bench_port.py (spikeforge train equivalent)",
-                            "dataset": "digits", "seed": 0, "epochs": epochs})
+        if existing is not None:
+            path = existing
+        else:
+            path = keep or os.path.join(tmp, "fp16.net")
+            NF.save(path, net, metrics={"accuracy": acc},
+                    provenance={"command": "scripts/bench_port.py (spikeforge train "
+                                           f"--epochs {epochs} equivalent)",
+                                "dataset": "digits", "seed": 0, "epochs": epochs})
         for T in Ts:
             for B in bits:
                 m, prov = _port(bits=B, T=T, source=path, leak_shift="auto")
@@ -158,7 +168,7 @@ def fp16_port(epochs, bits, Ts, log, keep=None):
                        "leak_shift": prov["settings"]["leak_shift"],
                        "leak_choice": prov["port"]["leak_choice"]}
                 out["ported"].append(rec)
-                log(f"fp16 network (T=16, {m['source_accuracy']:.4f}) ported to B={B} T={T}: "
+                log(f"fp16 network ({m['source_accuracy']:.4f}) ported to B={B} T={T}: "
                     f"{m['accuracy']:.4f} (leak_shift {rec['leak_shift']})")
     return out
 
@@ -168,12 +178,15 @@ def main(argv=None) -> int:
     p.add_argument("--bits", default="4,8")
     p.add_argument("--T", dest="Ts", default="1,2,4,8,16,32")
     p.add_argument("--seeds", default="0")
-    p.add_argument("--hidden", default="128")
-    p.add_argument("--epochs", type=int, default=300, help="float32 training epochs")
+    p.add_argument("--hidden", default="256")
+    p.add_argument("--epochs", type=int, default=150, help="float32 training epochs")
     p.add_argument("--variants", action="store_true", help="also the variants at --variant-at")
     p.add_argument("--variant-at", default="8,8", help="B,T of the variants (default 8,8)")
     p.add_argument("--fp16-epochs", type=int, default=0,
                    help="train an fp16 network for E epochs and port it (0: skip)")
+    p.add_argument("--fp16-file", default=None,
+                   help="port this fp16 network file (from an earlier --fp16-keep) instead of "
+                        "training one")
     p.add_argument("--fp16-T", default="8,16", help="T of the fp16 ports (default 8,16)")
     p.add_argument("--fp16-keep", default=None, help="keep the fp16 network file here")
     p.add_argument("--json", required=True)
@@ -195,9 +208,9 @@ def main(argv=None) -> int:
     if args.variants:
         vb, vt = _ints(args.variant_at)
         report["variants"] = variants(seeds, vb, vt, args.hidden, args.epochs, log)
-    if args.fp16_epochs:
+    if args.fp16_epochs or args.fp16_file:
         report["fp16_port"] = fp16_port(args.fp16_epochs, bits, _ints(args.fp16_T), log,
-                                        keep=args.fp16_keep)
+                                        keep=args.fp16_keep, existing=args.fp16_file)
     report["seconds"] = time.monotonic() - t0
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     tmp = args.json + f".tmp-{os.getpid()}"

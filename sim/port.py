@@ -57,7 +57,7 @@ __all__ = ["FloatNet", "train_float", "float_accuracy", "activations", "port_flo
            "port_fp16", "evaluate", "spiking_accuracy", "encode_split", "run", "add_arguments", "main",
            "DEFAULTS"]
 
-DEFAULTS = dict(hidden="128", percentile=99.9, seed=0, epochs=300, batch=32, lr=3e-3,
+DEFAULTS = dict(hidden="256", percentile=99.9, seed=0, epochs=150, batch=32, lr=3e-3,
                 weight_decay=1e-2, Q=16, readout="potential", reset="subtract",
                 bias_shift="half")
 
@@ -92,7 +92,7 @@ class FloatNet:
         return np.argmax(self.forward(x)[-1], axis=-1)
 
 
-def train_float(x, y, sizes, *, seed=0, epochs=300, batch=32, lr=3e-3, weight_decay=1e-2,
+def train_float(x, y, sizes, *, seed=0, epochs=150, batch=32, lr=3e-3, weight_decay=1e-2,
                 noise_T=None, log=None) -> FloatNet:
     """Train a float32 ReLU MLP with softmax cross-entropy and Adam (numpy only).
 
@@ -329,9 +329,9 @@ def _int_network(**kw):
 _TRAINED: dict = {}      # the last float32 networks trained by run(), by their settings
 
 
-def run(*, dataset="digits", bits, T, hidden="128", percentile=99.9, seed=0, source=None,
+def run(*, dataset="digits", bits, T, hidden="256", percentile=99.9, seed=0, source=None,
         Q=16, readout="potential", reset="subtract", bias_shift="half", leak_shift="none",
-        epochs=300, train_noise="T", log=print):
+        epochs=150, train_noise="T", log=print):
     """Port a network; returns ``(IntNetwork, metrics, provenance)`` (what goes in
     the network file; the report of ``--json`` is ``{"metrics":..., "provenance":...}``)."""
     _check_choice("--bits", bits, I.WEIGHT_BITS)
