@@ -206,3 +206,21 @@ def test_engine_registry_interface():
     assert set(eng.kinds) == {"integer", "fp16"}
     for name in ("run", "report"):
         assert callable(getattr(eng, name))
+
+
+def test_bench_port_writes_its_table(tmp_path):
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_port.py")
+    spec = importlib.util.spec_from_file_location("bench_port", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "b.json"
+    assert bench.main(["--seeds", "0", "--bits", "4,8", "--T", "2", "--hidden", "16",
+                       "--epochs", "4", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert [(r["B"], r["T"]) for r in rep["rows"]] == [(4, 2), (8, 2)]
+    # each row is what spikeforge port gives for the same settings
+    _, metrics, _ = P.run(bits=8, T=2, hidden="16", epochs=4, seed=0, log=lambda *a: None)
+    assert rep["rows"][1]["accuracy"] == metrics["accuracy"]
+    assert rep["rows"][1]["float_accuracy"] == metrics["float_accuracy"]
+    assert rep["summary"][1]["gap"] == pytest.approx(metrics["float_accuracy"] - metrics["accuracy"])
