@@ -199,9 +199,9 @@ def load(path) -> NetworkFile:
             raw = f.read()
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             files = {name: z[name] for name in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
         raise NetworkFileError(f"{path!r} is not a spikeforge network file (not a NumPy .npz "
-                               f"archive: {type(exc).__name__})") from None
+                               "archive)") from None
     if "header" not in files or files["header"].shape != () or files["header"].dtype.kind != "U":
         raise NetworkFileError(f"{path!r} is not a spikeforge network file (no JSON header entry)")
     try:
