@@ -118,26 +118,29 @@ def variants(seeds, B, T, hidden, epochs, log):
 
 
 def train_fp16(epochs, seed=0, log=_quiet):
-    """``spikeforge train --epochs E`` (batch 1, default constants): the same order,
-    spikes and initial weights as :func:`spikeforge.sim.train.run`."""
+    """``spikeforge train --epochs E`` (batch 1, default constants, 64-128-10): the same
+    initial weights, spikes and sample order as the command, through the golden
+    model's ``train_step`` one sample at a time."""
     from spikeforge.sim.golden import datasets as D
     from spikeforge.sim.golden import model as golden
-    from spikeforge.sim.train import GoldenEngine
     data = D.load("digits")
     params = golden.Params()
     sizes = [data.n_features, 128, data.n_classes]
-    eng = GoldenEngine(sizes, params, weights=golden.init_weights(sizes, seed))
+    weights = golden.init_weights(sizes, seed)
     n = len(data.x_train)
     train = D.encode_batch(data.x_train, np.arange(n), split="train", seed=seed, T=params.T)
     test = D.encode_batch(data.x_test, np.arange(len(data.x_test)), split="test", seed=seed,
                           T=params.T)
+    acc = None
     for ep in range(1, epochs + 1):
         order = np.random.default_rng([seed, 2, ep]).permutation(n)
         for k in order:
-            eng.train_step(train[[k]], data.y_train[[k]])
-        acc = float((eng.evaluate(test, data.y_test).predictions == data.y_test).mean())
+            weights = golden.train_step(weights, train[[k]], data.y_train[[k]], params).weights
+        preds = np.concatenate([golden.predict(weights, test[i:i + 128], params)
+                                for i in range(0, len(test), 128)])
+        acc = float((preds == data.y_test).mean())
         log(f"fp16 epoch {ep}/{epochs}: test accuracy {acc:.4f}")
-    return NF.Fp16Network(weights=tuple(eng.weights), params=params), acc
+    return NF.Fp16Network(weights=tuple(weights), params=params), acc
 
 
 def fp16_port(epochs, bits, Ts, log, keep=None, existing=None):
