@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("spikeforge.boards.build", "place and route a block on an FPGA board and report its cost"),
     "train": ("spikeforge.sim.train", "train a spiking network on a dataset with the golden model or on the RTL core"),
     "bench": ("spikeforge.sim.bench", "run a benchmark and write its numbers as JSON"),
+    "port": ("spikeforge.sim.port", "port a trained network to an integer spiking network (SPEC section 8)"),
+    "infer": ("spikeforge.sim.infer", "run a network file over the test set with an inference engine"),
 }
 
 
