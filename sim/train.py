@@ -150,7 +150,8 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         lr=_P.lr, lr_decay=1.0, seed=0, alpha=_P.alpha, v_th=_P.v_th, a=_P.a, beta=_P.beta,
         loss_scale=_P.loss_scale, reset_grad=_P.reset_grad, precision="fp16", limit=None,
         samples=None, test_samples=None, reencode=False, engine_options=None, log=print,
-        progress=None, initial_weights=None, network=None, export=None, plot=None) -> dict:
+        progress=None, initial_weights=None, network=None, export=None, plot=None,
+        save=None) -> dict:
     """Train and return the report (the JSON of ``--json``). Raises
     :class:`UsageError` for bad settings and :class:`TrainingDiverged` on NaN/inf.
     Where a hardware engine differs from the golden model the run stops; the report
@@ -158,9 +159,10 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
 
     ``initial_weights`` (fp16 arrays, one per layer, e.g. from a NIR graph named
     ``network``) replace the seeded initial weights and fix the layer sizes (``hidden``
-    is then not used). ``export`` writes the trained network as a NIR graph, ``plot``
-    draws the per-epoch metrics to a PNG (both only when the run ends without a
-    mismatch)."""
+    is then not used). ``export`` writes the trained network as a NIR graph, ``save``
+    as a spikeforge network file (:mod:`spikeforge.sim.network_file`, with the test
+    accuracy it reached), ``plot`` draws the per-epoch metrics to a PNG (all only when
+    the run ends without a mismatch)."""
     engine_cls = engine_class(engine)
     for name, value, lo in (("--epochs", epochs, 1), ("--batch", batch, 1)):
         if not isinstance(value, int) or value < lo:
@@ -176,7 +178,9 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
                      loss_scale=loss_scale, reset_grad=reset_grad)
     if export is not None and precision != "fp16":
         raise UsageError(f"--export writes fp16 networks; the run's precision is {precision}")
-    for option, path in (("--export", export), ("--plot", plot)):
+    if save is not None and precision != "fp16":
+        raise UsageError(f"--save writes fp16 networks; the run's precision is {precision}")
+    for option, path in (("--export", export), ("--plot", plot), ("--save", save)):
         if path is not None:
             directory = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(directory):
@@ -306,6 +310,19 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
                 raise UsageError(str(exc)) from None
             report["exported"] = export
             log(f"trained network written to {export} (NIR)")
+        if save is not None:
+            from spikeforge.sim import network_file as NF
+            try:
+                NF.save(save, NF.Fp16Network(tuple(eng.weights), params),
+                        metrics={"accuracy": report["test_accuracy"],
+                                 "test_samples": n_test, "samples": done},
+                        provenance={"command": "train", "dataset": dataset, "engine": engine,
+                                    "seed": seed, "network": network,
+                                    "settings": report["settings"]})
+            except NF.NetworkFileError as exc:
+                raise UsageError(str(exc)) from None
+            report["saved"] = save
+            log(f"trained network written to {save} (spikeforge network file)")
         if plot is not None and report["epochs"]:
             from spikeforge.sim import plot as P
             try:
@@ -409,10 +426,14 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="digits (scikit-learn's 8x8 digits, shipped) or FILE.npz with x_train, "
                         "y_train, x_test, y_test (features in [0, 1], or spike trains as booleans "
                         "(N, T, features)); default: digits")
-    p.add_argument("--network", metavar="FILE.nir", default=None,
-                   help="start from this NIR graph's weights and neuron constants (alpha and "
-                        "v_th come from its LIF nodes; the other constants from its metadata "
-                        "unless given here)")
+    p.add_argument("--network", metavar="FILE", default=None,
+                   help="start from this network: a NIR graph (.nir: weights and neuron "
+                        "constants from its nodes, the other constants from its metadata unless "
+                        "given here) or an fp16 network file of --save (its constants unless "
+                        "given here)")
+    p.add_argument("--save", metavar="NET", default=None,
+                   help="write the trained network (weights, constants, accuracy) as a "
+                        "spikeforge network file, for train --network, infer and port --from")
     p.add_argument("--export", metavar="FILE.nir", default=None,
                    help="write the trained network as a NIR graph")
     p.add_argument("--plot", metavar="FILE.png", default=None,
@@ -465,20 +486,23 @@ _CONSTANTS = ("T", "alpha", "v_th", "a", "beta", "lr", "loss_scale", "reset_grad
 
 
 def _constants(args) -> tuple[dict, list | None, str]:
-    """The constants and initial weights of the run: from ``--network`` (a NIR graph)
-    where given, the options the user set taking precedence, else the defaults."""
+    """The constants, initial weights and hidden sizes of the run: from ``--network`` (a
+    NIR graph or an fp16 network file) where given, the options the user set taking
+    precedence, else the defaults."""
     given = {k: getattr(args, k) for k in _CONSTANTS if getattr(args, k) is not None}
     if args.network is None:
         hidden = _parse_hidden(args.hidden if args.hidden is not None else DEFAULTS["hidden"])
         return {**{k: DEFAULTS[k] for k in _CONSTANTS}, **given}, None, hidden
+    if args.hidden is not None:
+        raise UsageError("--hidden cannot be set with --network: the network's layers define "
+                         "the sizes")
+    if not str(args.network).endswith(".nir"):
+        return _network_file_constants(args.network, given)
     from spikeforge.sim.interop import nir_io
     for key in ("alpha", "v_th"):
         if key in given:
             raise UsageError(f"{_OPTION_OF[key]} cannot be set with --network: the network's "
                              "neuron nodes define it")
-    if args.hidden is not None:
-        raise UsageError("--hidden cannot be set with --network: the network's layers define "
-                         "the sizes")
     try:
         net = nir_io.read_network(args.network)
         params = net.params(**given)
@@ -488,6 +512,21 @@ def _constants(args) -> tuple[dict, list | None, str]:
         print(f"spikeforge train: {line}", file=sys.stderr)
     values = {k: getattr(params, k) for k in _CONSTANTS}
     return values, net.weights, None
+
+
+def _network_file_constants(path, given):
+    """Constants and weights of an fp16 network file; the options given win."""
+    from spikeforge.sim import network_file as NF
+    try:
+        loaded = NF.load(path)
+    except NF.NetworkFileError as exc:
+        raise UsageError(str(exc)) from None
+    if loaded.kind != "fp16":
+        raise UsageError(f"--network {path!r} holds an integer inference network (SPEC section "
+                         "8); train takes fp16 training networks (.nir or a file of --save)")
+    params = loaded.network.params
+    values = {**{k: getattr(params, k) for k in _CONSTANTS}, **given}
+    return values, [np.array(w) for w in loaded.network.weights], None
 
 
 def main(args) -> int:
@@ -504,7 +543,7 @@ def main(args) -> int:
                      reencode=args.reencode,
                      engine_options=engine_class(args.engine).options_from(args),
                      progress=args.progress, initial_weights=weights, network=args.network,
-                     export=args.export, plot=args.plot, **constants)
+                     export=args.export, plot=args.plot, save=args.save, **constants)
     except TrainingDiverged as exc:
         print(f"spikeforge train: error: training diverged: {exc}", file=sys.stderr)
         return 1

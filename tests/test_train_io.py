@@ -110,3 +110,39 @@ def test_npz_spike_trains_train_as_given(tmp_path, recording):
         TR.main(parse("--dataset", str(path), "--T", "7", "--hidden", "8", "--epochs", "1"))
     with pytest.raises(UsageError, match="--reencode needs features"):
         TR.main(parse("--dataset", str(path), "--T", str(T), "--reencode", "--epochs", "1"))
+
+
+def test_save_then_continue_and_infer_from_the_network_file(tmp_path, recording):
+    from spikeforge.sim import infer as INF
+    from spikeforge.sim import network_file as NF
+    net = tmp_path / "trained.npz"
+    args = parse("--engine", "recording", "--limit", "20", "--test-samples", "30", "--epochs", "1",
+                 "--hidden", "12", "--T", "5", "--lr", "0.02", "--no-progress", "--save", str(net))
+    assert TR.main(args) == 0
+    first = recording[-1]
+    loaded = NF.load(net)
+    assert loaded.kind == "fp16" and loaded.sizes == [64, 12, 10]
+    assert [w.view(np.uint16).tolist() for w in loaded.network.weights] == \
+        [w.view(np.uint16).tolist() for w in first["engine"].weights]
+    assert loaded.network.params.to_dict() == first["params"].to_dict()
+    # the accuracy recorded is the one the golden model gives on the same test spikes
+    from spikeforge.sim.golden import datasets as D
+    data = D.load("digits")
+    spikes = D.encode_batch(data.x_test[:30], np.arange(30), split="test", seed=0, T=5)
+    pred = golden.predict(list(loaded.network.weights), spikes, loaded.network.params)
+    assert loaded.metrics["accuracy"] == float((pred == data.y_test[:30]).mean())
+
+    args = parse("--engine", "recording", "--network", str(net), "--limit", "4",
+                 "--test-samples", "2", "--epochs", "1", "--no-progress", "--lr", "0.001")
+    assert TR.main(args) == 0
+    second = recording[-1]
+    assert [w.view(np.uint16).tolist() for w in second["start"]] == \
+        [w.view(np.uint16).tolist() for w in loaded.network.weights]
+    assert second["params"].T == 5 and second["params"].lr == 0.001
+
+    with pytest.raises(UsageError, match="--save writes fp16 networks"):
+        TR.main(parse("--precision", "float64", "--save", str(tmp_path / "x.npz")))
+    bad = tmp_path / "not-a-network.npz"
+    bad.write_bytes(b"hello")
+    with pytest.raises(UsageError, match="not-a-network"):
+        TR.main(parse("--network", str(bad)))
