@@ -49,6 +49,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.hdl.accelerator import Accelerator
+from spikeforge.hdl.checked import ArgumentChecked
 from spikeforge.hdl.protocol import REQUEST_SYNC, RESPONSE_SYNC, Status
 from spikeforge.hdl.uart import MIN_DIVISOR, UARTBridge, divisor_for
 
@@ -199,7 +200,7 @@ class LinkMonitor(wiring.Component):
         return m
 
 
-class BoardTop(wiring.Component):
+class BoardTop(ArgumentChecked, wiring.Component):
     """The accelerator of ``config`` behind a UART, with reset and status LEDs.
 
     Keyword-only parameters: ``divisor`` (clock cycles per UART bit, at least 8), or
@@ -213,39 +214,50 @@ class BoardTop(wiring.Component):
     oscillator directly). See the module docstring.
     """
 
+    @staticmethod
+    def _settings(config, *, divisor=None, clock_hz=None, baud=None, idle_bits=None,
+                  fifo_depth=16, heartbeat_cycles=None, pins=None, pll=False) -> dict:
+        """The checked settings (derived defaults filled in); one-sentence ValueError."""
+        if divisor is None:
+            if clock_hz is None or baud is None:
+                raise ValueError("give either divisor, or clock_hz and baud")
+            divisor = divisor_for(clk_hz=clock_hz, baud=baud)
+        elif not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < MIN_DIVISOR:
+            raise ValueError(f"divisor must be an integer of at least {MIN_DIVISOR} clock "
+                             f"cycles per bit, not {divisor!r}")
+        if idle_bits is None:
+            idle_bits = max(20, round(BREAK_IDLE_S * baud)) if baud else 20
+        if not isinstance(idle_bits, int) or idle_bits < 12:
+            # a break's framing error (after 9.5 bit times) must come before the reset
+            raise ValueError(f"idle_bits must be an integer of at least 12, not {idle_bits!r}")
+        if heartbeat_cycles is None:
+            heartbeat_cycles = round(clock_hz / 2) if clock_hz else 1 << 20
+        if not isinstance(heartbeat_cycles, int) or heartbeat_cycles < 1:
+            raise ValueError(f"heartbeat_cycles must be a positive integer, "
+                             f"not {heartbeat_cycles!r}")
+        if pll is not False and not isinstance(pll, PLLPlan):
+            raise ValueError(f"pll must be a PLLPlan or False, not {pll!r}")
+        if not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool) or fifo_depth < 2:
+            raise ValueError(f"fifo_depth must be an integer of at least 2, not {fifo_depth!r}")
+        Accelerator.check(config)
+        return dict(divisor=divisor, clock_hz=clock_hz, baud=baud, idle_bits=idle_bits,
+                    fifo_depth=fifo_depth, heartbeat_cycles=heartbeat_cycles, pins=pins, pll=pll)
+
+    @classmethod
+    def check(cls, config, **options):
+        cls._settings(config, **options)
+
     def __init__(self, config, *, divisor: int | None = None, clock_hz: float | None = None,
                  baud: int | None = None, idle_bits: int | None = None, fifo_depth: int = 16,
                  heartbeat_cycles: int | None = None, pins: BoardIO | None = None,
                  pll: PLLPlan | bool = False):
-        try:
-            if divisor is None:
-                if clock_hz is None or baud is None:
-                    raise ValueError("give either divisor, or clock_hz and baud")
-                divisor = divisor_for(clk_hz=clock_hz, baud=baud)
-            elif not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < MIN_DIVISOR:
-                raise ValueError(f"divisor must be an integer of at least {MIN_DIVISOR} clock "
-                                 f"cycles per bit, not {divisor!r}")
-            if idle_bits is None:
-                idle_bits = max(20, round(BREAK_IDLE_S * baud)) if baud else 20
-            if not isinstance(idle_bits, int) or idle_bits < 12:
-                # a break's framing error (after 9.5 bit times) must come before the reset
-                raise ValueError(f"idle_bits must be an integer of at least 12, not {idle_bits!r}")
-            if heartbeat_cycles is None:
-                heartbeat_cycles = round(clock_hz / 2) if clock_hz else 1 << 20
-            if not isinstance(heartbeat_cycles, int) or heartbeat_cycles < 1:
-                raise ValueError(f"heartbeat_cycles must be a positive integer, "
-                                 f"not {heartbeat_cycles!r}")
-            if pll is not False and not isinstance(pll, PLLPlan):
-                raise ValueError(f"pll must be a PLLPlan or False, not {pll!r}")
-            if not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool) or fifo_depth < 2:
-                raise ValueError(f"fifo_depth must be an integer of at least 2, not {fifo_depth!r}")
-            self.uart = UARTBridge(divisor=divisor, fifo_depth=fifo_depth, idle_bits=idle_bits)
-            self.accelerator = Accelerator(config)
-        except BaseException:
-            self._MustUse__silence = True   # never elaborated: no unused-elaboratable warning
-            if hasattr(self, "uart"):
-                self.uart._MustUse__silence = True
-            raise
+        # checked before the object existed (ArgumentChecked): nothing below raises
+        v = self._settings(config, divisor=divisor, clock_hz=clock_hz, baud=baud,
+                           idle_bits=idle_bits, fifo_depth=fifo_depth,
+                           heartbeat_cycles=heartbeat_cycles, pins=pins, pll=pll)
+        divisor, idle_bits, heartbeat_cycles = v["divisor"], v["idle_bits"], v["heartbeat_cycles"]
+        self.uart = UARTBridge(divisor=divisor, fifo_depth=fifo_depth, idle_bits=idle_bits)
+        self.accelerator = Accelerator(config)
         self.config = config
         self.divisor = divisor
         self.clock_hz = clock_hz

@@ -30,7 +30,8 @@ from amaranth import Module, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
+
+from .checked import ArgumentChecked
 
 __all__ = ["UARTReceiver", "UARTTransmitter", "UARTBridge", "divisor_for", "MIN_DIVISOR"]
 
@@ -67,17 +68,20 @@ def _line_status():
             "overruns": Out(16)}
 
 
-class UARTReceiver(wiring.Component):
+class UARTReceiver(ArgumentChecked, wiring.Component):
     """The ``rx`` line to a byte stream; see the module docstring.
 
     ``o`` has no back-pressure into the line: a byte that is not taken before the
     next one is complete is overwritten and counted in ``overruns``.
     """
 
-    def __init__(self, *, divisor: int, idle_bits: int = 20):
+    @classmethod
+    def check(cls, *, divisor, idle_bits=20):
         _check_divisor(divisor)
         if not isinstance(idle_bits, int) or idle_bits < 1:
             raise ValueError(f"idle_bits must be a positive integer, not {idle_bits!r}")
+
+    def __init__(self, *, divisor: int, idle_bits: int = 20):
         self.divisor = divisor
         self.idle_bits = idle_bits
         super().__init__({
@@ -153,11 +157,14 @@ class UARTReceiver(wiring.Component):
         return m
 
 
-class UARTTransmitter(wiring.Component):
+class UARTTransmitter(ArgumentChecked, wiring.Component):
     """A byte stream to the ``tx`` line; see the module docstring."""
 
-    def __init__(self, *, divisor: int):
+    @classmethod
+    def check(cls, *, divisor):
         _check_divisor(divisor)
+
+    def __init__(self, *, divisor: int):
         self.divisor = divisor
         super().__init__({
             "i": In(stream.Signature(8)),
@@ -185,17 +192,20 @@ class UARTTransmitter(wiring.Component):
         return m
 
 
-class UARTBridge(wiring.Component):
+class UARTBridge(ArgumentChecked, wiring.Component):
     """Serial pins to byte streams: ``rx`` pin -> FIFO -> ``o``; ``i`` -> ``tx`` pin.
 
     ``fifo_depth`` bytes are kept while the consumer of ``o`` is busy (the host
     protocol sends one request at a time, so a request's length is enough).
     """
 
-    def __init__(self, *, divisor: int, fifo_depth: int = 16, idle_bits: int = 20):
-        _check_divisor(divisor)
+    @classmethod
+    def check(cls, *, divisor, fifo_depth=16, idle_bits=20):
+        UARTReceiver.check(divisor=divisor, idle_bits=idle_bits)
         if not isinstance(fifo_depth, int) or fifo_depth < 2:
             raise ValueError(f"fifo_depth must be an integer of at least 2, not {fifo_depth!r}")
+
+    def __init__(self, *, divisor: int, fifo_depth: int = 16, idle_bits: int = 20):
         self.divisor = divisor
         self.fifo_depth = fifo_depth
         self.idle_bits = idle_bits

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The board top without a board or a simulator of the whole design.
 
 UART rates against rates worked out by hand from the chips' limits and the 2 %
@@ -18,7 +19,8 @@ from spikeforge.sim.host.driver import encode_request, encode_response
 
 
 def _unbuilt(top):
-    """A top made only to look at (no unused-elaboratable warnings)."""
+    """A top made by ``board_top`` only to look at: the warning that it was never
+    elaborated is silenced for it and its parts (Amaranth's per-object switch)."""
     for obj in (top, top.uart, top.accelerator, top.accelerator.core):
         obj._MustUse__silence = True
     return top

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """UART receiver, transmitter and bridge against a bit-level line model written here.
 
 The model drives the ``rx`` line cycle by cycle with a bit period that may differ
