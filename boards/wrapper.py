@@ -24,6 +24,8 @@ from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In
 
+from spikeforge.hdl.checked import ArgumentChecked
+
 from .clocks import PLLDomain
 
 __all__ = ["BoundaryTop", "block_ports"]
@@ -38,16 +40,19 @@ def block_ports(component):
     return inputs, outputs
 
 
-class BoundaryTop(Elaboratable):
+class BoundaryTop(ArgumentChecked, Elaboratable):
     """``block`` between boundary registers, clocked by ``pll`` (a PLLPlan)."""
+
+    @classmethod
+    def check(cls, block, board, pll, *, board_ports=None):
+        inputs, outputs = block_ports(block)
+        unknown = set(board_ports or {}) - {n for n, _ in inputs + outputs}
+        if unknown:
+            raise ValueError(f"board_ports names no port of the block: {sorted(unknown)}")
 
     def __init__(self, block, board, pll, *, board_ports=None):
         self.board_ports = dict(board_ports or {})
         inputs, outputs = block_ports(block)
-        unknown = set(self.board_ports) - {n for n, _ in inputs + outputs}
-        if unknown:
-            self._MustUse__silence = True   # a failed construction is not an unused design
-            raise ValueError(f"board_ports names no port of the block: {sorted(unknown)}")
         self.block = block
         self.board = board
         self.clock = PLLDomain(pll)
