@@ -40,12 +40,13 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checked import ArgumentChecked
 from .config import FMA_MAX_STAGES, Implementation
 
 __all__ = [
     "OPERANDS", "DEFAULT_STAGES", "MAX_STAGES", "CANONICAL_NAN",
     "FMA", "fma_pipeline", "fma_comb", "register_boundaries", "pipeline_control",
-    "build_steps", "lzc", "round_pack", "SIX_STEP_BOUNDARIES",
+    "build_steps", "lzc", "round_pack", "SIX_STEP_BOUNDARIES", "StreamPipeline",
 ]
 
 #: Operand layout of one FMA: ``a`` in bits 0..15, ``b`` in 16..31, ``c`` in 32..47.
@@ -285,20 +286,30 @@ def pipeline_control(m: Module, i, o, stages: int, *, domain: str = "sync"):
     return en
 
 
-class FMA(wiring.Component):
-    """Pipelined binary16 fused multiply-add ``o = round(i.a * i.b + i.c)``.
+class StreamPipeline(ArgumentChecked, wiring.Component):
+    """A binary16 datapath behind ``i`` / ``o`` streams, ``stages`` registers deep.
 
-    ``stages`` pipeline registers (1..8, default :data:`DEFAULT_STAGES`); latency
-    ``stages`` cycles; one result per cycle while ``o.ready``.
-    """
+    Subclasses give ``OPERANDS`` (the ``i`` payload layout), ``RESULT`` (the ``o``
+    payload shape, 16 bits by default), ``STAGES`` (the allowed range), ``DEFAULT`` and
+    ``datapath(m, payload, *, stages, en)`` (the ``o`` payload's value).
+    Latency ``stages`` cycles; one result per cycle while ``o.ready``; back-pressure on
+    one enable (:func:`pipeline_control`)."""
 
-    def __init__(self, *, stages: int = DEFAULT_STAGES):
-        _check_stages(stages)
-        self._stages = stages
+    @classmethod
+    def check(cls, *, stages=None):
+        lo, hi = cls.STAGES
+        stages = cls.DEFAULT if stages is None else stages
+        if not isinstance(stages, int) or isinstance(stages, bool) or not lo <= stages <= hi:
+            raise ValueError(f"stages must be an integer between {lo} and {hi}, not {stages!r}")
+
+    def __init__(self, *, stages: int | None = None):
+        self._stages = self.DEFAULT if stages is None else stages
         super().__init__({
-            "i": In(stream.Signature(OPERANDS)),
-            "o": Out(stream.Signature(16)),
+            "i": In(stream.Signature(self.OPERANDS)),
+            "o": Out(stream.Signature(self.RESULT)),
         })
+
+    RESULT = 16
 
     @property
     def stages(self) -> int:
@@ -312,7 +323,21 @@ class FMA(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         en = pipeline_control(m, self.i, self.o, self._stages)
-        p = self.i.payload
-        m.d.comb += self.o.payload.eq(
-            fma_pipeline(m, p.a, p.b, p.c, stages=self._stages, en=en))
+        m.d.comb += self.o.payload.eq(self.datapath(m, self.i.payload, stages=self._stages,
+                                                    en=en))
         return m
+
+
+class FMA(StreamPipeline):
+    """Pipelined binary16 fused multiply-add ``o = round(i.a * i.b + i.c)``.
+
+    ``stages`` pipeline registers (1..8, default :data:`DEFAULT_STAGES`); latency
+    ``stages`` cycles; one result per cycle while ``o.ready``.
+    """
+
+    OPERANDS = OPERANDS
+    STAGES = (1, MAX_STAGES)
+    DEFAULT = DEFAULT_STAGES
+
+    def datapath(self, m, p, *, stages, en):
+        return fma_pipeline(m, p.a, p.b, p.c, stages=stages, en=en)

@@ -31,11 +31,10 @@ caller-supplied clock enable.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Cat, Const, Module, Mux
+from amaranth.lib import data
 
-from .fp16 import (CANONICAL_NAN, SIX_STEP_BOUNDARIES, build_steps, lzc, pipeline_control,
+from .fp16 import (CANONICAL_NAN, SIX_STEP_BOUNDARIES, StreamPipeline, build_steps, lzc,
                    round_pack)
 
 __all__ = ["ADD_OPERANDS", "ADD_DEFAULT_STAGES", "ADD_MAX_STAGES", "FPAdd", "add_pipeline",
@@ -149,29 +148,12 @@ def add_pipeline(m: Module, a, c, *, stages: int = ADD_DEFAULT_STAGES, en=None,
                        extra=max(0, stages - 7), en=en, domain=domain, name=name)["result"]
 
 
-class FPAdd(wiring.Component):
+class FPAdd(StreamPipeline):
     """Pipelined binary16 addition ``o = round(i.a + i.c)``; see the module docstring."""
 
-    def __init__(self, *, stages: int = ADD_DEFAULT_STAGES):
-        _check_stages(stages)
-        self._stages = stages
-        super().__init__({
-            "i": In(stream.Signature(ADD_OPERANDS)),
-            "o": Out(stream.Signature(16)),
-        })
+    OPERANDS = ADD_OPERANDS
+    STAGES = (1, ADD_MAX_STAGES)
+    DEFAULT = ADD_DEFAULT_STAGES
 
-    @property
-    def stages(self) -> int:
-        return self._stages
-
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted input to its result at ``o`` (with ``o.ready`` high)."""
-        return self._stages
-
-    def elaborate(self, platform):
-        m = Module()
-        en = pipeline_control(m, self.i, self.o, self._stages)
-        p = self.i.payload
-        m.d.comb += self.o.payload.eq(add_pipeline(m, p.a, p.c, stages=self._stages, en=en))
-        return m
+    def datapath(self, m, p, *, stages, en):
+        return add_pipeline(m, p.a, p.c, stages=stages, en=en)

@@ -11,11 +11,10 @@ MULT18X18D on ECP5.
 
 from __future__ import annotations
 
-from amaranth import Module
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Cat
+from amaranth.lib import data
 
-from .fp16 import DEFAULT_STAGES, FMA, OPERANDS, _check_stages, fma_pipeline, pipeline_control
+from .fp16 import DEFAULT_STAGES, FMA, OPERANDS, fma_pipeline
 
 __all__ = ["PEArray"]
 
@@ -25,26 +24,22 @@ class PEArray(FMA):
     (an :class:`~spikeforge.hdl.fp16.FMA` ``lanes`` wide: the same ``stages`` and
     ``latency``)."""
 
-    def __init__(self, *, lanes: int, stages: int = DEFAULT_STAGES):
+    @classmethod
+    def check(cls, *, lanes, stages=DEFAULT_STAGES):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             raise ValueError(f"lanes must be an integer >= 1, not {lanes!r}")
-        _check_stages(stages)
+        super().check(stages=stages)
+
+    def __init__(self, *, lanes: int, stages: int = DEFAULT_STAGES):
         self._lanes = lanes
-        self._stages = stages
-        wiring.Component.__init__(self, {
-            "i": In(stream.Signature(data.ArrayLayout(OPERANDS, lanes))),
-            "o": Out(stream.Signature(data.ArrayLayout(16, lanes))),
-        })
+        self.OPERANDS = data.ArrayLayout(OPERANDS, lanes)
+        self.RESULT = data.ArrayLayout(16, lanes)
+        super().__init__(stages=stages)
 
     @property
     def lanes(self) -> int:
         return self._lanes
 
-    def elaborate(self, platform):
-        m = Module()
-        en = pipeline_control(m, self.i, self.o, self._stages)
-        for k in range(self._lanes):
-            p = self.i.payload[k]
-            m.d.comb += self.o.payload[k].eq(
-                fma_pipeline(m, p.a, p.b, p.c, stages=self._stages, en=en, name=f"lane{k}"))
-        return m
+    def datapath(self, m, p, *, stages, en):
+        return Cat(fma_pipeline(m, p[k].a, p[k].b, p[k].c, stages=stages, en=en, name=f"lane{k}")
+                   for k in range(self._lanes))

@@ -49,7 +49,7 @@ import time
 
 import numpy as np
 
-from spikeforge.sim.cli import UsageError
+from spikeforge.sim.errors import UsageError, parse_hidden
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import integer as I
 from spikeforge.sim.golden import model as golden
@@ -268,18 +268,6 @@ def spiking_accuracy(intnet: I.IntNetwork, spikes, labels) -> float:
 # The command
 # ---------------------------------------------------------------------------
 
-def _parse_hidden(text) -> list[int]:
-    text = str(text).strip()
-    try:
-        sizes = [int(part) for part in text.split(",")] if text else []
-    except ValueError:
-        sizes = None
-    if not sizes or min(sizes) < 1:
-        raise UsageError(f"--hidden must be layer sizes like 128 or 128,64 (positive integers), "
-                         f"not {text!r}")
-    return sizes
-
-
 def _parse_leak(text):
     """``none``, ``auto`` or an integer 0..15."""
     text = str(text).strip().lower()
@@ -353,7 +341,7 @@ def run(*, dataset="digits", bits, T, hidden="256", percentile=99.9, seed=0, sou
                   "encoding": "datasets.encode (rate coding) with --seed, test split"}
     metrics = {}
     if source is None:
-        sizes = [data.n_features, *_parse_hidden(hidden), data.n_classes]
+        sizes = [data.n_features, *parse_hidden(hidden), data.n_classes]
         noise_T = _parse_noise(train_noise, T)
         if leak == "auto":
             raise UsageError("--leak-shift auto is for --from networks; use none or 0..15")

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from spikeforge.sim.engines.base import EvalStats, StepStats
 from spikeforge.sim.engines.compare import Mismatch
 from spikeforge.sim.engines.golden import GoldenEngine
-from spikeforge.sim.errors import UsageError
+from spikeforge.sim.errors import UsageError, parse_hidden
 from spikeforge.sim import energy as E
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import model as golden
@@ -98,20 +98,6 @@ def _params(**kw) -> golden.Params:
         for name, opt in _OPTION_OF.items():
             msg = msg.replace(f"Params.{name} ", f"{opt} ")
         raise UsageError(msg) from None
-
-
-def _parse_hidden(text) -> list[int]:
-    text = str(text).strip()
-    if text in ("", "none", "0"):
-        return []
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        sizes = None
-    if not sizes or min(sizes) < 1:
-        raise UsageError(f"--hidden must be layer sizes like 128 or 128,64 (positive integers), "
-                         f"not {text!r}")
-    return sizes
 
 
 def _json_default(value):
@@ -491,7 +477,7 @@ def _constants(args) -> tuple[dict, list | None, str]:
     precedence, else the defaults."""
     given = {k: getattr(args, k) for k in _CONSTANTS if getattr(args, k) is not None}
     if args.network is None:
-        hidden = _parse_hidden(args.hidden if args.hidden is not None else DEFAULTS["hidden"])
+        hidden = parse_hidden(args.hidden if args.hidden is not None else DEFAULTS["hidden"])
         return {**{k: DEFAULTS[k] for k in _CONSTANTS}, **given}, None, hidden
     if args.hidden is not None:
         raise UsageError("--hidden cannot be set with --network: the network's layers define "
