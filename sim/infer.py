@@ -30,13 +30,13 @@ spikes) for an ``fp16`` file.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from spikeforge.sim.files import output_folder, write_json
 from spikeforge.sim.cli import UsageError
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import integer as I
@@ -196,20 +196,9 @@ def add_arguments(p: argparse.ArgumentParser):
 
 def main(args) -> int:
     if args.json is not None:
-        directory = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(directory):
-            raise UsageError(f"--json {args.json!r}: the folder {directory!r} does not exist")
+        output_folder(args.json, UsageError, "--json")
     report = run(network=args.network, engine=args.engine, dataset=args.dataset, seed=args.seed,
                  limit=args.limit, args=args)
     if args.json is not None:
-        tmp = os.path.join(os.path.dirname(os.path.abspath(args.json)),
-                           f".{os.path.basename(args.json)}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "w") as f:
-                json.dump(report, f, indent=2)
-                f.write("\n")
-            os.replace(tmp, args.json)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json(args.json, report, UsageError)
     return 0

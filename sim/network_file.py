@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spikeforge.sim.files import atomic_output, input_file
 from spikeforge.sim.golden import integer as I
 from spikeforge.sim.golden import model as golden
 
@@ -164,19 +165,11 @@ def save(path, network, *, metrics: dict | None = None, provenance: dict | None 
     provenance = _check_json_object("provenance", provenance)
     header, arrays = _header_and_arrays(network, metrics, provenance)
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise NetworkFileError(f"cannot write {path!r}: the folder {directory!r} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_output(path, NetworkFileError) as tmp, open(tmp, "wb") as f:
             np.savez(f, header=np.array(json.dumps(header, sort_keys=True)), **arrays)
-        os.replace(tmp, path)
     except OSError as exc:
         raise NetworkFileError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _get(header, key, types, path):
@@ -191,9 +184,7 @@ def _get(header, key, types, path):
 def load(path) -> NetworkFile:
     """Read a network file; :class:`NetworkFileError` (one sentence) if ``path``
     is not one or holds a network that breaks its contract."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise NetworkFileError(f"network file {path!r} does not exist")
+    path = input_file(path, "network file", NetworkFileError)
     try:
         with open(path, "rb") as f:
             raw = f.read()

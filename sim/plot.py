@@ -12,7 +12,8 @@ temporary file renamed over the target). Time: well under a second.
 
 from __future__ import annotations
 
-import os
+
+from spikeforge.sim.files import atomic_output, output_folder
 
 __all__ = ["PlotError", "plot_training", "REQUIRED_KEYS"]
 
@@ -60,10 +61,7 @@ def plot_training(metrics, path, *, title: str | None = None) -> str:
     """Draw ``metrics`` (the ``--json`` report, or its ``epochs`` list) to the PNG
     ``path``; returns ``path``. :class:`PlotError` names what is missing."""
     epochs, n_layers = _epochs(metrics)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise PlotError(f"cannot write {path!r}: the folder {directory!r} does not exist")
+    path = output_folder(path, PlotError)
     if not path.lower().endswith(".png"):
         raise PlotError(f"the picture {path!r} must be a .png file")
     from matplotlib.figure import Figure              # no pyplot: the Agg canvas, no display
@@ -106,12 +104,6 @@ def plot_training(metrics, path, *, title: str | None = None) -> str:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
+    with atomic_output(path, PlotError, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

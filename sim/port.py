@@ -42,13 +42,13 @@ test set with the rate encoder of :mod:`spikeforge.sim.golden.datasets` and
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
 
 import numpy as np
 
+from spikeforge.sim.files import output_folder, write_json
 from spikeforge.sim.errors import UsageError, parse_hidden
 from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import integer as I
@@ -496,26 +496,11 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="also write the accuracies and settings as JSON")
 
 
-def _atomic_write_json(path, data):
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def main(args) -> int:
     for option, path in (("-o", args.output), ("--json", args.json)):
         if path is None:
             continue
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise UsageError(f"{option} {path!r}: the folder {directory!r} does not exist")
+        output_folder(path, UsageError, option)
     T = args.T
     if T is None:
         if args.source is None:
@@ -541,6 +526,6 @@ def main(args) -> int:
         raise UsageError(str(exc)) from None
     print(f"wrote {args.output}")
     if args.json is not None:
-        _atomic_write_json(args.json, {"command": "port", "network": os.fspath(args.output),
+        write_json(args.json, {"command": "port", "network": os.fspath(args.output),
                                        "metrics": metrics, "provenance": provenance})
     return 0

@@ -33,15 +33,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
-import os
 import sys
 import time
 
 import numpy as np
 from tqdm import tqdm
 
+from spikeforge.sim.files import output_folder, write_json
 from spikeforge.sim.engines.base import EvalStats, StepStats
 from spikeforge.sim.engines.compare import Mismatch
 from spikeforge.sim.engines.golden import GoldenEngine
@@ -106,20 +105,6 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _atomic_write_json(path, data):
-    """Write ``data`` as JSON to ``path`` in one step (a temporary file renamed over it)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _density(counts, totals):
     return [c / max(n, 1) for c, n in zip(counts, totals)]
 
@@ -168,9 +153,7 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         raise UsageError(f"--save writes fp16 networks; the run's precision is {precision}")
     for option, path in (("--export", export), ("--plot", plot), ("--save", save)):
         if path is not None:
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
-                raise UsageError(f"{option} {path!r}: the folder {directory!r} does not exist")
+            output_folder(path, UsageError, option)
     try:
         n_outputs = None if initial_weights is None else initial_weights[-1].shape[0]
         data = D.load(dataset, n_outputs=n_outputs)
@@ -517,9 +500,7 @@ def _network_file_constants(path, given):
 
 def main(args) -> int:
     if args.json is not None:
-        directory = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(directory):
-            raise UsageError(f"--json {args.json!r}: the folder {directory!r} does not exist")
+        output_folder(args.json, UsageError, "--json")
     constants, weights, hidden = _constants(args)
     try:
         report = run(dataset=args.dataset, engine=args.engine, hidden=hidden,
@@ -534,5 +515,5 @@ def main(args) -> int:
         print(f"spikeforge train: error: training diverged: {exc}", file=sys.stderr)
         return 1
     if args.json is not None:
-        _atomic_write_json(args.json, report)
+        write_json(args.json, report, UsageError, default=_json_default)
     return 1 if "mismatch" in report else 0

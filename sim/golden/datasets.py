@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeforge.sim.files import input_file
+
 __all__ = ["DatasetError", "Dataset", "DATASETS", "SPLIT_IDS", "SPLIT_SEED", "TEST_FRACTION",
            "NPZ_KEYS", "load", "load_digits", "load_npz", "encode", "encode_batch", "split_spikes"]
 
@@ -149,11 +151,7 @@ def _npz_features(path, key, x):
 def load_npz(path, *, n_outputs: int | None = None) -> Dataset:
     """A user's dataset from ``path`` (see the module doc); ``n_outputs``, when given,
     is the number of outputs of the network it is for (the labels must fit)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DatasetError(f"dataset file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise DatasetError(f"dataset {path!r} is a folder, not an npz file")
+    path = input_file(path, "dataset file", DatasetError)
     try:
         f = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:

@@ -44,14 +44,13 @@ for a gain other than 1 is one Fraction per weight).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
+from spikeforge.sim.files import atomic_output, input_file
 from spikeforge.sim.golden import model as golden
 
 __all__ = ["NIRError", "RoundingWarning", "NIRNetwork", "DEFAULT_DT", "GAIN_TOLERANCE",
@@ -511,11 +510,7 @@ def from_nir(graph, *, dt: float | None = None) -> NIRNetwork:
 def read_network(path, *, dt: float | None = None) -> NIRNetwork:
     """:func:`from_nir` of the NIR file ``path`` (read with ``nir.read``)."""
     nir = _nir()
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise NIRError(f"NIR file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise NIRError(f"NIR file {path!r} is a folder, not a file")
+    path = input_file(path, "NIR file", NIRError)
     try:
         graph = nir.read(path)
     except Exception as exc:      # h5py / nir raise OSError, KeyError, ValueError, ...
@@ -590,16 +585,6 @@ def write_network(path, weights, params: golden.Params, *, dt: float = DEFAULT_D
     (a temporary file renamed over ``path``: nothing half-written)."""
     nir = _nir()
     graph = to_nir(weights, params, dt=dt)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise NIRError(f"cannot write {path!r}: the folder {directory!r} does not exist")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_output(path, NIRError) as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return graph
