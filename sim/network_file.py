@@ -181,9 +181,24 @@ def _get(header, key, types, path):
     return value
 
 
-def load(path) -> NetworkFile:
+_KIND_USES = {"fp16": "an fp16 training network (spikeforge train --save)",
+              "integer": "an integer inference network (spikeforge port)"}
+
+
+def load(path, *, kind: str | None = None) -> NetworkFile:
     """Read a network file; :class:`NetworkFileError` (one sentence) if ``path``
-    is not one or holds a network that breaks its contract."""
+    is not one, holds a network that breaks its contract, or (with ``kind``) holds
+    another kind of network than ``kind`` (``"fp16"`` or ``"integer"``)."""
+    if kind is not None and kind not in _KIND_USES:
+        raise ValueError(f"kind must be one of {sorted(_KIND_USES)}, not {kind!r}")
+    loaded = _load(path)
+    if kind is not None and loaded.kind != kind:
+        raise NetworkFileError(f"{os.fspath(path)!r} holds {_KIND_USES[loaded.kind]}; "
+                               f"{_KIND_USES[kind]} is needed here")
+    return loaded
+
+
+def _load(path) -> NetworkFile:
     path = input_file(path, "network file", NetworkFileError)
     try:
         with open(path, "rb") as f:

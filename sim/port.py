@@ -392,12 +392,9 @@ def run(*, dataset="digits", bits, T, hidden="256", percentile=99.9, seed=0, sou
         if leak is None and leak_shift is None:
             leak = "auto"
         try:
-            src = NF.load(source)
+            src = NF.load(source, kind="fp16")
         except NF.NetworkFileError as exc:
-            raise UsageError(str(exc)) from None
-        if src.kind != "fp16":
-            raise UsageError(f"--from {source!r} holds an {src.kind} network; --from takes an fp16 "
-                             "training network (spikeforge train --save)")
+            raise UsageError(f"--from: {exc}") from None
         fp = src.network
         if fp.sizes[0] != data.n_features or fp.sizes[-1] != data.n_classes:
             raise UsageError(f"--from {source!r} has sizes {fp.sizes}, which do not fit {dataset} "

@@ -487,12 +487,9 @@ def _network_file_constants(path, given):
     """Constants and weights of an fp16 network file; the options given win."""
     from spikeforge.sim import network_file as NF
     try:
-        loaded = NF.load(path)
+        loaded = NF.load(path, kind="fp16")
     except NF.NetworkFileError as exc:
-        raise UsageError(str(exc)) from None
-    if loaded.kind != "fp16":
-        raise UsageError(f"--network {path!r} holds an integer inference network (SPEC section "
-                         "8); train takes fp16 training networks (.nir or a file of --save)")
+        raise UsageError(f"--network: {exc}") from None
     params = loaded.network.params
     values = {**{k: getattr(params, k) for k in _CONSTANTS}, **given}
     return values, [np.array(w) for w in loaded.network.weights], None

@@ -196,7 +196,8 @@ def test_port_refuses_an_integer_network_as_source(tmp_path, capsys):
     NF.save(src, I.IntNetwork(layers=(layer,), B=8, Q=8, T=2))
     assert cli.main(["port", "--bits", "8", "--T", "2", "--from", str(src),
                      "-o", str(tmp_path / "out")]) == 2
-    assert "--from takes an fp16 training network" in capsys.readouterr().err
+    assert "holds an integer inference network (spikeforge port); an fp16 training network" \
+        in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["int"]
 
 
