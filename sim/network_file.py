@@ -11,8 +11,13 @@ Two kinds of network go in the same format:
 API (all there is)::
 
     save(path, network, *, metrics=None, provenance=None)   # atomic: temp file + rename
-    load(path) -> NetworkFile      # .network, .kind, .metrics, .provenance
+    load(path, *, kind=None) -> NetworkFile   # .network, .kind, .metrics, .provenance
     NetworkFileError               # one sentence: not a network file, bad content
+
+``load`` also reads a NIR graph (a path ending in ``.nir``, through
+:mod:`spikeforge.sim.interop.nir_io`) as an ``fp16`` network, so every command
+that takes a network file takes a NIR graph too (``infer --network``, ``port
+--from``).
 
 ``metrics`` holds accuracy numbers (the convention: ``"accuracy"`` -- test
 accuracy of this network; ``"float_accuracy"`` -- of the float32 network it
@@ -198,7 +203,23 @@ def load(path, *, kind: str | None = None) -> NetworkFile:
     return loaded
 
 
+def _load_nir(path) -> NetworkFile:
+    """A NIR graph (``.nir``) as an fp16 training network (SPEC section 3): the weights
+    and neuron constants of its nodes, the other constants from its metadata."""
+    from spikeforge.sim.interop import nir_io
+    try:
+        net = nir_io.read_network(path)
+        params = net.params()
+    except (nir_io.NIRError, golden.ParamsError) as exc:
+        raise NetworkFileError(str(exc)) from None
+    return NetworkFile(network=Fp16Network(tuple(net.weights), params),
+                       provenance={"nir": os.fspath(path),
+                                   "nir_roundings": nir_io.summarize_warnings(net.warnings)})
+
+
 def _load(path) -> NetworkFile:
+    if os.fspath(path).endswith(".nir"):
+        return _load_nir(path)
     path = input_file(path, "network file", NetworkFileError)
     try:
         with open(path, "rb") as f:

@@ -137,3 +137,22 @@ def test_fp16_network_checks():
                        params=golden.Params())
     with pytest.raises(NF.NetworkFileError, match="NaN or inf"):
         NF.Fp16Network(weights=(np.full((2, 2), np.inf, np.float16),), params=golden.Params())
+
+
+def test_a_nir_graph_loads_as_an_fp16_network(tmp_path):
+    pytest.importorskip("nir")
+    from spikeforge.sim.interop import nir_io
+    weights = golden.init_weights([64, 12, 10], 7)
+    params = golden.Params(T=6, beta=1.5)
+    path = tmp_path / "net.nir"
+    nir_io.write_network(path, weights, params)
+    loaded = NF.load(path, kind="fp16")
+    assert loaded.kind == "fp16" and loaded.sizes == [64, 12, 10]
+    assert [w.view(np.uint16).tolist() for w in loaded.network.weights] == \
+        [w.view(np.uint16).tolist() for w in weights]
+    assert loaded.network.params.to_dict() == params.to_dict()
+    with pytest.raises(NF.NetworkFileError, match="an integer inference network .* is needed"):
+        NF.load(path, kind="integer")
+    (tmp_path / "bad.nir").write_bytes(b"not hdf5")
+    with pytest.raises(NF.NetworkFileError, match="not a readable NIR file"):
+        NF.load(tmp_path / "bad.nir")
