@@ -35,16 +35,19 @@ look at the same cycle's read).
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import ConfigError, Implementation
+from .buffer import InputBuffer
 from .packet import PacketFormat
 from .routing import ALLOWED_TURNS, EAST, LOCAL, NORTH, PORT_NAMES, SOUTH, WEST
 
 __all__ = ["Router", "PORTS"]
 
 PORTS = 5
+#: Bits of an output port number, stored with every buffered flit.
+ROUTE_BITS = 3
 
 
 class Router(wiring.Component):
@@ -90,21 +93,31 @@ class Router(wiring.Component):
         go[LOCAL] = ~(east | west | south | north)
         return Cat(*go)
 
+    def route_port(self, head):
+        """The output port number (3 bits) of a header flit's data at this router."""
+        go = self.route(head)
+        return Mux(go[EAST], EAST, Mux(go[WEST], WEST, Mux(go[SOUTH], SOUTH,
+                                                              Mux(go[NORTH], NORTH, LOCAL))))
+
     def elaborate(self, platform):
         m = Module()
         fmt = self.fmt
         flit_bits = fmt.flit.size
 
-        heads, head_valid, pops, requests = [], [], [], []
+        heads, head_valid, pops, requests, next_requests = [], [], [], [], []
         for p in range(PORTS):
-            buf = fifo.SyncFIFO(width=flit_bits, depth=self.depth)
+            # Each entry: the flit and the port it leaves by (meaningful for headers only),
+            # computed from the link's payload as the flit is written.
+            buf = InputBuffer(width=flit_bits + ROUTE_BITS, depth=self.depth,
+                              peek=(flit_bits, flit_bits + ROUTE_BITS))
             m.submodules[f"buf_{PORT_NAMES[p]}"] = buf
             m.d.comb += [
-                buf.w_data.eq(self.i[p].payload),
+                buf.w_data.eq(Cat(self.i[p].payload, self.route_port(self.i[p].payload.data))),
                 buf.w_en.eq(self.i[p].valid),
                 self.i[p].ready.eq(buf.w_rdy),
             ]
-            head = fmt.flit(buf.r_data)
+            head = fmt.flit(buf.r_data[:flit_bits])
+            port = buf.r_data[flit_bits:]
             # Inside a packet (after its header has left) the head flit is not a header.
             in_packet = Signal(name=f"in_packet_{PORT_NAMES[p]}")
             pop = Signal(name=f"pop_{PORT_NAMES[p]}")
@@ -112,7 +125,12 @@ class Router(wiring.Component):
             with m.If(pop):
                 m.d.sync += in_packet.eq(~head.last)
             req = Signal(PORTS, name=f"req_{PORT_NAMES[p]}")
-            m.d.comb += req.eq(Mux(buf.r_rdy & ~in_packet, self.route(head.data), 0))
+            header = buf.r_rdy & ~in_packet
+            m.d.comb += req.eq(Cat(*(header & (port == q) for q in range(PORTS))))
+            # The request of the packet after the head (its header follows a tail).
+            req_next = Signal(PORTS, name=f"req_next_{PORT_NAMES[p]}")
+            m.d.comb += req_next.eq(Cat(*(buf.p_rdy & (buf.p_data == q) for q in range(PORTS))))
+            next_requests.append(req_next)
             heads.append(head)
             head_valid.append(buf.r_rdy)
             pops.append(pop)
@@ -123,12 +141,26 @@ class Router(wiring.Component):
             name = PORT_NAMES[q]
             sources = sorted(ALLOWED_TURNS[q])  # the inputs this output can be fed from
             n = len(sources)
+            # The grant is a register: ``busy`` (the output belongs to input ``sources[owner]``
+            # until its tail has passed) is decided a cycle before the output carries the flit.
             busy = Signal(name=f"busy_{name}")
             owner = Signal(range(n), name=f"owner_{name}")
             pointer = Signal(range(n), name=f"pointer_{name}")
             winner = Signal(range(n), name=f"winner_{name}")
             any_req = Signal(name=f"any_req_{name}")
-            reqs = [requests[p][q] for p in sources]
+            valids = Array(head_valid[p] for p in sources)
+            flits = Array(heads[p].as_value() for p in sources)
+            out = self.o[q]
+            m.d.comb += [
+                out.valid.eq(busy & valids[owner]),
+                out.payload.eq(flits[owner]),
+            ]
+            xfer = out.valid & out.ready
+            tail = xfer & fmt.flit(flits[owner]).last
+            # The owner's head belongs to its current packet: what it requests is the
+            # packet after it (used only when the current one's tail leaves now).
+            reqs = [Mux(busy & (owner == k), next_requests[p][q], requests[p][q])
+                    for k, p in enumerate(sources)]
             # Round robin: the first requester at or after the pointer.
             with m.Switch(pointer):
                 for start in range(n):
@@ -137,28 +169,18 @@ class Router(wiring.Component):
                         for k, idx in enumerate(order):
                             with (m.If if k == 0 else m.Elif)(reqs[idx]):
                                 m.d.comb += [winner.eq(idx), any_req.eq(1)]
-            sel = Signal(range(n), name=f"sel_{name}")
-            m.d.comb += sel.eq(Mux(busy, owner, winner))
-            valids = Array(head_valid[p] for p in sources)
-            flits = Array(heads[p].as_value() for p in sources)
-            out = self.o[q]
-            m.d.comb += [
-                out.valid.eq(Mux(busy, valids[sel], any_req)),
-                out.payload.eq(flits[sel]),
-            ]
-            xfer = out.valid & out.ready
-            last = fmt.flit(flits[sel]).last
-            with m.If(~busy & any_req):
-                # Grant: lock the output to the winner (unless a one-flit packet leaves now).
+            # A new grant is made when the output is free or its tail leaves now, so
+            # packets from different inputs follow each other without a gap.
+            with m.If((~busy | tail) & any_req):
                 m.d.sync += [
                     owner.eq(winner),
                     pointer.eq(Mux(winner == n - 1, 0, winner + 1)),
-                    busy.eq(~(xfer & last)),
+                    busy.eq(1),
                 ]
-            with m.Elif(busy & xfer & last):
+            with m.Elif(tail):
                 m.d.sync += busy.eq(0)
             for k, p in enumerate(sources):
-                pop_terms[p].append(xfer & (sel == k))
+                pop_terms[p].append(xfer & (owner == k))
         for p in range(PORTS):
             m.d.comb += pops[p].eq(_any(pop_terms[p]))
         return m
