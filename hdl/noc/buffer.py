@@ -38,6 +38,7 @@ class InputBuffer(wiring.Component):
     """``depth`` entries of ``width`` bits (keyword-only; ``depth >= 1``, ``width >= 1``)."""
 
     def __init__(self, *, width: int, depth: int, peek: tuple[int, int] | None = None):
+        self._MustUse__silence = True  # a buffer refused here was never meant to be elaborated
         if not isinstance(width, int) or width < 1:
             raise ConfigError(f"buffer width must be a positive integer, not {width!r}")
         if not isinstance(depth, int) or depth < 1:
@@ -45,6 +46,7 @@ class InputBuffer(wiring.Component):
         if peek is not None and not (0 <= peek[0] < peek[1] <= width):
             raise ConfigError(f"peek range {peek!r} is not a bit range of a {width}-bit entry")
         self.width, self.depth, self.peek = width, depth, peek
+        self._MustUse__silence = False
         ports = {
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
