@@ -136,7 +136,10 @@ class Router(wiring.Component):
             pops.append(pop)
             requests.append(req)
 
+        # Traversal: an output carries its owner's head flit; these are all registers and
+        # the neighbours' ready flags, so the pops are known before any arbitration.
         pop_terms = [[] for _ in range(PORTS)]
+        outputs = []
         for q in range(PORTS):
             name = PORT_NAMES[q]
             sources = sorted(ALLOWED_TURNS[q])  # the inputs this output can be fed from
@@ -145,9 +148,6 @@ class Router(wiring.Component):
             # until its tail has passed) is decided a cycle before the output carries the flit.
             busy = Signal(name=f"busy_{name}")
             owner = Signal(range(n), name=f"owner_{name}")
-            pointer = Signal(range(n), name=f"pointer_{name}")
-            winner = Signal(range(n), name=f"winner_{name}")
-            any_req = Signal(name=f"any_req_{name}")
             valids = Array(head_valid[p] for p in sources)
             flits = Array(heads[p].as_value() for p in sources)
             out = self.o[q]
@@ -157,11 +157,27 @@ class Router(wiring.Component):
             ]
             xfer = out.valid & out.ready
             tail = xfer & fmt.flit(flits[owner]).last
-            # The owner's head belongs to its current packet: what it requests is the
-            # packet after it (used only when the current one's tail leaves now).
-            reqs = [Mux(busy & (owner == k), next_requests[p][q], requests[p][q])
+            for k, p in enumerate(sources):
+                pop_terms[p].append(xfer & (owner == k))
+            outputs.append((sources, busy, owner, tail))
+        leaving = []  # the input's tail leaves now, so the packet after it may be granted
+        for p in range(PORTS):
+            m.d.comb += pops[p].eq(_any(pop_terms[p]))
+            leaving.append(pops[p] & heads[p].last)
+
+        # Allocation: round robin per output over the headers that want it.
+        for q, (sources, busy, owner, tail) in enumerate(outputs):
+            name = PORT_NAMES[q]
+            n = len(sources)
+            pointer = Signal(range(n), name=f"pointer_{name}")
+            winner = Signal(range(n), name=f"winner_{name}")
+            any_req = Signal(name=f"any_req_{name}")
+            # A header at an input's head asks for its port; so does the header after a
+            # tail that leaves now (through this output or another). The owner's own head
+            # belongs to its current packet: only the packet after it counts.
+            reqs = [Mux(busy & (owner == k), next_requests[p][q],
+                        requests[p][q] | (leaving[p] & next_requests[p][q]))
                     for k, p in enumerate(sources)]
-            # Round robin: the first requester at or after the pointer.
             with m.Switch(pointer):
                 for start in range(n):
                     with m.Case(start):
@@ -170,7 +186,7 @@ class Router(wiring.Component):
                             with (m.If if k == 0 else m.Elif)(reqs[idx]):
                                 m.d.comb += [winner.eq(idx), any_req.eq(1)]
             # A new grant is made when the output is free or its tail leaves now, so
-            # packets from different inputs follow each other without a gap.
+            # packets follow each other without a gap.
             with m.If((~busy | tail) & any_req):
                 m.d.sync += [
                     owner.eq(winner),
@@ -179,10 +195,6 @@ class Router(wiring.Component):
                 ]
             with m.Elif(tail):
                 m.d.sync += busy.eq(0)
-            for k, p in enumerate(sources):
-                pop_terms[p].append(xfer & (owner == k))
-        for p in range(PORTS):
-            m.d.comb += pops[p].eq(_any(pop_terms[p]))
         return m
 
 
