@@ -104,80 +104,76 @@ class Router(wiring.Component):
         fmt = self.fmt
         flit_bits = fmt.flit.size
 
-        heads, head_valid, pops, requests, next_requests = [], [], [], [], []
+        heads, head_valid, pops, wants = [], [], [], []
         for p in range(PORTS):
+            name = PORT_NAMES[p]
+            legal = [q for q in range(PORTS) if p in ALLOWED_TURNS[q]]
+
+            def onehot(port):
+                return Cat(*((port == q) if q in legal else Const(0, 1) for q in range(PORTS)))
+
             # Each entry: the flit and the port it leaves by (meaningful for headers only),
             # computed from the link's payload as the flit is written.
             buf = InputBuffer(width=flit_bits + ROUTE_BITS, depth=self.depth,
                               peek=(flit_bits, flit_bits + ROUTE_BITS))
-            m.submodules[f"buf_{PORT_NAMES[p]}"] = buf
+            m.submodules[f"buf_{name}"] = buf
+            in_port = self.route_port(self.i[p].payload.data)
             m.d.comb += [
-                buf.w_data.eq(Cat(self.i[p].payload, self.route_port(self.i[p].payload.data))),
+                buf.w_data.eq(Cat(self.i[p].payload, in_port)),
                 buf.w_en.eq(self.i[p].valid),
                 self.i[p].ready.eq(buf.w_rdy),
             ]
             head = fmt.flit(buf.r_data[:flit_bits])
-            port = buf.r_data[flit_bits:]
             # Inside a packet (after its header has left) the head flit is not a header.
-            in_packet = Signal(name=f"in_packet_{PORT_NAMES[p]}")
-            pop = Signal(name=f"pop_{PORT_NAMES[p]}")
+            in_packet = Signal(name=f"in_packet_{name}")
+            pop = Signal(name=f"pop_{name}")
             m.d.comb += buf.r_en.eq(pop)
+            # ``want[q]``: the head is a header for output q. A register, set from the
+            # entry that becomes the head: the one after a tail that leaves (the second
+            # entry held, or the one arriving now) or one written into the empty buffer.
+            want = Signal(PORTS, name=f"want_{name}")
             with m.If(pop):
-                m.d.sync += in_packet.eq(~head.last)
-            req = Signal(PORTS, name=f"req_{PORT_NAMES[p]}")
-            header = buf.r_rdy & ~in_packet
-            m.d.comb += req.eq(Cat(*(header & (port == q) for q in range(PORTS))))
-            # The request of the packet after the head (its header follows a tail).
-            req_next = Signal(PORTS, name=f"req_next_{PORT_NAMES[p]}")
-            m.d.comb += req_next.eq(Cat(*(buf.p_rdy & (buf.p_data == q) for q in range(PORTS))))
-            next_requests.append(req_next)
+                m.d.sync += [
+                    in_packet.eq(~head.last),
+                    want.eq(Mux(head.last & buf.p_rdy, onehot(buf.p_data), 0)),
+                ]
+            with m.Elif(~buf.r_rdy):
+                m.d.sync += want.eq(Mux(self.i[p].valid & ~in_packet, onehot(in_port), 0))
             heads.append(head)
             head_valid.append(buf.r_rdy)
             pops.append(pop)
-            requests.append(req)
+            wants.append(want)
 
-        # Traversal: an output carries its owner's head flit; these are all registers and
-        # the neighbours' ready flags, so the pops are known before any arbitration.
         pop_terms = [[] for _ in range(PORTS)]
-        outputs = []
         for q in range(PORTS):
             name = PORT_NAMES[q]
             sources = sorted(ALLOWED_TURNS[q])  # the inputs this output can be fed from
             n = len(sources)
-            # The grant is a register: ``busy`` (the output belongs to input ``sources[owner]``
-            # until its tail has passed) is decided a cycle before the output carries the flit.
+            # ``owner``: the input this output belongs to while ``busy`` (until its tail has
+            # passed), and the last one it served while idle. Grants are registers, made a
+            # cycle before the output carries the header; an idle output offers a header
+            # of its last owner at once, without a grant (a stream through the router
+            # keeps one cycle per router and one flit per cycle).
             busy = Signal(name=f"busy_{name}")
             owner = Signal(range(n), name=f"owner_{name}")
+            pointer = Signal(range(n), name=f"pointer_{name}")
+            winner = Signal(range(n), name=f"winner_{name}")
+            any_req = Signal(name=f"any_req_{name}")
+            asks = [wants[p][q] for p in sources]
             valids = Array(head_valid[p] for p in sources)
+            offers = Array(asks)
             flits = Array(heads[p].as_value() for p in sources)
             out = self.o[q]
             m.d.comb += [
-                out.valid.eq(busy & valids[owner]),
+                out.valid.eq(Mux(busy, valids[owner], offers[owner])),
                 out.payload.eq(flits[owner]),
             ]
             xfer = out.valid & out.ready
             tail = xfer & fmt.flit(flits[owner]).last
             for k, p in enumerate(sources):
                 pop_terms[p].append(xfer & (owner == k))
-            outputs.append((sources, busy, owner, tail))
-        leaving = []  # the input's tail leaves now, so the packet after it may be granted
-        for p in range(PORTS):
-            m.d.comb += pops[p].eq(_any(pop_terms[p]))
-            leaving.append(pops[p] & heads[p].last)
-
-        # Allocation: round robin per output over the headers that want it.
-        for q, (sources, busy, owner, tail) in enumerate(outputs):
-            name = PORT_NAMES[q]
-            n = len(sources)
-            pointer = Signal(range(n), name=f"pointer_{name}")
-            winner = Signal(range(n), name=f"winner_{name}")
-            any_req = Signal(name=f"any_req_{name}")
-            # A header at an input's head asks for its port; so does the header after a
-            # tail that leaves now (through this output or another). The owner's own head
-            # belongs to its current packet: only the packet after it counts.
-            reqs = [Mux(busy & (owner == k), next_requests[p][q],
-                        requests[p][q] | (leaving[p] & next_requests[p][q]))
-                    for k, p in enumerate(sources)]
+            # Round robin over the other inputs: the first requester at or after the pointer.
+            reqs = [ask & (owner != k) for k, ask in enumerate(asks)]
             with m.Switch(pointer):
                 for start in range(n):
                     with m.Case(start):
@@ -185,16 +181,20 @@ class Router(wiring.Component):
                         for k, idx in enumerate(order):
                             with (m.If if k == 0 else m.Elif)(reqs[idx]):
                                 m.d.comb += [winner.eq(idx), any_req.eq(1)]
-            # A new grant is made when the output is free or its tail leaves now, so
-            # packets follow each other without a gap.
-            with m.If((~busy | tail) & any_req):
-                m.d.sync += [
-                    owner.eq(winner),
-                    pointer.eq(Mux(winner == n - 1, 0, winner + 1)),
-                    busy.eq(1),
-                ]
-            with m.Elif(tail):
-                m.d.sync += busy.eq(0)
+            grant = [owner.eq(winner), pointer.eq(Mux(winner == n - 1, 0, winner + 1)), busy.eq(1)]
+            with m.If(tail):
+                # The next packet follows the tail without a gap when another input waits.
+                with m.If(any_req):
+                    m.d.sync += grant
+                with m.Else():
+                    m.d.sync += busy.eq(0)
+            with m.Elif(~busy):
+                with m.If(out.valid):
+                    m.d.sync += busy.eq(1)  # the last owner's header, offered: locked until its tail
+                with m.Elif(any_req):
+                    m.d.sync += grant
+        for p in range(PORTS):
+            m.d.comb += pops[p].eq(_any(pop_terms[p]))
         return m
 
 
