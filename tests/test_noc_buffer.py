@@ -34,7 +34,7 @@ def test_buffer_matches_a_queue(depth):
             if queue:
                 assert ctx.get(dut.r_data) == queue[0], cycle
             wrote = w_en and len(queue) < depth
-            after = queue[1] if len(queue) >= 2 else (w_data if (queue and wrote) else None)
+            after = queue[1] if len(queue) >= 2 else None
             assert ctx.get(dut.p_rdy) == (after is not None), cycle
             if after is not None:
                 assert ctx.get(dut.p_data) == (after >> 4) & 0x1F, cycle

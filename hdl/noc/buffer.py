@@ -10,11 +10,10 @@ compares of the fill level, both flags here are flip-flops (computed one cycle
 ahead from the level), so logic that reads them starts at a register.
 
 ``peek`` (a bit range ``(lo, hi)`` of an entry, or None) adds ``p_data``/``p_rdy``:
-those bits of the entry *after* the head, which is either the second entry
-held (a copy of those bits in a second small LUT RAM, read at the read
-pointer plus one) or, when only the head is held, the entry being written in
-this cycle. The router uses it to grant the next packet of an input while the
-tail of its current one leaves.
+those bits of the second entry held, the one after the head (a copy of those
+bits in a second small LUT RAM, read at the read pointer plus one; ``p_rdy``
+is a flip-flop). The router uses it to know, as the head leaves, where the
+entry after it goes.
 
 Timing: an entry written at edge ``t`` is on ``r_data`` with ``r_rdy`` from
 edge ``t`` on; one write and one read per cycle. ``w_rdy`` does not look at
@@ -98,8 +97,8 @@ class InputBuffer(wiring.Component):
             m.d.comb += [
                 cw.addr.eq(produce), cw.data.eq(self.w_data[lo:hi]), cw.en.eq(do_write),
                 cr.addr.eq(after),
-                self.p_data.eq(Mux(two, cr.data, self.w_data[lo:hi])),
-                self.p_rdy.eq(two | (nonempty & do_write)),
+                self.p_data.eq(cr.data),
+                self.p_rdy.eq(two),
             ]
         return m
 

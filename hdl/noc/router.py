@@ -118,6 +118,7 @@ class Router(wiring.Component):
                               peek=(flit_bits, flit_bits + ROUTE_BITS))
             m.submodules[f"buf_{name}"] = buf
             in_port = self.route_port(self.i[p].payload.data)
+            in_want = self.route(self.i[p].payload.data) & Cat(*(int(q in legal) for q in range(PORTS)))
             m.d.comb += [
                 buf.w_data.eq(Cat(self.i[p].payload, in_port)),
                 buf.w_en.eq(self.i[p].valid),
@@ -130,15 +131,17 @@ class Router(wiring.Component):
             m.d.comb += buf.r_en.eq(pop)
             # ``want[q]``: the head is a header for output q. A register, set from the
             # entry that becomes the head: the one after a tail that leaves (the second
-            # entry held, or the one arriving now) or one written into the empty buffer.
+            # entry held, or else the one arriving now) or one written into the empty buffer.
+            arriving = Signal(PORTS, name=f"arriving_{name}")  # the flit written now, as a header
+            m.d.comb += arriving.eq(Mux(self.i[p].valid & buf.w_rdy, in_want, 0))
             want = Signal(PORTS, name=f"want_{name}")
             with m.If(pop):
                 m.d.sync += [
                     in_packet.eq(~head.last),
-                    want.eq(Mux(head.last & buf.p_rdy, onehot(buf.p_data), 0)),
+                    want.eq(Mux(head.last, Mux(buf.p_rdy, onehot(buf.p_data), arriving), 0)),
                 ]
             with m.Elif(~buf.r_rdy):
-                m.d.sync += want.eq(Mux(self.i[p].valid & ~in_packet, onehot(in_port), 0))
+                m.d.sync += want.eq(Mux(in_packet, 0, arriving))
             heads.append(head)
             head_valid.append(buf.r_rdy)
             pops.append(pop)
