@@ -1,35 +1,40 @@
-"""Five-port wormhole router with XY routing.
+"""Five-port wormhole router with XY routing, registered requests and registered grants.
 
-Micro-architecture (one pipeline stage per router)::
+Micro-architecture::
 
-    in[p] --> FIFO (depth D) --> route (XY) --> round-robin arbiter --> crossbar --> out[q]
-              registered           combinational, from the FIFO head flit
+    in[p] --> route (XY) --> input buffer (flit + port, depth D) --> crossbar (owner) --> out[q]
+                               |  want[p]: registered "head is a header for q"
+                               v
+                 grant per output: busy/owner registers, round robin, decided a cycle ahead
 
-* **Input buffers.** Each input port has a first-word-fall-through FIFO of
-  ``router_buffer_depth`` flits (distributed RAM). Its ``ready`` is
-  ``level != depth``, a register: no combinational path crosses a link in the
-  ready direction, and ``valid``/``payload`` of an output come from the FIFO
-  head through logic only, landing in the next router's FIFO. So the link
-  itself is the pipeline register.
-* **Routing** is computed from the head flit of each input that is not inside a
-  packet (:func:`~spikeforge.hdl.noc.routing.xy_route`, compared with
-  constants, since every router knows its own position at elaboration).
-* **Arbitration.** Every output has a round-robin arbiter over the inputs that
-  may turn into it (:data:`~spikeforge.hdl.noc.routing.ALLOWED_TURNS`); the
-  priority pointer moves past the winner at each grant, so a requester waits
-  for at most one packet of each other requester.
+* **Input buffers** (:class:`~spikeforge.hdl.noc.buffer.InputBuffer`): a
+  first-word-fall-through FIFO of ``router_buffer_depth`` entries in LUT RAM
+  whose flags are flip-flops. Each entry holds the flit and the output port
+  it takes here (:func:`~spikeforge.hdl.noc.routing.xy_route`, compared with
+  constants as the flit arrives, since every router knows its position at
+  elaboration; meaningful for headers only). ``ready`` is the buffer's
+  ``notfull`` flag: no combinational path crosses a link backwards.
+* **Requests** are registers: ``want[p]`` (one bit per output) is loaded from
+  the entry that becomes the head, so arbitration starts at flip-flops.
+* **Arbitration.** Every output has a round-robin arbiter over the inputs
+  that may turn into it (:data:`~spikeforge.hdl.noc.routing.ALLOWED_TURNS`);
+  the pointer moves past the winner at each grant. Grants are registers,
+  made when the output is idle or in the cycle its packet's tail leaves
+  (so packets follow each other without a gap); an idle output offers its
+  last owner's next header at once, without a grant.
 * **Wormhole switching.** A grant locks the output to the winning input until
-  the flit marked ``last`` has passed: packets stay contiguous on every link.
-  The lock is taken when the grant is made, even if the output is not ready,
-  so an output's ``payload`` never changes while ``valid`` waits for ``ready``
-  (the ``lib.stream`` rule).
+  the flit marked ``last`` has passed: packets stay contiguous on every link,
+  and an output's ``payload`` never changes while ``valid`` waits for
+  ``ready`` (the ``lib.stream`` rule).
 
-Timing: a flit written into an input FIFO at edge ``t`` can leave through the
-output and be written into the next router's FIFO at edge ``t + 1``: **one
-cycle per hop** at zero load. Each output passes one flit per cycle; with
-``router_buffer_depth >= 2`` a single stream flows at full rate (with depth 1 a
-link carries at most one flit every two cycles, because ``ready`` does not
-look at the same cycle's read).
+Timing at zero load: a header written into an input buffer at edge ``t``
+leaves at cycle ``t`` (and is in the next router's buffer at edge ``t + 1``)
+if its output is idle and was last used by the same input, else at cycle
+``t + 1`` (one cycle for the grant). The rest of the packet follows at one
+flit per cycle; each output passes one flit per cycle. With
+``router_buffer_depth >= 2`` a single stream flows at full rate, back-to-back
+packets included (with depth 1 a link carries at most one flit every two
+cycles, because ``ready`` does not look at the same cycle's read).
 """
 
 from __future__ import annotations
