@@ -8,11 +8,13 @@ off (inputs never valid, outputs never ready; the routing function never
 chooses them, which :func:`~spikeforge.hdl.noc.routing.check_routing` proves
 before elaboration, so synthesis removes their logic).
 
-Latency at zero load: a header written on ``tx`` at edge ``t`` enters the
-source router's buffer, moves one router per cycle and appears on the
-destination's ``rx`` ``hops + 1`` cycles after it was accepted (one cycle per
-router traversed, one per hop); the rest of the packet follows one flit per
-cycle. Throughput: one flit per cycle per link and per local port.
+Latency at zero load: a header written on ``tx`` enters the source router's
+buffer and takes one or two cycles per router traversed (one when the
+router's output was last used by the same input, two when it must be granted
+first; see :mod:`~spikeforge.hdl.noc.router`), so it appears on the
+destination's ``rx`` between ``hops + 1`` and ``2 (hops + 1)`` cycles after
+it was accepted; the rest of the packet follows one flit per cycle.
+Throughput: one flit per cycle per link and per local port.
 """
 
 from __future__ import annotations

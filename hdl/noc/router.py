@@ -1,50 +1,58 @@
-"""Five-port wormhole router with XY routing.
+"""Five-port wormhole router with XY routing, registered requests and registered grants.
 
-Micro-architecture (one pipeline stage per router)::
+Micro-architecture::
 
-    in[p] --> FIFO (depth D) --> route (XY) --> round-robin arbiter --> crossbar --> out[q]
-              registered           combinational, from the FIFO head flit
+    in[p] --> route (XY) --> input buffer (flit + port, depth D) --> crossbar (owner) --> out[q]
+                               |  want[p]: registered "head is a header for q"
+                               v
+                 grant per output: busy/owner registers, round robin, decided a cycle ahead
 
-* **Input buffers.** Each input port has a first-word-fall-through FIFO of
-  ``router_buffer_depth`` flits (distributed RAM). Its ``ready`` is
-  ``level != depth``, a register: no combinational path crosses a link in the
-  ready direction, and ``valid``/``payload`` of an output come from the FIFO
-  head through logic only, landing in the next router's FIFO. So the link
-  itself is the pipeline register.
-* **Routing** is computed from the head flit of each input that is not inside a
-  packet (:func:`~spikeforge.hdl.noc.routing.xy_route`, compared with
-  constants, since every router knows its own position at elaboration).
-* **Arbitration.** Every output has a round-robin arbiter over the inputs that
-  may turn into it (:data:`~spikeforge.hdl.noc.routing.ALLOWED_TURNS`); the
-  priority pointer moves past the winner at each grant, so a requester waits
-  for at most one packet of each other requester.
+* **Input buffers** (:class:`~spikeforge.hdl.noc.buffer.InputBuffer`): a
+  first-word-fall-through FIFO of ``router_buffer_depth`` entries in LUT RAM
+  whose flags are flip-flops. Each entry holds the flit and the output port
+  it takes here (:func:`~spikeforge.hdl.noc.routing.xy_route`, compared with
+  constants as the flit arrives, since every router knows its position at
+  elaboration; meaningful for headers only). ``ready`` is the buffer's
+  ``notfull`` flag: no combinational path crosses a link backwards.
+* **Requests** are registers: ``want[p]`` (one bit per output) is loaded from
+  the entry that becomes the head, so arbitration starts at flip-flops.
+* **Arbitration.** Every output has a round-robin arbiter over the inputs
+  that may turn into it (:data:`~spikeforge.hdl.noc.routing.ALLOWED_TURNS`);
+  the pointer moves past the winner at each grant. Grants are registers,
+  made when the output is idle or in the cycle its packet's tail leaves
+  (so packets follow each other without a gap); an idle output offers its
+  last owner's next header at once, without a grant.
 * **Wormhole switching.** A grant locks the output to the winning input until
-  the flit marked ``last`` has passed: packets stay contiguous on every link.
-  The lock is taken when the grant is made, even if the output is not ready,
-  so an output's ``payload`` never changes while ``valid`` waits for ``ready``
-  (the ``lib.stream`` rule).
+  the flit marked ``last`` has passed: packets stay contiguous on every link,
+  and an output's ``payload`` never changes while ``valid`` waits for
+  ``ready`` (the ``lib.stream`` rule).
 
-Timing: a flit written into an input FIFO at edge ``t`` can leave through the
-output and be written into the next router's FIFO at edge ``t + 1``: **one
-cycle per hop** at zero load. Each output passes one flit per cycle; with
-``router_buffer_depth >= 2`` a single stream flows at full rate (with depth 1 a
-link carries at most one flit every two cycles, because ``ready`` does not
-look at the same cycle's read).
+Timing at zero load: a header written into an input buffer at edge ``t``
+leaves at cycle ``t`` (and is in the next router's buffer at edge ``t + 1``)
+if its output is idle and was last used by the same input, else at cycle
+``t + 1`` (one cycle for the grant). The rest of the packet follows at one
+flit per cycle; each output passes one flit per cycle. With
+``router_buffer_depth >= 2`` a single stream flows at full rate, back-to-back
+packets included (with depth 1 a link carries at most one flit every two
+cycles, because ``ready`` does not look at the same cycle's read).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import ConfigError, Implementation
+from .buffer import InputBuffer
 from .packet import PacketFormat
 from .routing import ALLOWED_TURNS, EAST, LOCAL, NORTH, PORT_NAMES, SOUTH, WEST
 
 __all__ = ["Router", "PORTS"]
 
 PORTS = 5
+#: Bits of an output port number, stored with every buffered flit.
+ROUTE_BITS = 3
 
 
 class Router(wiring.Component):
@@ -90,46 +98,90 @@ class Router(wiring.Component):
         go[LOCAL] = ~(east | west | south | north)
         return Cat(*go)
 
+    def route_port(self, head):
+        """The output port number (3 bits) of a header flit's data at this router."""
+        go = self.route(head)
+        return Mux(go[EAST], EAST, Mux(go[WEST], WEST, Mux(go[SOUTH], SOUTH,
+                                                              Mux(go[NORTH], NORTH, LOCAL))))
+
     def elaborate(self, platform):
         m = Module()
         fmt = self.fmt
         flit_bits = fmt.flit.size
 
-        heads, head_valid, pops, requests = [], [], [], []
+        heads, head_valid, pops, wants = [], [], [], []
         for p in range(PORTS):
-            buf = fifo.SyncFIFO(width=flit_bits, depth=self.depth)
-            m.submodules[f"buf_{PORT_NAMES[p]}"] = buf
+            name = PORT_NAMES[p]
+            legal = [q for q in range(PORTS) if p in ALLOWED_TURNS[q]]
+
+            def onehot(port):
+                return Cat(*((port == q) if q in legal else Const(0, 1) for q in range(PORTS)))
+
+            # Each entry: the flit and the port it leaves by (meaningful for headers only),
+            # computed from the link's payload as the flit is written.
+            buf = InputBuffer(width=flit_bits + ROUTE_BITS, depth=self.depth,
+                              peek=(flit_bits, flit_bits + ROUTE_BITS))
+            m.submodules[f"buf_{name}"] = buf
+            in_port = self.route_port(self.i[p].payload.data)
+            in_want = self.route(self.i[p].payload.data) & Cat(*(int(q in legal) for q in range(PORTS)))
             m.d.comb += [
-                buf.w_data.eq(self.i[p].payload),
+                buf.w_data.eq(Cat(self.i[p].payload, in_port)),
                 buf.w_en.eq(self.i[p].valid),
                 self.i[p].ready.eq(buf.w_rdy),
             ]
-            head = fmt.flit(buf.r_data)
+            head = fmt.flit(buf.r_data[:flit_bits])
             # Inside a packet (after its header has left) the head flit is not a header.
-            in_packet = Signal(name=f"in_packet_{PORT_NAMES[p]}")
-            pop = Signal(name=f"pop_{PORT_NAMES[p]}")
+            in_packet = Signal(name=f"in_packet_{name}")
+            pop = Signal(name=f"pop_{name}")
             m.d.comb += buf.r_en.eq(pop)
+            # ``want[q]``: the head is a header for output q. A register, set from the
+            # entry that becomes the head: the one after a tail that leaves (the second
+            # entry held, or else the one arriving now) or one written into the empty buffer.
+            arriving = Signal(PORTS, name=f"arriving_{name}")  # the flit written now, as a header
+            m.d.comb += arriving.eq(Mux(self.i[p].valid & buf.w_rdy, in_want, 0))
+            want = Signal(PORTS, name=f"want_{name}")
             with m.If(pop):
-                m.d.sync += in_packet.eq(~head.last)
-            req = Signal(PORTS, name=f"req_{PORT_NAMES[p]}")
-            m.d.comb += req.eq(Mux(buf.r_rdy & ~in_packet, self.route(head.data), 0))
+                m.d.sync += [
+                    in_packet.eq(~head.last),
+                    want.eq(Mux(head.last, Mux(buf.p_rdy, onehot(buf.p_data), arriving), 0)),
+                ]
+            with m.Elif(~buf.r_rdy):
+                m.d.sync += want.eq(Mux(in_packet, 0, arriving))
             heads.append(head)
             head_valid.append(buf.r_rdy)
             pops.append(pop)
-            requests.append(req)
+            wants.append(want)
 
         pop_terms = [[] for _ in range(PORTS)]
         for q in range(PORTS):
             name = PORT_NAMES[q]
             sources = sorted(ALLOWED_TURNS[q])  # the inputs this output can be fed from
             n = len(sources)
+            # ``owner``: the input this output belongs to while ``busy`` (until its tail has
+            # passed), and the last one it served while idle. Grants are registers, made a
+            # cycle before the output carries the header; an idle output offers a header
+            # of its last owner at once, without a grant (a stream through the router
+            # keeps one cycle per router and one flit per cycle).
             busy = Signal(name=f"busy_{name}")
             owner = Signal(range(n), name=f"owner_{name}")
             pointer = Signal(range(n), name=f"pointer_{name}")
             winner = Signal(range(n), name=f"winner_{name}")
             any_req = Signal(name=f"any_req_{name}")
-            reqs = [requests[p][q] for p in sources]
-            # Round robin: the first requester at or after the pointer.
+            asks = [wants[p][q] for p in sources]
+            valids = Array(head_valid[p] for p in sources)
+            offers = Array(asks)
+            flits = Array(heads[p].as_value() for p in sources)
+            out = self.o[q]
+            m.d.comb += [
+                out.valid.eq(Mux(busy, valids[owner], offers[owner])),
+                out.payload.eq(flits[owner]),
+            ]
+            xfer = out.valid & out.ready
+            tail = xfer & fmt.flit(flits[owner]).last
+            for k, p in enumerate(sources):
+                pop_terms[p].append(xfer & (owner == k))
+            # Round robin over the other inputs: the first requester at or after the pointer.
+            reqs = [ask & (owner != k) for k, ask in enumerate(asks)]
             with m.Switch(pointer):
                 for start in range(n):
                     with m.Case(start):
@@ -137,28 +189,18 @@ class Router(wiring.Component):
                         for k, idx in enumerate(order):
                             with (m.If if k == 0 else m.Elif)(reqs[idx]):
                                 m.d.comb += [winner.eq(idx), any_req.eq(1)]
-            sel = Signal(range(n), name=f"sel_{name}")
-            m.d.comb += sel.eq(Mux(busy, owner, winner))
-            valids = Array(head_valid[p] for p in sources)
-            flits = Array(heads[p].as_value() for p in sources)
-            out = self.o[q]
-            m.d.comb += [
-                out.valid.eq(Mux(busy, valids[sel], any_req)),
-                out.payload.eq(flits[sel]),
-            ]
-            xfer = out.valid & out.ready
-            last = fmt.flit(flits[sel]).last
-            with m.If(~busy & any_req):
-                # Grant: lock the output to the winner (unless a one-flit packet leaves now).
-                m.d.sync += [
-                    owner.eq(winner),
-                    pointer.eq(Mux(winner == n - 1, 0, winner + 1)),
-                    busy.eq(~(xfer & last)),
-                ]
-            with m.Elif(busy & xfer & last):
-                m.d.sync += busy.eq(0)
-            for k, p in enumerate(sources):
-                pop_terms[p].append(xfer & (sel == k))
+            grant = [owner.eq(winner), pointer.eq(Mux(winner == n - 1, 0, winner + 1)), busy.eq(1)]
+            with m.If(tail):
+                # The next packet follows the tail without a gap when another input waits.
+                with m.If(any_req):
+                    m.d.sync += grant
+                with m.Else():
+                    m.d.sync += busy.eq(0)
+            with m.Elif(~busy):
+                with m.If(out.valid):
+                    m.d.sync += busy.eq(1)  # the last owner's header, offered: locked until its tail
+                with m.Elif(any_req):
+                    m.d.sync += grant
         for p in range(PORTS):
             m.d.comb += pops[p].eq(_any(pop_terms[p]))
         return m
