@@ -28,24 +28,26 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..checked import ArgumentChecked
 from ..config import ConfigError
 
 __all__ = ["InputBuffer"]
 
 
-class InputBuffer(wiring.Component):
+class InputBuffer(ArgumentChecked, wiring.Component):
     """``depth`` entries of ``width`` bits (keyword-only; ``depth >= 1``, ``width >= 1``)."""
 
-    def __init__(self, *, width: int, depth: int, peek: tuple[int, int] | None = None):
-        self._MustUse__silence = True  # a buffer refused here was never meant to be elaborated
+    @classmethod
+    def check(cls, *, width, depth, peek=None):
         if not isinstance(width, int) or width < 1:
             raise ConfigError(f"buffer width must be a positive integer, not {width!r}")
         if not isinstance(depth, int) or depth < 1:
             raise ConfigError(f"router_buffer_depth must be at least 1, not {depth!r}")
         if peek is not None and not (0 <= peek[0] < peek[1] <= width):
             raise ConfigError(f"peek range {peek!r} is not a bit range of a {width}-bit entry")
+
+    def __init__(self, *, width: int, depth: int, peek: tuple[int, int] | None = None):
         self.width, self.depth, self.peek = width, depth, peek
-        self._MustUse__silence = False
         ports = {
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),

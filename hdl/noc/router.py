@@ -43,6 +43,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..checked import ArgumentChecked
 from ..config import ConfigError, Implementation
 from .buffer import InputBuffer
 from .packet import PacketFormat
@@ -55,7 +56,7 @@ PORTS = 5
 ROUTE_BITS = 3
 
 
-class Router(wiring.Component):
+class Router(ArgumentChecked, wiring.Component):
     """The router at column ``x``, row ``y`` of a ``fmt.rows x fmt.cols`` mesh.
 
     Ports: ``i[p]`` (flits in, ``In(fmt.link_signature())``) and ``o[p]``
@@ -63,18 +64,18 @@ class Router(wiring.Component):
     ``fmt.flit_width`` sets the data width and ``depth`` the input FIFOs.
     """
 
-    def __init__(self, fmt: PacketFormat, x: int, y: int, *,
-                 depth: int = Implementation().router_buffer_depth):
-        # A router refused here was never meant to be elaborated: no unused-elaboratable warning.
-        self._MustUse__silence = True
+    @classmethod
+    def check(cls, fmt, x, y, *, depth=Implementation().router_buffer_depth):
         if not (0 <= x < fmt.cols and 0 <= y < fmt.rows):
             raise ConfigError(f"router position ({x}, {y}) is outside the "
                               f"{fmt.rows}x{fmt.cols} mesh")
         if depth < 1:
             raise ConfigError(f"router_buffer_depth must be at least 1, not {depth}")
+
+    def __init__(self, fmt: PacketFormat, x: int, y: int, *,
+                 depth: int = Implementation().router_buffer_depth):
         self.fmt, self.x, self.y, self.depth = fmt, x, y, depth
         link = fmt.link_signature()
-        self._MustUse__silence = False
         super().__init__({"i": In(link).array(PORTS), "o": Out(link).array(PORTS)})
 
     def route(self, head):
