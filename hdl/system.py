@@ -35,7 +35,7 @@ store) before the response is emitted to the host port at one byte per cycle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -50,7 +50,7 @@ from .noc.mesh import Mesh
 from .noc.packet import PacketFormat
 from .protocol import BEAT_LAYOUT, AddressMode, Command, Status
 
-__all__ = ["System", "Dispatcher", "CoreNode", "LocalShare", "PacketType", "HOST_NODE"]
+__all__ = ["System", "Dispatcher", "CoreNode", "LocalShare", "CoreInstance", "PacketType", "HOST_NODE"]
 
 #: Node (core number) whose router the host port is attached to.
 HOST_NODE = 0
@@ -490,4 +490,30 @@ class System(ArgumentChecked, wiring.Component):
             else:
                 wiring.connect(m, node.net_tx, mesh.tx[k])
                 wiring.connect(m, mesh.rx[k], node.net_rx)
+        return m
+
+
+class CoreInstance(wiring.Component):
+    """A core as an instance of the Verilog module ``module`` (a
+    :class:`~spikeforge.hdl.core.Core` converted once on its own): lets a system of many
+    identical cores be written out with one copy of the core's Verilog
+    (``spikeforge generate``). Ports: those of ``Core`` (``req``, ``rsp``), plus the
+    ``sync`` domain's ``clk`` / ``rst``."""
+
+    def __init__(self, module: str):
+        self.module = module
+        super().__init__({
+            "req": In(stream.Signature(BEAT_LAYOUT)),
+            "rsp": Out(stream.Signature(BEAT_LAYOUT)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = Instance(
+            self.module,
+            i_clk=ClockSignal(), i_rst=ResetSignal(),
+            i_req__valid=self.req.valid, i_req__payload=self.req.payload,
+            o_req__ready=self.req.ready,
+            o_rsp__valid=self.rsp.valid, o_rsp__payload=self.rsp.payload,
+            i_rsp__ready=self.rsp.ready)
         return m
