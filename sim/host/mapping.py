@@ -31,10 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from spikeforge.hdl.config import BuildConfig, check_build_config
 
 __all__ = ["MappingError", "Block", "CoreMap", "Mapping", "compile_mapping", "spread",
-           "xy_hops"]
+           "xy_hops", "BlockStep", "schedule_sample"]
 
 
 class MappingError(ValueError):
@@ -241,3 +243,78 @@ def compile_mapping(sizes, config: BuildConfig, *, cores: int | None = None,
             deliver.append(None)
     return Mapping(sizes, cores, built, P, tuple(tuple(b) for b in per_layer),
                    tuple(core_maps), tuple(spikes), tuple(chain), tuple(deliver), hops)
+
+
+# --- the schedule, block by block (the reference for each core's values) --------------------
+
+@dataclass
+class BlockStep:
+    """What one sample leaves on the cores, block by block (batch of one)."""
+    spikes: list            # per layer: the whole layer's spikes (T, n), as the host moves them
+    traces: dict            # (layer, core) -> LayerTrace of the block
+    du: dict                # (layer, core) -> du of the block (T, n_block)
+    g_in: list              # per layer >= 1: the chained input gradient (T, n_in); None for 0
+    dWs: list               # per layer: the dW accumulator after the sample (whole layer)
+
+
+def _continue_input_gradient(W, du, acc):
+    """``acc = fma(W[i, j], du[t, i], acc)`` over the rows ``i`` of this block with
+    ``du != 0``, ascending, continuing from the partial ``acc`` (SPEC section 3)."""
+    from spikeforge.sim.golden import fp16
+    from spikeforge.sim.golden.model import _POS_ZERO
+    acc = acc.copy()
+    nz = fp16.ne(du, _POS_ZERO)
+    for i in np.flatnonzero(nz.any(axis=(0, 1))):
+        mask = nz[:, :, i]
+        acc[mask] = fp16.fma(W[i, :], du[:, :, i][mask][:, None], acc[mask])
+    return acc
+
+
+def schedule_sample(mapping: Mapping, weights, spikes, label, params, dWs=None) -> BlockStep:
+    """One training sample computed the way the schedule of ``docs/multicore.md`` runs it
+    on the cores of ``mapping``: each block's forward from the whole layer below, the loss
+    per output block (its part of the one-hot label), ``du`` per block, the input
+    gradient chained through the blocks of a layer in ascending neuron order (each
+    continuing the partial it receives), ``dW`` per block. Uses the golden model's
+    operations (:mod:`spikeforge.sim.golden.model`); the tests check that it gives the
+    golden model's bits on any core count, and it is what each core's values are
+    compared with."""
+    from spikeforge.sim.golden import model
+    c = params.consts
+    spikes = np.asarray(spikes, dtype=bool)[None]                   # (1, T, N_in)
+    L = len(mapping.layers)
+    dWs = [np.zeros(np.shape(W), dtype=np.float16) for W in weights] if dWs is None else \
+        [np.array(d, dtype=np.float16) for d in dWs]
+    layer_s, traces, du, g_ins = [], {}, {}, [None] * L
+    inp = spikes
+    for l, blocks in enumerate(mapping.layers):
+        parts = []
+        for b in blocks:
+            tr = model._forward_layer(np.asarray(weights[l])[b.lo:b.hi], inp, c)
+            traces[l, b.core] = tr
+            parts.append(tr.s)
+        inp = np.concatenate(parts, axis=-1)
+        layer_s.append(inp)
+    g = {}
+    for b in mapping.layers[-1]:
+        local = label - b.lo if b.lo <= label < b.hi else -1         # -1: no class here
+        _, _, gb = model.output_gradient(traces[L - 1, b.core].s, np.array([local]), params)
+        g[b.core] = gb[:, None, :]
+    for l in range(L - 1, -1, -1):
+        W = np.asarray(weights[l])
+        s_below = spikes if l == 0 else layer_s[l - 1]
+        acc = None
+        for b in mapping.layers[l]:                                  # ascending neurons
+            d = model._du_layer(traces[l, b.core], g[b.core], c, params.reset_grad)
+            du[l, b.core] = d
+            dWs[l][b.lo:b.hi] = model._accumulate_dW(dWs[l][b.lo:b.hi].copy(), d, s_below)
+            if l:
+                if acc is None:
+                    acc = np.zeros((1, d.shape[1], W.shape[1]), dtype=np.float16)  # +0.0
+                acc = _continue_input_gradient(W[b.lo:b.hi], d, acc)
+        if l:
+            g_ins[l] = acc[0]
+            g = {b.core: acc[..., b.lo:b.hi] for b in mapping.layers[l - 1]}
+    return BlockStep(spikes=[s[0] for s in layer_s],
+                     traces={k: v for k, v in traces.items()},
+                     du={k: v[0] for k, v in du.items()}, g_in=g_ins, dWs=dWs)
