@@ -29,10 +29,9 @@ know its response's length in advance).
 
 Latency of a request to one core: the host port's, plus ``n`` cycles to store
 the ``n`` request beats, ``n + ceil(n / max_length) + hops + 1`` to deliver them,
-the core's execution, then two flits per response beat into the dispatcher's
-buffer, and the response to the host port at one byte per cycle (measured on
-``tiny`` cores: INFO 119 cycles against 57 on the one-core top, a 1 KiB read
-5,179 against 3,103, a training RUN 4,058 against 3,989; docs/multicore.md).
+the core's execution, then two flits per response beat, streamed through to the
+host port (for ``ALL`` / ``RANGE`` each core's response is stored first, to count
+its length for the record); measured numbers in docs/multicore.md.
 """
 
 from __future__ import annotations
@@ -200,7 +199,8 @@ class Dispatcher(wiring.Component):
     ``req`` / ``rsp`` are the host port's beat streams; ``net_tx`` / ``net_rx`` the
     host node's packet streams. One request at a time: store it (one beat per
     cycle, ``depth`` beats of buffer), send it to every addressed core, then grant
-    and collect each core's response in ascending core order and emit it (see the
+    and collect each core's response in ascending core order: one core's streams
+    through, several are stored one at a time and emitted as records (see the
     module docstring for the formats).
     """
 
@@ -356,33 +356,32 @@ class Dispatcher(wiring.Component):
 
             with m.State("COLLECT"):  # RESPONSE packets of the granted core, one beat each
                 got = BEAT_LAYOUT(rx.payload.data[:BEAT_LAYOUT.size])
-                m.d.comb += [rx.ready.eq(1), wr.addr.eq(nrsp), wr.data.eq(got.data)]
-                with m.If(rx.valid & ~rx.payload.first):
-                    with m.If(got.first):
-                        m.d.sync += status.eq(got.data)
-                    with m.Elif(nrsp < self.depth):
-                        m.d.comb += wr.en.eq(1)
-                        m.d.sync += nrsp.eq(nrsp + 1)
-                    with m.If(got.last):
-                        m.next = "EMIT_START"
+                with m.If(~records):      # one core: its beats stream through unchanged
+                    with m.If(rx.payload.first):
+                        m.d.comb += rx.ready.eq(1)
+                    with m.Else():
+                        m.d.comb += [rsp.valid.eq(rx.valid), rsp.payload.eq(got),
+                                     rx.ready.eq(rsp.ready)]
+                        with m.If(rx.valid & rsp.ready & got.last):
+                            m.next = "IDLE"
+                with m.Else():            # a record per core: count its payload first
+                    m.d.comb += [rx.ready.eq(1), wr.addr.eq(nrsp), wr.data.eq(got.data)]
+                    with m.If(rx.valid & ~rx.payload.first):
+                        with m.If(got.first):
+                            m.d.sync += status.eq(got.data)
+                        with m.Elif(nrsp < self.depth):
+                            m.d.comb += wr.en.eq(1)
+                            m.d.sync += nrsp.eq(nrsp + 1)
+                        with m.If(got.last):
+                            m.next = "EMIT_START"
 
-            with m.State("EMIT_START"):
+            with m.State("EMIT_START"):   # ALL / RANGE only
                 m.d.comb += pos_d.eq(0)
-                m.next = "EMIT_HEAD"
-                with m.If(records):
-                    m.next = "EMIT_RECORD"
-                    with m.If(core == first):
-                        m.next = "EMIT_OK"
+                m.next = "EMIT_RECORD"
+                with m.If(core == first):
+                    m.next = "EMIT_OK"
 
             final = core == last_core
-
-            with m.State("EMIT_HEAD"):  # CORE route: the core's own status
-                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(status),
-                             rsp.payload.first.eq(1), rsp.payload.last.eq(nrsp == 0)]
-                with m.If(rsp.ready):
-                    m.next = "IDLE"
-                    with m.If(nrsp != 0):
-                        m.next = "EMIT_PAYLOAD"
 
             with m.State("EMIT_OK"):
                 m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(Status.OK),
@@ -409,14 +408,11 @@ class Dispatcher(wiring.Component):
             with m.State("EMIT_PAYLOAD"):
                 done = pos == nrsp - 1
                 m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(rd.data),
-                             rsp.payload.last.eq(done & (final | ~records))]
+                             rsp.payload.last.eq(done & final)]
                 with m.If(rsp.ready):
                     m.d.comb += pos_d.eq(pos + 1)
                     with m.If(done):
-                        with m.If(records):
-                            self._next_core(m, core, final)
-                        with m.Else():
-                            m.next = "IDLE"
+                        self._next_core(m, core, final)
 
             with m.State("ERROR"):       # the request is all taken: answer BAD_ARGUMENT
                 m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(Status.BAD_ARGUMENT),
