@@ -200,8 +200,9 @@ PRESETS: dict[str, BuildConfig] = {
                                            reset_grad_modes=("detach", "through"))),
     # Multi-core presets (hdl/system.py). Each core holds a share of a network: its
     # memories are sized for the blocks the mapping compiler gives it.
-    # iCE40 UP5K (iCEBreaker: 5,280 LCs, 8 DSPs, 30 EBRs): one core, one lane (an FMA lane
-    # is about 1,220 LCs there, docs/boards.md), memories of a few EBRs each.
+    # iCE40 UP5K (iCEBreaker: 5,280 LCs, 8 DSPs, 30 EBRs): the smallest core, one lane,
+    # memories of a few EBRs each. Measured: 7,739 LCs, 16 EBRs, 7 DSPs: the core's
+    # control does not fit an UP5K yet (docs/multicore.md).
     "up5k": BuildConfig(Features(lanes=1, neurons_per_core=16, max_fan_in=32,
                                  max_time_steps=8, max_layers=2),
                         Implementation(fma_stages=3, max_payload=256)),
