@@ -246,7 +246,8 @@ def main(args) -> int:
                    sets=args.set)
     f = man["configuration"]["features"]
     print(f"spikeforge generate: {man['mesh']['rows']}x{man['mesh']['cols']} mesh, "
-          f"{man['mesh']['cores']} cores of {f['lanes']} lanes ({man['preset']}), elaborated in "
+          f"{man['mesh']['cores']} core{'s' if man['mesh']['cores'] != 1 else ''} of "
+          f"{f['lanes']} lane{'s' if f['lanes'] != 1 else ''} ({man['preset']}), elaborated in "
           f"{man['elaboration_seconds']:.1f} s -> {Path(args.out) / man['verilog']}, "
           f"{Path(args.out) / 'manifest.json'}")
     return 0
