@@ -206,9 +206,11 @@ PRESETS: dict[str, BuildConfig] = {
     "up5k": BuildConfig(Features(lanes=1, neurons_per_core=16, max_fan_in=32,
                                  max_time_steps=8, max_layers=2),
                         Implementation(fma_stages=3, max_payload=256)),
-    # ULX3S-85F (208 DP16KD, 83,640 LUT4): 2x2 cores of 4 lanes, 64 neurons and fan-in
-    # 128 each (about 45 DP16KD per core against 161 for one `digits` core).
-    "ulx3s-2x2": BuildConfig(Features(rows=2, cols=2, lanes=4, neurons_per_core=64,
+    # ULX3S-85F (208 DP16KD, 83,640 LUT4): 2x2 cores of 2 lanes, 40 neurons and fan-in
+    # 128 each (measured per core: 4 lanes / 64 neurons is 24,564 LUT4, too many for
+    # four; 2 lanes / 64 neurons 12,899 LUT4 but 69 DP16KD, too many for four;
+    # docs/multicore.md).
+    "ulx3s-2x2": BuildConfig(Features(rows=2, cols=2, lanes=2, neurons_per_core=40,
                                       max_fan_in=128, max_time_steps=16, max_layers=3),
                              Implementation(max_payload=512)),
     # The 64-core elaboration (8x8): small cores.

@@ -8,6 +8,10 @@ from spikeforge.hdl.config import preset
 from spikeforge.sim.host.device import DeviceInfo, NetworkMap
 from spikeforge.sim.host.mapping import MappingError, compile_mapping, spread
 
+#: 2x2 cores of 4 lanes, 64 neurons, fan-in 128, 16 steps, 3 blocks each
+CFG4 = preset("tiny", rows=2, cols=2, neurons_per_core=64, max_fan_in=128, max_time_steps=16,
+              max_layers=3)
+
 
 def _check_cover(m):
     """Every layer's blocks are contiguous, ascending, cover it exactly; every core's
@@ -36,7 +40,7 @@ def test_one_core_is_the_one_core_layout():
 
 
 def test_fits_and_splits_over_four_cores():
-    m = compile_mapping((64, 128, 10), preset("ulx3s-2x2"), T=16)
+    m = compile_mapping((64, 128, 10), CFG4, T=16)
     _check_cover(m)
     assert [(b.core, b.lo, b.hi) for b in m.layers[0]] == [(0, 0, 32), (1, 32, 64),
                                                            (2, 64, 96), (3, 96, 128)]
@@ -55,7 +59,7 @@ def test_fits_and_splits_over_four_cores():
 
 
 def test_fewer_cores_than_built_and_a_local_chain():
-    cfg = preset("ulx3s-2x2")
+    cfg = CFG4
     m = compile_mapping((20, 8, 4), cfg, cores=2, T=4)
     _check_cover(m)
     assert m.cores == 2 and [(b.core, b.n) for b in m.layers[0]] == [(0, 4), (1, 4)]
@@ -72,7 +76,7 @@ def test_spread_is_balanced_and_lane_aligned():
 
 def test_does_not_fit_gives_the_numbers():
     with pytest.raises(MappingError) as err:
-        compile_mapping((64, 300, 10), preset("ulx3s-2x2"), T=16)
+        compile_mapping((64, 300, 10), CFG4, T=16)
     msg = str(err.value)
     assert "64-300-10 does not fit 4 core(s)" in msg
     assert "neurons 80 > 64" in msg and "fan-in 300 > 128" in msg
@@ -83,15 +87,15 @@ def test_does_not_fit_gives_the_numbers():
     assert "neurons 108 > 64" in msg and "fan-in 200 > 64" in msg   # 25 + 2 lane groups
     # fixable by more cores: the sentence says how many
     with pytest.raises(MappingError) as err:
-        compile_mapping((64, 200, 10), preset("ulx3s-2x2"), cores=2, T=16)
+        compile_mapping((64, 200, 10), CFG4, cores=2, T=16)
     msg = str(err.value)
     assert "neurons 108 > 64" in msg and "fan-in 200 > 128" in msg
     with pytest.raises(MappingError) as err:
-        compile_mapping((64, 120, 100), preset("ulx3s-2x2"), cores=2, T=17)
+        compile_mapping((64, 120, 100), CFG4, cores=2, T=17)
     assert "time steps 17 > 16" in str(err.value)
     with pytest.raises(MappingError, match=r"neurons 112 > 64.*cores 4 > 2"):
-        compile_mapping((64, 120, 100), preset("ulx3s-2x2"), cores=2, T=16)
+        compile_mapping((64, 120, 100), CFG4, cores=2, T=16)
     with pytest.raises(MappingError, match="cores must be between 1 and the 4 built, not 5"):
-        compile_mapping((4, 4), preset("ulx3s-2x2"), cores=5)
+        compile_mapping((4, 4), CFG4, cores=5)
     with pytest.raises(MappingError, match="at least one layer"):
-        compile_mapping((4,), preset("ulx3s-2x2"))
+        compile_mapping((4,), CFG4)
