@@ -212,7 +212,7 @@ PRESETS: dict[str, BuildConfig] = {
     # docs/multicore.md).
     "ulx3s-2x2": BuildConfig(Features(rows=2, cols=2, lanes=2, neurons_per_core=40,
                                       max_fan_in=128, max_time_steps=16, max_layers=3),
-                             Implementation(max_payload=512)),
+                             Implementation(memory="bram", max_payload=512)),
     # The 64-core elaboration (8x8): small cores.
     "mesh-8x8": BuildConfig(Features(rows=8, cols=8, lanes=2, neurons_per_core=32,
                                      max_fan_in=64, max_time_steps=8, max_layers=2),
