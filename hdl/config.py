@@ -207,12 +207,12 @@ PRESETS: dict[str, BuildConfig] = {
                                  max_time_steps=8, max_layers=2),
                         Implementation(fma_stages=3, max_payload=256)),
     # ULX3S-85F (208 DP16KD, 83,640 LUT4): 2x2 cores of 2 lanes, 40 neurons and fan-in
-    # 128 each (measured per core: 4 lanes / 64 neurons is 24,564 LUT4, too many for
-    # four; 2 lanes / 64 neurons 12,899 LUT4 but 69 DP16KD, too many for four;
-    # docs/multicore.md).
+    # 128 each, enough for 64-128-10. Measured per core after packing: 18,911 LUT4 and
+    # 21 DP16KD, so four cores with routers and host port are about 95 % of the LUT4:
+    # not yet placed and routed as a whole (docs/multicore.md).
     "ulx3s-2x2": BuildConfig(Features(rows=2, cols=2, lanes=2, neurons_per_core=40,
                                       max_fan_in=128, max_time_steps=16, max_layers=3),
-                             Implementation(memory="bram", max_payload=512)),
+                             Implementation(max_payload=512)),
     # The 64-core elaboration (8x8): small cores.
     "mesh-8x8": BuildConfig(Features(rows=8, cols=8, lanes=2, neurons_per_core=32,
                                      max_fan_in=64, max_time_steps=8, max_layers=2),
