@@ -198,6 +198,25 @@ PRESETS: dict[str, BuildConfig] = {
     "digits-through": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=128,
                                            max_time_steps=16, max_layers=3,
                                            reset_grad_modes=("detach", "through"))),
+    # Multi-core presets (hdl/system.py). Each core holds a share of a network: its
+    # memories are sized for the blocks the mapping compiler gives it.
+    # iCE40 UP5K (iCEBreaker: 5,280 LCs, 8 DSPs, 30 EBRs): the smallest core, one lane,
+    # memories of a few EBRs each. Measured: 7,739 LCs, 16 EBRs, 7 DSPs: the core's
+    # control does not fit an UP5K yet (docs/multicore.md).
+    "up5k": BuildConfig(Features(lanes=1, neurons_per_core=16, max_fan_in=32,
+                                 max_time_steps=8, max_layers=2),
+                        Implementation(fma_stages=3, max_payload=256)),
+    # ULX3S-85F (208 DP16KD, 83,640 LUT4): 2x2 cores of 2 lanes, 40 neurons and fan-in
+    # 128 each, enough for 64-128-10. Measured per core after packing: 18,911 LUT4 and
+    # 21 DP16KD, so four cores with routers and host port are about 95 % of the LUT4:
+    # not yet placed and routed as a whole (docs/multicore.md).
+    "ulx3s-2x2": BuildConfig(Features(rows=2, cols=2, lanes=2, neurons_per_core=40,
+                                      max_fan_in=128, max_time_steps=16, max_layers=3),
+                             Implementation(max_payload=512)),
+    # The 64-core elaboration (8x8): small cores.
+    "mesh-8x8": BuildConfig(Features(rows=8, cols=8, lanes=2, neurons_per_core=32,
+                                     max_fan_in=64, max_time_steps=8, max_layers=2),
+                            Implementation(fma_stages=3, max_payload=256)),
     # Forward only.
     "inference": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=256,
                                       max_time_steps=16, max_layers=4,

@@ -42,6 +42,7 @@ __all__ = [
     "GradientKind", "MODE_FLAGS", "INFO", "SET_CONSTANTS", "SET_LAYER", "WRITE_WEIGHTS",
     "READ_WEIGHTS", "LOAD_SPIKES", "RUN", "RUN_RESULT", "READ_HISTORY", "READ_GRADIENTS",
     "READ_COUNTERS", "ARGUMENT_BYTES", "pack", "unpack", "nbytes",
+    "AddressMode", "ADDRESS", "ROUTE_BYTES", "ROUTE_RECORD",
 ]
 
 #: First byte of a request frame.
@@ -127,6 +128,9 @@ class Command(enum.IntEnum, shape=8):
     READ_HISTORY = 0x28
     READ_GRADIENTS = 0x29
     READ_COUNTERS = 0x2A
+    #: Multi-core systems: the payload is an :data:`ADDRESS`, then the command
+    #: (1 byte) and its payload for the addressed core(s) (``hdl/system.py``).
+    ROUTE = 0x30
 
 
 # --- command payloads ----------------------------------------------------------------------
@@ -244,6 +248,22 @@ READ_GRADIENTS = data.StructLayout({"which": GradientKind, "group": 16, "first":
 READ_COUNTERS = data.StructLayout({"clear": 8})   # 1: zero the counters after reading
 
 
+class AddressMode(enum.Enum, shape=8):
+    """Which cores a ROUTE request goes to."""
+    CORE = 0        # core ``first`` (the response is that core's, unchanged)
+    ALL = 1         # every core (one record per core in the response)
+    RANGE = 2       # cores ``first`` .. ``first + count - 1`` (one record per core)
+
+
+#: Start of a ROUTE payload: the destination; the command byte and its payload follow.
+#: Cores are numbered row-major over the mesh (core ``y * cols + x``).
+ADDRESS = data.StructLayout({"mode": AddressMode, "first": 16, "count": 16})
+
+#: Header of one core's record in the response to a ROUTE to ALL or a RANGE (the
+#: core's payload, ``len`` bytes, follows; records in ascending core order).
+ROUTE_RECORD = data.StructLayout({"status": 8, "len": 16})
+
+
 def nbytes(layout: data.Layout) -> int:
     """Bytes of a payload layout."""
     return layout.size // 8
@@ -253,6 +273,9 @@ def nbytes(layout: data.Layout) -> int:
 ARGUMENT_BYTES = max(nbytes(layout) for layout in (
     SET_CONSTANTS, SET_LAYER, WRITE_WEIGHTS, READ_WEIGHTS, LOAD_SPIKES, RUN, READ_HISTORY,
     READ_GRADIENTS, READ_COUNTERS))
+
+#: Bytes a ROUTE adds in front of the routed command's payload (the address, the command).
+ROUTE_BYTES = nbytes(ADDRESS) + 1
 
 
 def pack(layout: data.Layout, fields: dict) -> bytes:

@@ -20,6 +20,7 @@ __all__ = ["UsageError", "main", "COMMANDS"]
 
 #: subcommand name -> (module, one-line help). A subcommand is listed only once it works.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("spikeforge.sim.generate", "write the Verilog of a multi-core accelerator and its manifest"),
     "build": ("spikeforge.boards.build", "place and route a block on an FPGA board and report its cost"),
     "train": ("spikeforge.sim.train", "train a spiking network on a dataset with the golden model or on the RTL core"),
     "bench": ("spikeforge.sim.bench", "run a benchmark and write its numbers as JSON"),

@@ -38,6 +38,8 @@ class ConfigOption:
     to_fields: Callable[[object], dict] | None = None
     #: the option's value in a configuration; by default its one field's value
     of_config: Callable[[BuildConfig], object] | None = None
+    #: how a value is read from the command line (``int`` unless said otherwise)
+    type: Callable[[str], object] = int
 
     @property
     def name(self) -> str:
@@ -61,6 +63,18 @@ CONFIG_OPTIONS: dict[str, ConfigOption] = {o.name: o for o in (
     ConfigOption("--flit-width", ("flit_width",), "BITS", "NoC flit width in bits"),
     ConfigOption("--buffer-depth", ("router_buffer_depth",), "FLITS",
                  "router input buffer depth in flits"),
+    ConfigOption("--neurons", ("neurons_per_core",), "N", "neurons per core"),
+    ConfigOption("--fan-in", ("max_fan_in",), "N", "largest fan-in of a layer"),
+    ConfigOption("--time-steps", ("max_time_steps",), "T", "largest number of time steps"),
+    ConfigOption("--layers", ("max_layers",), "L", "layers per core (blocks of layers)"),
+    ConfigOption("--max-payload", ("max_payload",), "BYTES",
+                 "largest host request / response payload of a core"),
+    ConfigOption("--memory", ("memory",), "KIND",
+                 "memory primitive of the lane memories (auto, bram, lutram)", type=str),
+    ConfigOption("--reset-grad-modes", ("reset_grad_modes",), "MODES",
+                 "reset_grad modes built, joined by '+' (detach, through, detach+through)",
+                 to_fields=lambda v: {"reset_grad_modes": tuple(v.split("+")) if v else ()},
+                 of_config=lambda c: "+".join(c.features.reset_grad_modes), type=str),
 )}
 
 
@@ -73,8 +87,8 @@ def add_config_arguments(parser, names, *, defaults=None, help_prefix=""):
         text = help_prefix + o.help
         if name in defaults:
             text += " (default: %(default)s)"
-        parser.add_argument(o.flag, type=int, metavar=o.metavar, default=defaults.get(name),
-                            help=text)
+        parser.add_argument(o.flag, type=o.type, metavar=o.metavar,
+                            default=defaults.get(name), help=text)
 
 
 def config_changes(**values) -> dict:

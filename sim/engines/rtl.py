@@ -33,10 +33,15 @@ from spikeforge.sim.engines.golden import layer_activity, step_stats
 from spikeforge.sim.errors import UsageError
 from spikeforge.sim.golden import fp16
 from spikeforge.sim.golden import model as golden
-from spikeforge.sim.host.device import Device, DeviceInfo, MapError, NetworkMap
+from spikeforge.hdl.system import System
+from spikeforge.sim.host.device import CoreLink, Device, DeviceInfo, MapError, NetworkMap
 from spikeforge.sim.options import add_config_arguments, config_from_options
 
-__all__ = ["useful_fmas", "RtlEngine", "weights_sha256", "Mismatch", "session_name"]
+__all__ = ["useful_fmas", "RtlEngine", "weights_sha256", "Mismatch", "session_name",
+           "system_session_name", "TOPS"]
+
+#: The tops the engine can train on (``--top``).
+TOPS = ("accelerator", "system")
 
 #: g++ optimisation of the model's per-cycle code for training runs: ``-O3`` measured
 #: fastest on the ``digits`` core, side by side with ``-O1`` (the tests' default) and
@@ -89,6 +94,11 @@ def session_name(config: BuildConfig) -> str:
     return "accelerator_" + hashlib.sha256(config.to_json().encode()).hexdigest()[:8]
 
 
+def system_session_name(config: BuildConfig) -> str:
+    """Verilog top name (and build cache name) of the multi-core system of ``config``."""
+    return "system_" + hashlib.sha256(config.to_json().encode()).hexdigest()[:8]
+
+
 class RtlEngine(Engine):
     """One Verilator accelerator and its golden twin, compared after every command."""
 
@@ -107,16 +117,24 @@ class RtlEngine(Engine):
                             "sample")
         p.add_argument("--preset", default="digits",
                        help="rtl engine: build preset of the core (default: %(default)s)")
+        p.add_argument("--top", choices=TOPS, default="accelerator",
+                       help="rtl engine: the one-core top (accelerator) or the core behind the "
+                            "multi-core system top (system: dispatcher, NoC, every request "
+                            "routed to core 0) (default: %(default)s)")
 
     @classmethod
     def options_from(cls, args) -> dict:
-        return {"cores": args.cores, "preset": args.preset, "check_traces": args.check_traces}
+        return {"cores": args.cores, "preset": args.preset, "check_traces": args.check_traces,
+                "top": args.top}
 
     def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16", cores=1,
-                 preset="digits", check_traces=False):
+                 preset="digits", check_traces=False, top="accelerator"):
         if cores != 1:
             raise UsageError(f"--cores {cores} is not available yet with --engine rtl; "
                              "allowed: 1")
+        if top not in TOPS:
+            raise UsageError(f"--top {top} is unknown; allowed: {', '.join(TOPS)}")
+        self.top = top
         if precision != "fp16":
             raise UsageError(f"--precision {precision} is not available with --engine rtl; "
                              "allowed: fp16")
@@ -153,11 +171,15 @@ class RtlEngine(Engine):
 
     def __enter__(self):
         from spikeforge.sim.verilator.session import rtl_session
-        self._session = rtl_session(AcceleratorTop(self.config), name=session_name(self.config),
-                                    ports_only=True, wall_timeout_s=600.0, cxx_opt=CXX_OPT)
+        if self.top == "system":
+            top, name = System(self.config), system_session_name(self.config)
+        else:
+            top, name = AcceleratorTop(self.config), session_name(self.config)
+        self._session = rtl_session(top, name=name, ports_only=True, wall_timeout_s=600.0,
+                                    cxx_opt=CXX_OPT)
         self.link = self._session.__enter__()
         try:
-            self.acc = Device(self.link)
+            self.acc = Device(CoreLink(self.link, 0) if self.top == "system" else self.link)
             self.acc.load_network(self.sizes, self.params, self.weights)
             self._check(self._check_weights, "after loading")
             self.acc.counters(clear=True)
@@ -322,7 +344,7 @@ class RtlEngine(Engine):
         }
 
     def report(self) -> dict:
-        out = {"cores": self.config.features.cores, "preset": self.preset,
+        out = {"cores": self.config.features.cores, "preset": self.preset, "top": self.top,
                "config": self.config.to_dict(), "check_traces": self.check_traces,
                "bit_exact": self.mismatch is None}
         # after a difference in training the hardware numbers describe no finished run

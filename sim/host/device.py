@@ -1,4 +1,4 @@
-"""High-level host API of a one-core spikeforge accelerator.
+"""High-level host API of a spikeforge accelerator (one core, or the cores of a system).
 
 :class:`Device` loads a network (layer table, constants, weights), runs
 samples forward or forward + backward with a label, applies updates and reads
@@ -10,6 +10,12 @@ The command payloads are built and parsed by :class:`Plan` generators that
 drives a device through :class:`~spikeforge.sim.host.driver.HostLink` (synchronous,
 :class:`Device`) or from inside a cocotb test (:func:`drive_async`).
 Payload layouts: ``docs/host-protocol.md``.
+
+On a multi-core system (``hdl/system.py``) a :class:`CoreLink` routes every request
+to one core (``ROUTE`` with an :data:`~spikeforge.hdl.protocol.ADDRESS`), so
+``Device(CoreLink(link, k))`` is the one-core API for core ``k``;
+:class:`SystemDevice` holds one per core and sends a request to several cores at
+once (:meth:`SystemDevice.broadcast`), the cores then working in parallel.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import numpy as np
 from amaranth.lib import data
 
 from spikeforge.hdl import protocol as proto
-from spikeforge.hdl.protocol import (CONSTANTS, COUNTERS, Command, GradientKind, HistoryKind,
-                                     ResetGrad, RunMode, WeightKind, pack, unpack)
+from spikeforge.hdl.protocol import (CONSTANTS, COUNTERS, AddressMode, Command, GradientKind,
+                                     HistoryKind, ResetGrad, RunMode, Status, WeightKind, pack,
+                                     unpack)
 
 __all__ = ["DeviceInfo", "LayerMap", "NetworkMap", "MapError", "Device",
-           "drive_sync", "drive_async", "plans", "RunResult", "HISTORY"]
+           "drive_sync", "drive_async", "plans", "RunResult", "HISTORY",
+           "route_payload", "parse_records", "CoreLink", "SystemDevice"]
 
 #: History kinds of READ_HISTORY by their short names.
 HISTORY = {"s": HistoryKind.SPIKES, "m": HistoryKind.WINDOW, "nz": HistoryKind.NONZERO}
@@ -344,3 +352,87 @@ class Device:
 
     def counters(self, clear: bool = False) -> dict:
         return self._do(plans.read_counters(clear))
+
+
+# --- multi-core systems ------------------------------------------------------------------
+
+def route_payload(cmd: int, payload: bytes = b"", *, mode: AddressMode = AddressMode.CORE,
+                  first: int = 0, count: int = 0) -> bytes:
+    """The payload of a ``ROUTE`` request carrying ``cmd`` and its ``payload``."""
+    return (pack(proto.ADDRESS, {"mode": mode, "first": first, "count": count}) +
+            bytes([int(cmd)]) + bytes(payload))
+
+
+def parse_records(payload: bytes, n: int) -> list[tuple[int, bytes]]:
+    """The ``(status, payload)`` of each of ``n`` cores in the response to a ``ROUTE``
+    to ``ALL`` or a ``RANGE`` (ascending core order)."""
+    out, pos, size = [], 0, proto.nbytes(proto.ROUTE_RECORD)
+    for k in range(n):
+        if len(payload) - pos < size:
+            raise ValueError(f"the response holds {k} core records, not {n}")
+        rec = unpack(proto.ROUTE_RECORD, payload[pos:])
+        pos += size
+        if len(payload) - pos < rec.len:
+            raise ValueError(f"core record {k} declares {rec.len} bytes but "
+                             f"{len(payload) - pos} are left")
+        out.append((int(rec.status), bytes(payload[pos:pos + rec.len])))
+        pos += rec.len
+    if pos != len(payload):
+        raise ValueError(f"{len(payload) - pos} bytes follow the {n} core records")
+    return out
+
+
+class CoreLink:
+    """A link to core ``core`` of a system: ``transact`` sends every request through
+    ``ROUTE`` (errors come back as :class:`~spikeforge.sim.host.driver.DeviceError`
+    from the routed core, or ``BAD_ARGUMENT`` for a core outside the system)."""
+
+    def __init__(self, link, core: int):
+        if not isinstance(core, int) or isinstance(core, bool) or not 0 <= core <= 0xFFFF:
+            raise ValueError(f"core must be an integer from 0 to 65535, not {core!r}")
+        self.link, self.core = link, core
+
+    def transact(self, cmd: int, payload: bytes = b"", **kw) -> bytes:
+        return self.link.transact(Command.ROUTE, route_payload(cmd, payload, first=self.core),
+                                  **kw)
+
+    @property
+    def last_cycles(self):
+        return getattr(self.link, "last_cycles", None)
+
+
+class SystemDevice:
+    """The ``cores`` cores of a multi-core system behind one link: ``self.core[k]`` is a
+    :class:`Device` for core ``k``; :meth:`broadcast` runs one plan on several cores
+    with one request (the cores work in parallel; results in ascending core order)."""
+
+    def __init__(self, link, cores: int):
+        if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+            raise ValueError(f"cores must be a positive integer, not {cores!r}")
+        self.link, self.cores = link, cores
+        self.core = [Device(CoreLink(link, k)) for k in range(cores)]
+
+    def broadcast(self, make_plan, first: int = 0, count: int | None = None) -> list:
+        """Run the one-request plan ``make_plan()`` on cores ``first .. first+count-1``
+        (all cores by default) with a single ``ROUTE``; returns each core's result.
+        A core that answers an error raises ``DeviceError`` naming it."""
+        from .driver import DeviceError
+        count = self.cores - first if count is None else count
+        plan = make_plan()
+        cmd, payload = next(plan)
+        mode = AddressMode.ALL if (first, count) == (0, self.cores) else AddressMode.RANGE
+        p = self.link.transact(Command.ROUTE, route_payload(cmd, payload, mode=mode,
+                                                            first=first, count=count))
+        results = []
+        for k, (status, data_) in enumerate(parse_records(p, count)):
+            if status != Status.OK:
+                raise DeviceError(status, int(cmd), f"core {first + k}: {data_.hex()}")
+            plan_k = make_plan() if k else plan
+            if k:
+                next(plan_k)
+            try:
+                plan_k.send(data_)
+                raise ValueError("broadcast takes plans of one request")
+            except StopIteration as stop:
+                results.append(stop.value)
+        return results

@@ -1,0 +1,517 @@
+"""Multi-core accelerator top: ``rows x cols`` cores on the mesh NoC behind one host port.
+
+``rx``/``tx`` carry the framed host protocol (:mod:`spikeforge.hdl.protocol`), as
+on the one-core :class:`~spikeforge.hdl.accelerator.Accelerator`. The host port
+sits at node 0 (column 0, row 0, a corner router) and shares that node's local
+port with core 0 (:class:`LocalShare`). Core ``k`` is node ``k``: column
+``k % cols``, row ``k // cols``.
+
+Addressing (``docs/host-protocol.md``, "Addressing"): a request whose command is
+not ``ROUTE`` goes to core 0 and its response comes back unchanged, so a 1x1
+system answers exactly like the one-core top. ``ROUTE`` carries an
+:data:`~spikeforge.hdl.protocol.ADDRESS` (one core, all cores or a range), then
+the command and its payload. The :class:`Dispatcher` stores the routed request,
+sends it to every addressed core as NoC packets (all of them first, so the cores
+work in parallel), then collects the responses one core after the other in
+ascending core order by granting each core the right to answer
+(:class:`CoreNode` holds a core's response until its grant). A ``CORE`` route
+returns the core's response unchanged; ``ALL`` and ``RANGE`` return status
+``OK`` and one :data:`~spikeforge.hdl.protocol.ROUTE_RECORD` (status, length)
+plus payload per core. A bad address (core or range outside the mesh, empty
+range, unknown mode, payload shorter than the address and command) is answered
+``BAD_ARGUMENT`` by the dispatcher without reaching any core.
+
+Packets (:class:`PacketType` in the header's ``type``): ``REQUEST`` packets carry
+up to ``max_length`` request beats, one :data:`~spikeforge.hdl.protocol.BEAT_LAYOUT`
+per payload flit; ``GRANT`` is a header-only packet; a core answers with one
+``RESPONSE`` packet per response beat (header plus one flit: the core does not
+know its response's length in advance).
+
+Latency of a request to one core: the host port's, plus ``n`` cycles to store
+the ``n`` request beats, ``n + ceil(n / max_length) + hops + 1`` to deliver them,
+the core's execution, then two flits per response beat, streamed through to the
+host port (for ``ALL`` / ``RANGE`` each core's response is stored first, to count
+its length for the record); measured numbers in docs/multicore.md.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.lib import enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from . import protocol as proto
+from .checked import ArgumentChecked
+from .config import BuildConfig, ConfigError, check_build_config
+from .core import Core
+from .host_port import HostPort
+from .noc.mesh import Mesh
+from .noc.packet import PacketFormat
+from .protocol import BEAT_LAYOUT, AddressMode, Command, Status
+
+__all__ = ["System", "Dispatcher", "CoreNode", "LocalShare", "CoreInstance", "PacketType", "HOST_NODE"]
+
+#: Node (core number) whose router the host port is attached to.
+HOST_NODE = 0
+
+
+class PacketType(enum.Enum, shape=4):
+    """The header ``type`` of the system's packets."""
+    REQUEST = 1     # request beats for a core (one per payload flit)
+    GRANT = 2       # header only: the core may send its response
+    RESPONSE = 3    # one response beat (one payload flit), core -> host node
+
+
+def _beat_word(beat):
+    """A beat in the low bits of a flit word."""
+    return beat.as_value()
+
+
+class CoreNode(wiring.Component):
+    """A core's side of its network interface: request packets into ``req`` beats,
+    ``rsp`` beats into response packets to the host node once granted.
+
+    ``net_rx`` takes the interface's beats, ``net_tx`` gives it words. Header
+    flits are taken at once; request payload flits pass to ``req`` as they come
+    (back-pressured by the core). A ``GRANT`` allows one response: every ``rsp``
+    beat goes out as a two-flit ``RESPONSE`` packet (header, beat); the grant ends
+    with the beat marked ``last``. Throughput: a request beat per cycle, a response
+    beat every two cycles.
+    """
+
+    def __init__(self, fmt: PacketFormat, *, host=(0, 0)):
+        self.fmt, self.host = fmt, host
+        super().__init__({
+            "net_rx": In(fmt.rx_signature()),
+            "net_tx": Out(fmt.tx_signature()),
+            "req": Out(stream.Signature(BEAT_LAYOUT)),
+            "rsp": In(stream.Signature(BEAT_LAYOUT)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.fmt
+        rx, tx = self.net_rx, self.net_tx
+
+        granted = Signal()
+        head = fmt.header(rx.payload.data)
+        with m.If(rx.payload.first):
+            m.d.comb += rx.ready.eq(1)
+            with m.If(rx.valid & (head.type == PacketType.GRANT)):
+                m.d.sync += granted.eq(1)
+        with m.Else():
+            m.d.comb += [
+                self.req.valid.eq(rx.valid),
+                self.req.payload.eq(rx.payload.data[:BEAT_LAYOUT.size]),
+                rx.ready.eq(self.req.ready),
+            ]
+
+        beat_phase = Signal()        # 0: the header of the next beat's packet, 1: the beat
+        out_head = fmt.header(tx.payload)
+        with m.If(granted & self.rsp.valid):
+            m.d.comb += tx.valid.eq(1)
+            with m.If(~beat_phase):
+                m.d.comb += [out_head.dst_x.eq(self.host[0]), out_head.dst_y.eq(self.host[1]),
+                             out_head.type.eq(PacketType.RESPONSE), out_head.length.eq(1)]
+                with m.If(tx.ready):
+                    m.d.sync += beat_phase.eq(1)
+            with m.Else():
+                m.d.comb += [tx.payload.eq(_beat_word(self.rsp.payload)),
+                             self.rsp.ready.eq(tx.ready)]
+                with m.If(tx.ready):
+                    m.d.sync += beat_phase.eq(0)
+                    with m.If(self.rsp.payload.last):
+                        m.d.sync += granted.eq(0)
+        return m
+
+
+class LocalShare(wiring.Component):
+    """Two clients on one network interface: the dispatcher (``a``) and core 0's
+    node (``b``).
+
+    Sending: whole packets from either, ``a`` first when both offer a header; the
+    owner is kept until the packet's last flit (counted from the header's
+    ``length``). Receiving: ``RESPONSE`` packets go to ``a``, all others to ``b``,
+    decided on the header and kept to the packet's ``last`` flit. Combinational,
+    no added latency.
+    """
+
+    def __init__(self, fmt: PacketFormat):
+        self.fmt = fmt
+        super().__init__({
+            "a_tx": In(fmt.tx_signature()), "a_rx": Out(fmt.rx_signature()),
+            "b_tx": In(fmt.tx_signature()), "b_rx": Out(fmt.rx_signature()),
+            "net_tx": Out(fmt.tx_signature()), "net_rx": In(fmt.rx_signature()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.fmt
+        out = self.net_tx
+
+        # sending
+        busy = Signal()               # an owner is chosen for the packet on offer
+        sel = Signal()                # 0: a, 1: b
+        in_payload = Signal()         # the header went; ``remaining`` payload flits follow
+        remaining = Signal(fmt.length_bits)
+        cur = Mux(busy, sel, ~self.a_tx.valid)
+        with m.If(cur):
+            m.d.comb += [out.valid.eq(self.b_tx.valid), out.payload.eq(self.b_tx.payload),
+                         self.b_tx.ready.eq(out.ready)]
+        with m.Else():
+            m.d.comb += [out.valid.eq(self.a_tx.valid), out.payload.eq(self.a_tx.payload),
+                         self.a_tx.ready.eq(out.ready)]
+        length = fmt.header(out.payload).length
+        with m.If(out.valid):
+            with m.If(~busy):
+                m.d.sync += [busy.eq(1), sel.eq(cur)]
+            with m.If(out.ready):
+                with m.If(~in_payload):
+                    with m.If(length == 0):
+                        m.d.sync += busy.eq(0)
+                    with m.Else():
+                        m.d.sync += [in_payload.eq(1), remaining.eq(length)]
+                with m.Else():
+                    m.d.sync += remaining.eq(remaining - 1)
+                    with m.If(remaining == 1):
+                        m.d.sync += [busy.eq(0), in_payload.eq(0)]
+
+        # receiving
+        inp = self.net_rx
+        to_a_reg = Signal()
+        to_a = Mux(inp.payload.first, fmt.header(inp.payload.data).type == PacketType.RESPONSE,
+                   to_a_reg)
+        m.d.comb += [self.a_rx.payload.eq(inp.payload), self.b_rx.payload.eq(inp.payload)]
+        with m.If(to_a):
+            m.d.comb += [self.a_rx.valid.eq(inp.valid), inp.ready.eq(self.a_rx.ready)]
+        with m.Else():
+            m.d.comb += [self.b_rx.valid.eq(inp.valid), inp.ready.eq(self.b_rx.ready)]
+        with m.If(inp.valid & inp.ready & inp.payload.first):
+            m.d.sync += to_a_reg.eq(to_a)
+        return m
+
+
+class Dispatcher(wiring.Component):
+    """The host node: routed requests to the cores as packets, their responses back in order.
+
+    ``req`` / ``rsp`` are the host port's beat streams; ``net_tx`` / ``net_rx`` the
+    host node's packet streams. One request at a time: store it (one beat per
+    cycle, ``depth`` beats of buffer), send it to every addressed core, then grant
+    and collect each core's response in ascending core order: one core's streams
+    through, several are stored one at a time and emitted as records (see the
+    module docstring for the formats).
+    """
+
+    def __init__(self, fmt: PacketFormat, *, cores: int, depth: int):
+        if not isinstance(cores, int) or not 1 <= cores <= fmt.rows * fmt.cols:
+            raise ConfigError(f"cores must be between 1 and {fmt.rows * fmt.cols}, not {cores!r}")
+        self.fmt, self.cores, self.depth = fmt, cores, depth
+        super().__init__({
+            "req": In(stream.Signature(BEAT_LAYOUT)),
+            "rsp": Out(stream.Signature(BEAT_LAYOUT)),
+            "net_tx": Out(fmt.tx_signature()),
+            "net_rx": In(fmt.rx_signature()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt, N = self.fmt, self.cores
+        req, rsp, tx, rx = self.req, self.rsp, self.net_tx, self.net_rx
+        abytes = proto.nbytes(proto.ADDRESS)
+
+        m.submodules.buf = buf = Memory(shape=8, depth=self.depth, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port()
+        nbits = bits_for(self.depth)
+        n = Signal(nbits)             # request beats stored / response payload bytes stored
+        pos = Signal(nbits)           # read position
+        pos_d = Signal(nbits)         # pos in the next cycle (the read port's address)
+        m.d.comb += [pos_d.eq(pos), rd.addr.eq(pos_d), wr.addr.eq(n), wr.data.eq(req.payload.data)]
+        m.d.sync += pos.eq(pos_d)
+
+        addr = Signal(8 * abytes)     # the ADDRESS bytes, shifted in
+        aview = proto.ADDRESS(addr)
+        acount = Signal(range(abytes + 2))
+        first = Signal(16)
+        last_core = Signal(16)
+        records = Signal()            # ALL / RANGE: one record per core
+        bad = Signal()
+        core = Signal(16)             # the core being sent to / collected from
+        status = Signal(8)
+        nrsp = Signal(nbits)          # response payload bytes of the collected core
+        left = Signal(fmt.length_bits)  # payload flits left in the request packet being sent
+
+        x = Signal(fmt.x_bits)
+        y = Signal(fmt.y_bits)
+        with m.Switch(core):
+            for k in range(N):
+                with m.Case(k):
+                    kx, ky = fmt.coords(k)
+                    m.d.comb += [x.eq(kx), y.eq(ky)]
+
+        def header(kind, length=0):
+            h = fmt.header(tx.payload)
+            return [h.dst_x.eq(x), h.dst_y.eq(y), h.type.eq(kind), h.length.eq(length)]
+
+        with m.FSM(name="dispatch"):
+            with m.State("IDLE"):
+                m.d.comb += req.ready.eq(1)
+                m.d.sync += [acount.eq(0), bad.eq(0), n.eq(0)]
+                with m.If(req.valid):
+                    with m.If(req.payload.data == Command.ROUTE):
+                        with m.If(req.payload.last):
+                            m.d.sync += bad.eq(1)
+                            m.next = "ERROR"
+                        with m.Else():
+                            m.next = "ADDRESS"
+                    with m.Else():   # not routed: for core 0, answered unchanged
+                        m.d.comb += [wr.en.eq(1), wr.addr.eq(0)]
+                        m.d.sync += [n.eq(1), first.eq(0), last_core.eq(0), records.eq(0)]
+                        m.next = "DISPATCH_START"
+                        with m.If(~req.payload.last):
+                            m.next = "STORE"
+
+            with m.State("ADDRESS"):
+                m.d.comb += req.ready.eq(1)
+                with m.If(req.valid):
+                    with m.If(acount < abytes):
+                        m.d.sync += [addr.eq(Cat(addr[8:], req.payload.data)),
+                                     acount.eq(acount + 1)]
+                        with m.If(req.payload.last):
+                            m.d.sync += bad.eq(1)
+                            m.next = "ERROR"
+                    with m.Else():    # the routed command: the first stored beat
+                        m.d.comb += wr.en.eq(1)
+                        m.d.sync += n.eq(1)
+                        with m.Switch(aview.mode):
+                            with m.Case(AddressMode.CORE):
+                                m.d.sync += [first.eq(aview.first), last_core.eq(aview.first),
+                                             records.eq(0), bad.eq(aview.first >= N)]
+                            with m.Case(AddressMode.ALL):
+                                m.d.sync += [first.eq(0), last_core.eq(N - 1), records.eq(1)]
+                            with m.Case(AddressMode.RANGE):
+                                end = aview.first + aview.count
+                                m.d.sync += [first.eq(aview.first), last_core.eq(end - 1),
+                                             records.eq(1),
+                                             bad.eq((aview.count == 0) | (end > N))]
+                            with m.Default():
+                                m.d.sync += bad.eq(1)
+                        with m.If(req.payload.last):
+                            m.next = "DISPATCH_START"
+                        with m.Else():
+                            m.next = "STORE"
+
+            with m.State("STORE"):
+                m.d.comb += req.ready.eq(1)
+                with m.If(req.valid):
+                    with m.If(n < self.depth):
+                        m.d.comb += wr.en.eq(1)
+                        m.d.sync += n.eq(n + 1)
+                    with m.Else():
+                        m.d.sync += bad.eq(1)
+                    with m.If(req.payload.last):
+                        m.next = "DISPATCH_START"
+
+            with m.State("DISPATCH_START"):
+                m.d.sync += core.eq(first)
+                m.d.comb += pos_d.eq(0)
+                m.next = "ERROR"
+                with m.If(~bad):
+                    m.next = "HEADER"
+
+            with m.State("HEADER"):   # a REQUEST packet of min(n - pos, max_length) beats
+                todo = n - pos
+                plen = Mux(todo > fmt.max_length, fmt.max_length, todo)
+                m.d.comb += [tx.valid.eq(1), *header(PacketType.REQUEST, plen)]
+                with m.If(tx.ready):
+                    m.d.sync += left.eq(plen)
+                    m.next = "BEATS"
+
+            with m.State("BEATS"):
+                beat = Signal(BEAT_LAYOUT)
+                m.d.comb += [beat.data.eq(rd.data), beat.first.eq(pos == 0),
+                             beat.last.eq(pos == n - 1),
+                             tx.valid.eq(1), tx.payload.eq(beat.as_value())]
+                with m.If(tx.ready):
+                    m.d.comb += pos_d.eq(pos + 1)
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(pos == n - 1):
+                        with m.If(core == last_core):
+                            m.d.sync += core.eq(first)
+                            m.next = "GRANT"
+                        with m.Else():
+                            m.d.sync += core.eq(core + 1)
+                            m.d.comb += pos_d.eq(0)
+                            m.next = "HEADER"
+                    with m.Elif(left == 1):
+                        m.next = "HEADER"
+
+            with m.State("GRANT"):
+                m.d.comb += [tx.valid.eq(1), *header(PacketType.GRANT)]
+                m.d.sync += nrsp.eq(0)
+                with m.If(tx.ready):
+                    m.next = "COLLECT"
+
+            with m.State("COLLECT"):  # RESPONSE packets of the granted core, one beat each
+                got = BEAT_LAYOUT(rx.payload.data[:BEAT_LAYOUT.size])
+                with m.If(~records):      # one core: its beats stream through unchanged
+                    with m.If(rx.payload.first):
+                        m.d.comb += rx.ready.eq(1)
+                    with m.Else():
+                        m.d.comb += [rsp.valid.eq(rx.valid), rsp.payload.eq(got),
+                                     rx.ready.eq(rsp.ready)]
+                        with m.If(rx.valid & rsp.ready & got.last):
+                            m.next = "IDLE"
+                with m.Else():            # a record per core: count its payload first
+                    m.d.comb += [rx.ready.eq(1), wr.addr.eq(nrsp), wr.data.eq(got.data)]
+                    with m.If(rx.valid & ~rx.payload.first):
+                        with m.If(got.first):
+                            m.d.sync += status.eq(got.data)
+                        with m.Elif(nrsp < self.depth):
+                            m.d.comb += wr.en.eq(1)
+                            m.d.sync += nrsp.eq(nrsp + 1)
+                        with m.If(got.last):
+                            m.next = "EMIT_START"
+
+            with m.State("EMIT_START"):   # ALL / RANGE only
+                m.d.comb += pos_d.eq(0)
+                m.next = "EMIT_RECORD"
+                with m.If(core == first):
+                    m.next = "EMIT_OK"
+
+            final = core == last_core
+
+            with m.State("EMIT_OK"):
+                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(Status.OK),
+                             rsp.payload.first.eq(1)]
+                with m.If(rsp.ready):
+                    m.next = "EMIT_RECORD"
+
+            rec_byte = Signal(range(3))
+            with m.State("EMIT_RECORD"):   # status, len (2): ROUTE_RECORD
+                rec = Signal(24)
+                m.d.comb += rec.eq(Cat(status, nrsp))
+                m.d.comb += [rsp.valid.eq(1),
+                             rsp.payload.data.eq(rec.word_select(rec_byte, 8)),
+                             rsp.payload.last.eq((rec_byte == 2) & (nrsp == 0) & final)]
+                with m.If(rsp.ready):
+                    m.d.sync += rec_byte.eq(rec_byte + 1)
+                    with m.If(rec_byte == 2):
+                        m.d.sync += rec_byte.eq(0)
+                        with m.If(nrsp != 0):
+                            m.next = "EMIT_PAYLOAD"
+                        with m.Else():
+                            self._next_core(m, core, final)
+
+            with m.State("EMIT_PAYLOAD"):
+                done = pos == nrsp - 1
+                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(rd.data),
+                             rsp.payload.last.eq(done & final)]
+                with m.If(rsp.ready):
+                    m.d.comb += pos_d.eq(pos + 1)
+                    with m.If(done):
+                        self._next_core(m, core, final)
+
+            with m.State("ERROR"):       # the request is all taken: answer BAD_ARGUMENT
+                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(Status.BAD_ARGUMENT),
+                             rsp.payload.first.eq(1), rsp.payload.last.eq(1)]
+                with m.If(rsp.ready):
+                    m.next = "IDLE"
+        return m
+
+    @staticmethod
+    def _next_core(m, core, final):
+        with m.If(final):
+            m.next = "IDLE"
+        with m.Else():
+            m.d.sync += core.eq(core + 1)
+            m.next = "GRANT"
+
+
+class System(ArgumentChecked, wiring.Component):
+    """``features.rows x features.cols`` cores, the mesh and the host port behind
+    ``rx`` / ``tx`` byte streams (see the module docstring)."""
+
+    @classmethod
+    def check(cls, config, *, core_factory=None):
+        check_build_config(config)
+        Core.check(config)
+        PacketFormat.from_config(config.features, config.implementation)
+
+    def __init__(self, config: BuildConfig, *, core_factory=None):
+        """``core_factory(k)``, if given, makes the component (``req`` / ``rsp`` beat
+        streams) at node ``k`` instead of a :class:`~spikeforge.hdl.core.Core` (tests).
+        It must take a whole request before it answers."""
+        if core_factory is not None and not callable(core_factory):
+            raise ConfigError(f"core_factory must be callable, not {core_factory!r}")
+        self.config = config
+        self.core_factory = core_factory
+        f, impl = config.features, config.implementation
+        self.fmt = PacketFormat.from_config(f, impl)
+        self.cores = f.cores
+        #: Largest request payload the host may send (a routed core request plus its route).
+        self.max_payload = impl.max_payload + proto.ROUTE_BYTES
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.fmt
+        m.submodules.port = port = HostPort(max_payload=self.max_payload)
+        m.submodules.dispatch = disp = Dispatcher(fmt, cores=self.cores,
+                                                  depth=self.max_payload + 1)
+        m.submodules.mesh = mesh = Mesh(self.config.features, self.config.implementation)
+        m.submodules.share = share = LocalShare(fmt)
+        wiring.connect(m, wiring.flipped(self.rx), port.rx)
+        wiring.connect(m, port.tx, wiring.flipped(self.tx))
+        wiring.connect(m, port.req, disp.req)
+        wiring.connect(m, disp.rsp, port.rsp)
+        host = fmt.coords(HOST_NODE)
+        for k in range(self.cores):
+            core = Core(self.config) if self.core_factory is None else self.core_factory(k)
+            node = CoreNode(fmt, host=host)
+            m.submodules[f"core_{k}"] = core
+            m.submodules[f"node_{k}"] = node
+            wiring.connect(m, node.req, core.req)
+            wiring.connect(m, core.rsp, node.rsp)
+            if k == HOST_NODE:
+                wiring.connect(m, disp.net_tx, share.a_tx)
+                wiring.connect(m, share.a_rx, disp.net_rx)
+                wiring.connect(m, node.net_tx, share.b_tx)
+                wiring.connect(m, share.b_rx, node.net_rx)
+                wiring.connect(m, share.net_tx, mesh.tx[k])
+                wiring.connect(m, mesh.rx[k], share.net_rx)
+            else:
+                wiring.connect(m, node.net_tx, mesh.tx[k])
+                wiring.connect(m, mesh.rx[k], node.net_rx)
+        return m
+
+
+class CoreInstance(wiring.Component):
+    """A core as an instance of the Verilog module ``module`` (a
+    :class:`~spikeforge.hdl.core.Core` converted once on its own): lets a system of many
+    identical cores be written out with one copy of the core's Verilog
+    (``spikeforge generate``). Ports: those of ``Core`` (``req``, ``rsp``), plus the
+    ``sync`` domain's ``clk`` / ``rst``."""
+
+    def __init__(self, module: str):
+        self.module = module
+        super().__init__({
+            "req": In(stream.Signature(BEAT_LAYOUT)),
+            "rsp": Out(stream.Signature(BEAT_LAYOUT)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = Instance(
+            self.module,
+            i_clk=ClockSignal(), i_rst=ResetSignal(),
+            i_req__valid=self.req.valid, i_req__payload=self.req.payload,
+            o_req__ready=self.req.ready,
+            o_rsp__valid=self.rsp.valid, o_rsp__payload=self.rsp.payload,
+            i_rsp__ready=self.rsp.ready)
+        return m
