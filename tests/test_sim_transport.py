@@ -18,9 +18,19 @@ pytestmark = pytest.mark.verilator
 MAX_PAYLOAD = 64  # same top as tests/test_host_port.py: one cached build
 
 
-def test_transact_errors_and_reset_mid_frame():
+# the byte path (random stalls), the bulk path, and the bulk path with buffers smaller
+# than a frame (transfers in pieces, the TX buffer drained while the device sends)
+TRANSPORTS = {
+    "bytes-stalled": dict(args={"tx_stall": 0.2}),
+    "bulk": dict(),
+    "bulk-small": dict(bulk_width=16, bulk_depth=32),
+}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_transact_errors_and_reset_mid_frame(transport):
     with rtl_session(EchoTop(max_payload=MAX_PAYLOAD), name="host_echo",
-                     args={"tx_stall": 0.2}) as link:
+                     **TRANSPORTS[transport]) as link:
         assert link.transact(ECHO, b"spikes") == b"spikes"
         assert link.transact(INVERT, b"\x00\x0f") == b"\xff\xf0"
         assert link.transact(EMIT, (MAX_PAYLOAD).to_bytes(2, "little")) == \
@@ -50,6 +60,12 @@ def test_transact_errors_and_reset_mid_frame():
         data, _ = transport.exchange(encode_request(ECHO, b"a") + encode_request(0x55), 2, 10_000)
         got = [(r.status, r.cmd, r.payload) for r in split_responses(data)[0]]
         assert got == [(Status.OK, ECHO, b"a"), (Status.UNKNOWN_COMMAND, 0x55, b"")]
+
+        # many frames in one exchange (more bytes than the small buffers hold)
+        frames = b"".join(encode_request(ECHO, bytes([k]) * 40) for k in range(8))
+        data, _ = transport.exchange(frames, 8, 100_000)
+        got = [(r.status, r.payload) for r in split_responses(data)[0]]
+        assert got == [(Status.OK, bytes([k]) * 40) for k in range(8)]
 
         # a cycle timeout leaves the simulation usable after a reset
         with pytest.raises(TransportTimeout, match="within 2000 cycles"):
