@@ -21,6 +21,13 @@ piece continues the exchange. When the TX buffer is full, ``bulk_full`` rises an
 ``bulk_abort`` ends a transfer (after a cycle limit). With ``bypass`` high the device's
 streams are the top's ``rx``/``tx`` ports instead (the byte-wise path, for random stalls).
 
+With ``registered_reset`` (the default) the device's synchronous reset is the top's
+``rst`` delayed by one register, so no logic of the device hangs off a top-level input:
+Verilator then evaluates the device's reset multiplexers with its registered logic
+once per cycle instead of with the input logic at both clock edges (measured in
+docs/core.md, "Simulation speed"). The device leaves reset one cycle after ``rst``
+falls.
+
 Latency and throughput: one byte per cycle each way, as the device's own ports; a
 transfer's first byte is offered in the cycle after ``bulk_go``. Everything the
 device sees is a byte stream: the device is built unchanged inside the wrapper.
@@ -28,7 +35,7 @@ device sees is a byte stream: the device is built unchanged inside the wrapper.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Signal
+from amaranth import ClockDomain, ClockSignal, Const, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -42,10 +49,11 @@ class BulkTop(wiring.Component):
     """Byte buffers around ``device`` (see the module docstring).
 
     Keyword-only parameters: ``width`` (bytes per buffer word, a power of two from 1 to
-    256) and ``depth`` (bytes per buffer, a multiple of ``width``).
+    256), ``depth`` (bytes per buffer, a multiple of ``width``) and ``registered_reset``.
     """
 
-    def __init__(self, device, *, width: int = 64, depth: int = 4096):
+    def __init__(self, device, *, width: int = 64, depth: int = 4096,
+                 registered_reset: bool = True):
         if not isinstance(width, int) or isinstance(width, bool) or width < 1 \
                 or width > 256 or width & (width - 1):
             raise ValueError(f"width must be a power of two from 1 to 256 bytes, not {width!r}")
@@ -54,6 +62,7 @@ class BulkTop(wiring.Component):
             raise ValueError(f"depth must be a positive multiple of width ({width}) bytes, "
                              f"not {depth!r}")
         self.device = device
+        self.registered_reset = bool(registered_reset)
         self.width = width
         self.depth = depth
         words = depth // width
@@ -83,7 +92,15 @@ class BulkTop(wiring.Component):
         W, D = self.width, self.depth
         words = D // W
         shift = W.bit_length() - 1
-        m.submodules.device = dev = self.device
+        dev = self.device
+        if self.registered_reset:
+            m.domains.dev = ClockDomain("dev", local=True)
+            rst_q = Signal(init=1)
+            m.d.sync += rst_q.eq(ResetSignal("sync"))
+            m.d.comb += [ClockSignal("dev").eq(ClockSignal("sync")), ResetSignal("dev").eq(rst_q)]
+            m.submodules.device = DomainRenamer("dev")(dev)
+        else:
+            m.submodules.device = dev
         m.submodules.rxbuf = rxbuf = Memory(shape=8 * W, depth=words, init=[])
         m.submodules.txbuf = txbuf = Memory(shape=8 * W, depth=words, init=[])
         rx_w = rxbuf.write_port()

@@ -68,14 +68,16 @@ class SimTransport:
     built inside :class:`spikeforge.sim.verilator.bulk_top.BulkTop` and exchanges move
     through its buffers a wide word per cycle instead of one byte per Python wake-up;
     exchanges with random stalls still take the byte path), ``bulk_width`` and
-    ``bulk_depth`` (the wrapper's word and buffer size in bytes).
+    ``bulk_depth`` (the wrapper's word and buffer size in bytes), ``registered_reset``
+    (default on: the device's reset passes a register in the wrapper, see
+    :class:`~spikeforge.sim.verilator.bulk_top.BulkTop`).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
                  connect_timeout_s: float = 120.0, wall_timeout_s: float = 60.0,
                  min_cycles_per_s: float = 20_000.0, waves: bool = False,
                  ports_only: bool = True, cxx_opt: str = "-O1", bulk: bool = True,
-                 bulk_width: int = 64, bulk_depth: int = 4096):
+                 bulk_width: int = 64, bulk_depth: int = 4096, registered_reset: bool = True):
         for key, value, lo in (("connect_timeout_s", connect_timeout_s, 0.0),
                                ("wall_timeout_s", wall_timeout_s, 0.0),
                                ("min_cycles_per_s", min_cycles_per_s, 0.0)):
@@ -102,7 +104,8 @@ class SimTransport:
             bridge_args = dict(args or {}, socket=self._path)
             if bulk:
                 from spikeforge.sim.verilator.bulk_top import BulkTop
-                top = BulkTop(top, width=bulk_width, depth=bulk_depth)
+                top = BulkTop(top, width=bulk_width, depth=bulk_depth,
+                              registered_reset=registered_reset)
                 bridge_args["bulk"] = {"width": bulk_width, "depth": bulk_depth}
             verilog = po.elaborate(top, name=name) if ports_only else harness.elaborate(top, name=name)
             self._build_args = po.BUILD_ARGS if ports_only else ()
