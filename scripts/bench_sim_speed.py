@@ -49,24 +49,33 @@ VARIANTS = {
     "bulk-rreg-noinline": (_RREG, "-O3", ("--inline-mult", "0")),
     "bulk-rreg-fno": (_RREG, "-O3", ("-CFLAGS", "-fno-stack-protector -fno-plt "
                                      "-fno-semantic-interposition")),
+    # profile-guided: "pgo-gen" builds an instrumented model whose warm-up run writes the
+    # profile, "pgo-use" builds with it (list pgo-gen before pgo-use)
+    "pgo-gen": (_RREG, "-O3", (), "generate"),
+    "pgo-use": (_RREG, "-O3", (), "use"),
     "O1": (_RREG, "-O1", ()),
     "O2": (_RREG, "-O2", ()),
     "O3": (_RREG, "-O3", ()),
     "Os": (_RREG, "-Os", ()),
 }
 
+#: where the pgo-gen model writes its profile and pgo-use reads it
+PGO_DIR = Path(os.environ.get("SPIKEFORGE_CACHE", Path.home() / ".cache" / "spikeforge")) / \
+    "pgo-bench-sim-speed"
+
 # Runs in a subprocess: the CLI with SimTransport and harness.build given this variant's
 # options.
 _DRIVER = r"""
 import json, os, sys
 from spikeforge.sim.verilator import harness, session
-options, cxx_opt, extra = json.loads(os.environ["SF_BENCH_VARIANT"])
+options, cxx_opt, extra, pgo, pgo_dir = json.loads(os.environ["SF_BENCH_VARIANT"])
 if cxx_opt not in harness.CXX_OPT_LEVELS:
     harness.CXX_OPT_LEVELS = tuple(harness.CXX_OPT_LEVELS) + (cxx_opt,)
 _build = harness.build
 def build(*args, extra_args=(), **kw):
     kw.pop("cxx_opt", None)
-    return _build(*args, extra_args=tuple(extra_args) + tuple(extra), cxx_opt=cxx_opt, **kw)
+    return _build(*args, extra_args=tuple(extra_args) + tuple(extra), cxx_opt=cxx_opt,
+                  pgo=pgo, pgo_dir=pgo_dir, **kw)
 harness.build = build
 _init = session.SimTransport.__init__
 def init(self, top, **kw):
@@ -79,10 +88,11 @@ sys.exit(main(sys.argv[1:]))
 
 
 def run_variant(name: str, samples: int, test_samples: int, timeout_s: float) -> dict:
-    options, cxx_opt, extra = VARIANTS[name]
+    options, cxx_opt, extra, pgo = (VARIANTS[name] + (None,))[:4]
     with tempfile.TemporaryDirectory(prefix="sf-bench-sim-") as tmp:
         out = Path(tmp) / "train.json"
-        env = dict(os.environ, SF_BENCH_VARIANT=json.dumps([options, cxx_opt, list(extra)]))
+        env = dict(os.environ, SF_BENCH_VARIANT=json.dumps(
+            [options, cxx_opt, list(extra), pgo, str(PGO_DIR) if pgo else None]))
         cmd = [sys.executable, "-c", _DRIVER, "train", "--dataset", "digits", "--engine", "rtl",
                "--cores", "1", "--samples", str(samples), "--test-samples", str(test_samples),
                "--json", str(out)]
@@ -127,7 +137,8 @@ def main(argv=None) -> int:
     warm = {}
     for n in names:
         print(f"building/warming {n} ...", flush=True)
-        warm[n] = run_variant(n, 1, 1, args.timeout)
+        # the instrumented model's warm-up is the profile: a run of the usual length
+        warm[n] = run_variant(n, args.samples if n == "pgo-gen" else 1, 1, args.timeout)
         if not warm[n]["ok"]:
             print(f"  {n} failed:\n{warm[n]['error']}", flush=True)
     names = [n for n in names if warm[n]["ok"]]
@@ -145,8 +156,9 @@ def main(argv=None) -> int:
     ref = names[0] if names else None
     summary = {}
     for n in names:
-        options, cxx_opt, extra = VARIANTS[n]
+        options, cxx_opt, extra, pgo = (VARIANTS[n] + (None,))[:4]
         s = {
+            "pgo": pgo,
             "transport": options,
             "cxx_opt": cxx_opt,
             "verilator_args": list(extra),
