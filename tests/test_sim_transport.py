@@ -107,3 +107,15 @@ def test_crashed_simulation_raises():
     with pytest.raises(TransportError, match=r"ended abnormally \(.*ProtocolError: a response frame starts with 0x5A, not 0x00\)"):
         with rtl_session(Babbler(), name="babbler") as link:
             link.transact(ECHO, b"hello")
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(width=3), "width must be a power of two"),
+    (dict(width=512), "width must be a power of two"),
+    (dict(width=16, depth=40), "depth must be a positive multiple of width"),
+    (dict(depth=0), "depth must be a positive multiple of width"),
+])
+def test_bulk_top_rejects_bad_buffer_sizes(kw, message):
+    from spikeforge.sim.verilator.bulk_top import BulkTop
+    with pytest.raises(ValueError, match=message):
+        BulkTop(EchoTop(max_payload=MAX_PAYLOAD), **kw)
