@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """SimTransport end to end: the host driver on a Verilator model of HostPort + test handler."""
 
 import time
