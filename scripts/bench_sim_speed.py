@@ -1,19 +1,24 @@
-"""Compare Verilator build variants of the accelerator on one training run each.
+"""Compare simulation variants of the accelerator (transport and Verilator build) on one
+training run each.
 
 Runs ``spikeforge train --dataset digits --engine rtl --cores 1 --samples N`` once
 per variant and repeat, interleaved (A B C A B C ...) so that a busy machine
-affects every variant alike, and writes the medians of
-``simulated_cycles_per_second`` and ``simulated_cycles_per_cpu_second`` (compute
-commands only), their ratios to the first variant, ``cycles_per_sample`` and
-``bit_exact`` per variant as JSON::
+affects every variant alike, and writes as JSON per variant: the medians of the
+run's wall time, its CPU time (this process and the simulator), the seconds per
+training sample (the run's wall time less start-up, over the samples),
+``simulated_cycles_per_second`` and ``simulated_cycles_per_cpu_second`` (run and
+update commands only: the simulator computing, Python asleep), their ratios to the
+first variant, ``cycles_per_sample`` and ``bit_exact``::
 
     python scripts/bench_sim_speed.py --repeats 3 --json bench_sim_speed.json
-    python scripts/bench_sim_speed.py --variants O1,O2 --samples 6
+    python scripts/bench_sim_speed.py --variants bytes,bulk,bulk-rreg --samples 6
 
-A variant is a g++ optimisation level for the model's per-cycle code
-(``OPT_FAST``) plus extra Verilator arguments; each variant is its own cached
-build (the first run of a variant builds it, which is not timed in the figures,
-since a build runs before the simulation starts).
+A variant is the transport (``bytes``: the byte-wise cocotb bridge; ``bulk``: the
+wrapper of :mod:`spikeforge.sim.verilator.bulk_top` with its buffer width and
+registered reset or not) plus a g++ optimisation level for the model's per-cycle
+code (``OPT_FAST``) and extra Verilator arguments; each variant is its own cached
+build (the first run of a variant builds it, not timed: a build runs before the
+simulation starts).
 """
 
 from __future__ import annotations
@@ -28,51 +33,83 @@ import tempfile
 import time
 from pathlib import Path
 
-#: name -> (cxx_opt, extra Verilator arguments)
+_BYTES = {"bulk": False}
+_BULK = {"bulk": True, "bulk_width": 64, "registered_reset": False}
+_RREG = {"bulk": True, "bulk_width": 64, "registered_reset": True}    # the default
+
+#: name -> (SimTransport options, cxx_opt, extra Verilator arguments)
 VARIANTS = {
-    "O1": ("-O1", ()),          # the tests' default (and the train default before -O3)
-    "O2": ("-O2", ()),
-    "O3": ("-O3", ()),          # the train default (spikeforge.sim.engines.rtl.CXX_OPT)
-    "Os": ("-Os", ()),
-    "O1-native": ("-O1", ("-CFLAGS", "-march=native")),
-    "O2-native": ("-O2", ("-CFLAGS", "-march=native")),
-    "O1-noinline": ("-O1", ("--inline-mult", "0")),
-    "threads2": ("-O1", ("--threads", "2")),
+    "bytes": (_BYTES, "-O3", ()),       # the byte-wise bridge (before the bulk path)
+    "bulk": (_BULK, "-O3", ()),
+    "bulk-rreg": (_RREG, "-O3", ()),    # the train default
+    "bulk16-rreg": (dict(_RREG, bulk_width=16), "-O3", ()),
+    "bulk-rreg-native": (_RREG, "-O3", ("-CFLAGS", "-march=native")),
+    "bulk-rreg-threads2": (_RREG, "-O3", ("--threads", "2")),
+    "bulk-rreg-O2": (_RREG, "-O2", ()),
+    "bulk-rreg-noinline": (_RREG, "-O3", ("--inline-mult", "0")),
+    "bulk-rreg-fno": (_RREG, "-O3", ("-CFLAGS", "-fno-stack-protector -fno-plt "
+                                     "-fno-semantic-interposition")),
+    # profile-guided: "pgo-gen" builds an instrumented model whose warm-up run writes the
+    # profile, "pgo-use" builds with it (list pgo-gen before pgo-use)
+    "pgo-gen": (_RREG, "-O3", (), "generate"),
+    "pgo-use": (_RREG, "-O3", (), "use"),
+    "O1": (_RREG, "-O1", ()),
+    "O2": (_RREG, "-O2", ()),
+    "O3": (_RREG, "-O3", ()),
+    "Os": (_RREG, "-Os", ()),
 }
 
-# Runs in a subprocess: the CLI with harness.build given this variant's options.
+#: where the pgo-gen model writes its profile and pgo-use reads it
+PGO_DIR = Path(os.environ.get("SPIKEFORGE_CACHE", Path.home() / ".cache" / "spikeforge")) / \
+    "pgo-bench-sim-speed"
+
+# Runs in a subprocess: the CLI with SimTransport and harness.build given this variant's
+# options.
 _DRIVER = r"""
 import json, os, sys
-from spikeforge.sim.verilator import harness
-cxx_opt, extra = json.loads(os.environ["SF_BENCH_VARIANT"])
+from spikeforge.sim.verilator import harness, session
+options, cxx_opt, extra, pgo, pgo_dir = json.loads(os.environ["SF_BENCH_VARIANT"])
 if cxx_opt not in harness.CXX_OPT_LEVELS:
     harness.CXX_OPT_LEVELS = tuple(harness.CXX_OPT_LEVELS) + (cxx_opt,)
 _build = harness.build
 def build(*args, extra_args=(), **kw):
     kw.pop("cxx_opt", None)
-    return _build(*args, extra_args=tuple(extra_args) + tuple(extra), cxx_opt=cxx_opt, **kw)
+    return _build(*args, extra_args=tuple(extra_args) + tuple(extra), cxx_opt=cxx_opt,
+                  pgo=pgo, pgo_dir=pgo_dir, **kw)
 harness.build = build
+_init = session.SimTransport.__init__
+def init(self, top, **kw):
+    kw.update(options)
+    _init(self, top, **kw)
+session.SimTransport.__init__ = init
 from spikeforge.sim.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_variant(name: str, samples: int, timeout_s: float) -> dict:
-    cxx_opt, extra = VARIANTS[name]
+def run_variant(name: str, samples: int, test_samples: int, timeout_s: float) -> dict:
+    options, cxx_opt, extra, pgo = (VARIANTS[name] + (None,))[:4]
     with tempfile.TemporaryDirectory(prefix="sf-bench-sim-") as tmp:
         out = Path(tmp) / "train.json"
-        env = dict(os.environ, SF_BENCH_VARIANT=json.dumps([cxx_opt, list(extra)]))
+        env = dict(os.environ, SF_BENCH_VARIANT=json.dumps(
+            [options, cxx_opt, list(extra), pgo, str(PGO_DIR) if pgo else None]))
         cmd = [sys.executable, "-c", _DRIVER, "train", "--dataset", "digits", "--engine", "rtl",
-               "--cores", "1", "--samples", str(samples), "--json", str(out)]
+               "--cores", "1", "--samples", str(samples), "--test-samples", str(test_samples),
+               "--json", str(out)]
         t0 = time.monotonic()
+        c0 = os.times()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
         seconds = time.monotonic() - t0
+        c1 = os.times()
+        cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
         if proc.returncode != 0 or not out.exists():
             return {"ok": False, "seconds": seconds, "error": (proc.stderr or proc.stdout)[-3000:]}
         report = json.loads(out.read_text())
     return {
         "ok": True,
         "seconds": seconds,
+        "cpu_seconds": cpu,
+        "train_seconds": report.get("seconds"),
         "bit_exact": report.get("bit_exact"),
         "cycles_per_sample": report.get("cycles_per_sample"),
         "simulated_cycles_per_second": report.get("simulated_cycles_per_second"),
@@ -82,9 +119,11 @@ def run_variant(name: str, samples: int, timeout_s: float) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", default="O1,O2,O3,Os",
+    ap.add_argument("--variants", default="bytes,bulk,bulk-rreg",
                     help=f"comma-separated, the first is the reference; known: {', '.join(VARIANTS)}")
     ap.add_argument("--samples", type=int, default=6)
+    ap.add_argument("--test-samples", type=int, default=5,
+                    help="test samples through inference after training (default %(default)s)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run (with build)")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -98,14 +137,15 @@ def main(argv=None) -> int:
     warm = {}
     for n in names:
         print(f"building/warming {n} ...", flush=True)
-        warm[n] = run_variant(n, 1, args.timeout)
+        # the instrumented model's warm-up is the profile: a run of the usual length
+        warm[n] = run_variant(n, args.samples if n == "pgo-gen" else 1, 1, args.timeout)
         if not warm[n]["ok"]:
             print(f"  {n} failed:\n{warm[n]['error']}", flush=True)
     names = [n for n in names if warm[n]["ok"]]
     runs = {n: [] for n in names}
     for r in range(args.repeats):
         for n in names:
-            res = run_variant(n, args.samples, args.timeout)
+            res = run_variant(n, args.samples, args.test_samples, args.timeout)
             runs[n].append(res)
             print(f"repeat {r}: {n}: {json.dumps(res)[:300]}", flush=True)
 
@@ -116,8 +156,10 @@ def main(argv=None) -> int:
     ref = names[0] if names else None
     summary = {}
     for n in names:
-        cxx_opt, extra = VARIANTS[n]
+        options, cxx_opt, extra, pgo = (VARIANTS[n] + (None,))[:4]
         s = {
+            "pgo": pgo,
+            "transport": options,
             "cxx_opt": cxx_opt,
             "verilator_args": list(extra),
             "runs": len(runs[n]),
@@ -125,19 +167,26 @@ def main(argv=None) -> int:
             "cycles_per_sample": med(n, "cycles_per_sample"),
             "median_cycles_per_second": med(n, "simulated_cycles_per_second"),
             "median_cycles_per_cpu_second": med(n, "simulated_cycles_per_cpu_second"),
+            "median_seconds": med(n, "seconds"),
+            "median_cpu_seconds": med(n, "cpu_seconds"),
+            "median_train_seconds": med(n, "train_seconds"),
         }
         summary[n] = s
     for n in names:
-        for key in ("median_cycles_per_second", "median_cycles_per_cpu_second"):
+        for key in ("median_cycles_per_second", "median_cycles_per_cpu_second",
+                    "median_seconds", "median_cpu_seconds"):
             a, b = summary[n][key], summary[ref][key]
             summary[n][key.replace("median_", "ratio_")] = (a / b) if a and b else None
     result = {"samples": args.samples, "repeats": args.repeats, "reference": ref,
               "variants": summary, "runs": runs}
     text = json.dumps(result, indent=2)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        tmp = Path(args.json).with_name(Path(args.json).name + ".tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, args.json)
     for n, s in summary.items():
-        print(f"{n:12s} {s['median_cycles_per_second'] or 0:10.0f} cycles/s "
+        print(f"{n:18s} {s['median_seconds'] or 0:6.1f} s wall {s['median_cpu_seconds'] or 0:6.1f} s CPU "
+              f"{s['median_cycles_per_second'] or 0:10.0f} cycles/s "
               f"{s['median_cycles_per_cpu_second'] or 0:10.0f} cycles/CPU-s "
               f"x{s['ratio_cycles_per_cpu_second'] or 0:.2f}  bit_exact={s['all_bit_exact']} "
               f"cycles/sample={s['cycles_per_sample']}")

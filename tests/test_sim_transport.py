@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """SimTransport end to end: the host driver on a Verilator model of HostPort + test handler."""
 
 import time
@@ -18,9 +19,19 @@ pytestmark = pytest.mark.verilator
 MAX_PAYLOAD = 64  # same top as tests/test_host_port.py: one cached build
 
 
-def test_transact_errors_and_reset_mid_frame():
+# the byte path (random stalls), the bulk path, and the bulk path with buffers smaller
+# than a frame (transfers in pieces, the TX buffer drained while the device sends)
+TRANSPORTS = {
+    "bytes-stalled": dict(args={"tx_stall": 0.2}),
+    "bulk": dict(),
+    "bulk-small": dict(bulk_width=16, bulk_depth=32),
+}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_transact_errors_and_reset_mid_frame(transport):
     with rtl_session(EchoTop(max_payload=MAX_PAYLOAD), name="host_echo",
-                     args={"tx_stall": 0.2}) as link:
+                     **TRANSPORTS[transport]) as link:
         assert link.transact(ECHO, b"spikes") == b"spikes"
         assert link.transact(INVERT, b"\x00\x0f") == b"\xff\xf0"
         assert link.transact(EMIT, (MAX_PAYLOAD).to_bytes(2, "little")) == \
@@ -50,6 +61,12 @@ def test_transact_errors_and_reset_mid_frame():
         data, _ = transport.exchange(encode_request(ECHO, b"a") + encode_request(0x55), 2, 10_000)
         got = [(r.status, r.cmd, r.payload) for r in split_responses(data)[0]]
         assert got == [(Status.OK, ECHO, b"a"), (Status.UNKNOWN_COMMAND, 0x55, b"")]
+
+        # many frames in one exchange (more bytes than the small buffers hold)
+        frames = b"".join(encode_request(ECHO, bytes([k]) * 40) for k in range(8))
+        data, _ = transport.exchange(frames, 8, 100_000)
+        got = [(r.status, r.payload) for r in split_responses(data)[0]]
+        assert got == [(Status.OK, bytes([k]) * 40) for k in range(8)]
 
         # a cycle timeout leaves the simulation usable after a reset
         with pytest.raises(TransportTimeout, match="within 2000 cycles"):
@@ -91,3 +108,15 @@ def test_crashed_simulation_raises():
     with pytest.raises(TransportError, match=r"ended abnormally \(.*ProtocolError: a response frame starts with 0x5A, not 0x00\)"):
         with rtl_session(Babbler(), name="babbler") as link:
             link.transact(ECHO, b"hello")
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(width=3), "width must be a power of two"),
+    (dict(width=512), "width must be a power of two"),
+    (dict(width=16, depth=40), "depth must be a positive multiple of width"),
+    (dict(depth=0), "depth must be a positive multiple of width"),
+])
+def test_bulk_top_rejects_bad_buffer_sizes(kw, message):
+    from spikeforge.sim.verilator.bulk_top import BulkTop
+    with pytest.raises(ValueError, match=message):
+        BulkTop(EchoTop(max_payload=MAX_PAYLOAD), **kw)

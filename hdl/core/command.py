@@ -275,11 +275,13 @@ class CommandUnit(wiring.Component):
         a = self._view(proto.RUN)
         train = a.mode == RunMode.TRAIN
         with m.If((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
-                  (train & ((a.label >= self.table_last.entry.n_out) |
-                            Const(int(self.geo.inference_only))))):
+                  (train & Const(int(self.geo.inference_only)))):
             self._reject(m)
         with m.Elif(~self.configured):
+            # before any network: the state is wrong whatever the label (there is no range)
             self._reject(m, Status.BAD_STATE)
+        with m.Elif(train & (a.label >= self.table_last.entry.n_out)):
+            self._reject(m)
         with m.Else():
             m.d.sync += self.settings.label.eq(a.label)
             m.d.comb += [self.run.start.eq(1), self.clear_flags.eq(1),

@@ -146,18 +146,53 @@ def _make_overrides(variables=MAKE_OVERRIDES):
             os.environ["MAKEFLAGS"] = old
 
 
+def _mangle(path: Path) -> str:
+    """g++'s name for the profile of an object file under ``-fprofile-generate=DIR``."""
+    return str(path.resolve()).replace("/", "#")
+
+
+def _pgo_args(pgo, pgo_dir) -> list[str]:
+    if pgo is None:
+        return []
+    if pgo not in ("generate", "use") or pgo_dir is None:
+        raise HarnessError(f"pgo must be None, 'generate' or 'use' with a pgo_dir, "
+                           f"not {pgo!r} (pgo_dir {pgo_dir!r})")
+    if pgo == "generate":
+        return ["-CFLAGS", f"-fprofile-generate={pgo_dir}", "-LDFLAGS", "-fprofile-generate"]
+    return ["-CFLAGS", f"-fprofile-use={Path(pgo_dir) / 'use'} -fprofile-correction "
+                       "-Wno-missing-profile"]
+
+
+def _pgo_stage(pgo_dir: Path, build_dir: Path) -> None:
+    """Copy the profiles of a ``generate`` build (any build folder) to the names a
+    ``use`` build in ``build_dir`` looks for (same object file names)."""
+    use = Path(pgo_dir) / "use"
+    shutil.rmtree(use, ignore_errors=True)
+    use.mkdir(parents=True)
+    for f in Path(pgo_dir).glob("*.gcda"):
+        obj = f.name.rsplit("#", 1)[-1]
+        shutil.copy(f, use / (_mangle(build_dir) + "#" + obj))
+
+
 def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
-          waves: bool = False, verilog_text: str | None = None, cxx_opt: str = "-O1") -> Path:
+          waves: bool = False, verilog_text: str | None = None, cxx_opt: str = "-O1",
+          pgo: str | None = None, pgo_dir: Path | str | None = None) -> Path:
     """Elaborate and build ``component`` (or the given Verilog text); return the build folder.
 
     Builds are cached under :func:`cache_root` by a hash of the Verilog text and
     the build options, and locked so that concurrent callers build once.
+
+    Profile-guided builds of the model: ``pgo="generate"`` builds a model that writes
+    its profile (``*.gcda``) into ``pgo_dir`` when the simulation ends; after a
+    representative run, ``pgo="use"`` with the same ``pgo_dir`` builds with g++'s
+    ``-fprofile-use`` (measured in docs/core.md, "Simulation speed").
     """
     from cocotb_tools.runner import get_runner
 
     text = verilog_text if verilog_text is not None else elaborate(component, name=name)
     build_args = [f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF]
     build_args += ["-O3", "--x-assign", "fast", "--x-initial", "fast", *extra_args]
+    build_args += _pgo_args(pgo, pgo_dir)
     make_vars = _make_vars(cxx_opt)
     key = hashlib.sha256(json.dumps(
         [_BUILD_FORMAT, text, name, build_args, make_vars, waves, _verilator_version(),
@@ -171,6 +206,8 @@ def build(component, *, name: str = "top", extra_args: tuple[str, ...] = (),
         if build_dir.exists():
             shutil.rmtree(build_dir)
         build_dir.mkdir(parents=True)
+        if pgo == "use":
+            _pgo_stage(Path(pgo_dir), build_dir)
         source = build_dir / f"{name}.v"
         source.write_text(text)
         _apply_verilator_env()

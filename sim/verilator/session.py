@@ -64,13 +64,20 @@ class SimTransport:
     :mod:`spikeforge.sim.verilator.ports_only`; the bridge needs nothing else, a large
     design builds much faster and the model runs about 2.5 times faster),
     ``cxx_opt`` (g++ optimisation of the model's per-cycle code, see
-    :func:`spikeforge.sim.verilator.harness.build`).
+    :func:`spikeforge.sim.verilator.harness.build`), ``bulk`` (default on: the top is
+    built inside :class:`spikeforge.sim.verilator.bulk_top.BulkTop` and exchanges move
+    through its buffers a wide word per cycle instead of one byte per Python wake-up;
+    exchanges with random stalls still take the byte path), ``bulk_width`` and
+    ``bulk_depth`` (the wrapper's word and buffer size in bytes), ``registered_reset``
+    (default on: the device's reset passes a register in the wrapper, see
+    :class:`~spikeforge.sim.verilator.bulk_top.BulkTop`).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
                  connect_timeout_s: float = 120.0, wall_timeout_s: float = 60.0,
                  min_cycles_per_s: float = 20_000.0, waves: bool = False,
-                 ports_only: bool = True, cxx_opt: str = "-O1"):
+                 ports_only: bool = True, cxx_opt: str = "-O1", bulk: bool = True,
+                 bulk_width: int = 64, bulk_depth: int = 4096, registered_reset: bool = True):
         for key, value, lo in (("connect_timeout_s", connect_timeout_s, 0.0),
                                ("wall_timeout_s", wall_timeout_s, 0.0),
                                ("min_cycles_per_s", min_cycles_per_s, 0.0)):
@@ -94,6 +101,12 @@ class SimTransport:
         try:
             # ports_only: only the top's ports visible to cocotb (spikeforge.sim.verilator.ports_only)
             from spikeforge.sim.verilator import ports_only as po
+            bridge_args = dict(args or {}, socket=self._path)
+            if bulk:
+                from spikeforge.sim.verilator.bulk_top import BulkTop
+                top = BulkTop(top, width=bulk_width, depth=bulk_depth,
+                              registered_reset=registered_reset)
+                bridge_args["bulk"] = {"width": bulk_width, "depth": bulk_depth}
             verilog = po.elaborate(top, name=name) if ports_only else harness.elaborate(top, name=name)
             self._build_args = po.BUILD_ARGS if ports_only else ()
             self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves,
@@ -101,7 +114,6 @@ class SimTransport:
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(self._path)
             listener.listen(1)
-            bridge_args = dict(args or {}, socket=self._path)
             self._thread = threading.Thread(
                 target=self._run, name=f"spikeforge-sim-{name}", daemon=True,
                 kwargs=dict(name=name, verilog=verilog, args=bridge_args, waves=waves))

@@ -12,10 +12,23 @@ Connects to the host process over the Unix domain socket named in
 * ``cycles``: the cycles simulated so far;
 * ``close``: end the simulation.
 
-While the simulation waits for the host, simulated time stands still. While
-the device computes, Python sleeps on ``RisingEdge`` of ``tx__valid`` (or
-``rx__ready`` when bytes wait to be accepted) and the clock runs in the
-simulator; Python wakes every cycle only while bytes move.
+While the simulation waits for the host, simulated time stands still.
+
+Two paths move the bytes of an exchange:
+
+* the bulk path (``cocotb_args()["bulk"]`` names the buffer width and depth of a
+  :class:`spikeforge.sim.verilator.bulk_top.BulkTop` around the device): the request
+  bytes go into the wrapper's RX buffer a wide word per cycle, one pulse starts the
+  transfer, and Python sleeps until the wrapper reports every byte sent and the
+  response frames complete (or the cycle limit passes), then reads the TX buffer a
+  wide word per cycle. Python wakes a few times per transfer, not per byte.
+* the byte path (no wrapper, or random stalls asked for, ``tx_stall`` /
+  ``rx_stall``): Python drives ``rx`` and takes ``tx`` byte by byte, waking every
+  cycle while bytes move; while the device computes it sleeps on ``RisingEdge`` of
+  ``tx__valid`` (or ``rx__ready`` when bytes wait to be accepted).
+
+Both check every response frame's sync byte (a device that sends anything else is
+broken: :class:`~spikeforge.sim.host.driver.ProtocolError` ends the simulation).
 
 Messages on the socket, both ways: a 4-byte little-endian length, a JSON header
 of that length, then ``header["n"]`` raw bytes.
@@ -91,6 +104,8 @@ async def pump(dut, data: bytes, frames: int, timeout_cycles: int, *,
     Returns (received bytes, cycles taken); raises :class:`PumpTimeout`.
     """
     rng = rng or random.Random(0)
+    if hasattr(dut, "bypass"):
+        dut.bypass.value = 1
     start = now_cycles()
     deadline = start + timeout_cycles
     out = bytearray()
@@ -146,9 +161,106 @@ async def pump(dut, data: bytes, frames: int, timeout_cycles: int, *,
     return bytes(out), now_cycles() - start
 
 
+def _check_frames(out: bytes) -> None:
+    """Raise ProtocolError unless ``out`` is a sequence of response frames (the last
+    one may be incomplete)."""
+    pos = 0
+    while pos < len(out):
+        total = response_frame_length(out[pos:])
+        if total is None:
+            return
+        pos += total
+
+
+async def _read_buffer(dut, n: int, width: int) -> bytes:
+    """The first ``n`` bytes of the TX buffer; called and returns in a writable phase."""
+    words = []
+    for w in range((n + width - 1) // width):
+        dut.bulk_raddr.value = w
+        await ReadOnly()
+        words.append(dut.bulk_rdata.value.to_unsigned().to_bytes(width, "little"))
+        await RisingEdge(dut.clk)
+    return b"".join(words)[:n]
+
+
+def _bulk_idle(dut) -> None:
+    dut.bulk_we.value = 0
+    dut.bulk_go.value = 0
+    dut.bulk_first.value = 0
+    dut.bulk_drain.value = 0
+    dut.bulk_abort.value = 0
+
+
+async def bulk_pump(dut, data: bytes, frames: int, timeout_cycles: int, *,
+                    width: int, depth: int) -> tuple[bytes, int]:
+    """:func:`pump` through the wrapper's buffers (the bulk path of the module docstring).
+
+    Must be called in a writable phase; returns after a clock edge. Returns (received
+    bytes, device cycles of the transfer: from the first byte offered to the last frame
+    received); raises :class:`PumpTimeout`.
+    """
+    dut.bypass.value = 0
+    deadline = now_cycles() + timeout_cycles
+    out = bytearray()
+    cycles = 0
+    pieces = [data[i:i + depth] for i in range(0, len(data), depth)] or [b""]
+    for k, piece in enumerate(pieces):
+        for w in range(0, len(piece), width):
+            dut.bulk_waddr.value = w // width
+            dut.bulk_wdata.value = int.from_bytes(piece[w:w + width], "little")
+            dut.bulk_we.value = 1
+            await RisingEdge(dut.clk)
+        dut.bulk_we.value = 0
+        dut.bulk_len.value = len(piece)
+        dut.bulk_frames.value = frames if k == len(pieces) - 1 else 0
+        dut.bulk_first.value = int(k == 0)
+        dut.bulk_go.value = 1
+        await RisingEdge(dut.clk)
+        dut.bulk_go.value = 0
+        dut.bulk_first.value = 0
+        begin = now_cycles()
+        while True:
+            await ReadOnly()
+            if int(dut.bulk_done.value):
+                break
+            if int(dut.bulk_full.value):
+                n = int(dut.bulk_rcount.value)
+                await RisingEdge(dut.clk)
+                out += await _read_buffer(dut, n, width)
+                dut.bulk_drain.value = 1
+                await RisingEdge(dut.clk)
+                dut.bulk_drain.value = 0
+                continue
+            remaining = deadline - now_cycles()
+            if remaining <= 0:
+                n = int(dut.bulk_rcount.value)
+                await RisingEdge(dut.clk)
+                out += await _read_buffer(dut, n, width)
+                dut.bulk_abort.value = 1
+                await RisingEdge(dut.clk)
+                dut.bulk_abort.value = 0
+                _check_frames(bytes(out))
+                raise PumpTimeout(bytes(out), cycles + now_cycles() - begin)
+            await First(RisingEdge(dut.bulk_done), RisingEdge(dut.bulk_full),
+                        Timer(remaining * CLOCK_NS, unit="ns"))
+        cycles += now_cycles() - begin
+        n = int(dut.bulk_rcount.value)
+        await RisingEdge(dut.clk)
+        out += await _read_buffer(dut, n, width)
+        if k != len(pieces) - 1:
+            # the next piece continues the exchange: the TX buffer starts again
+            dut.bulk_drain.value = 1
+            await RisingEdge(dut.clk)
+            dut.bulk_drain.value = 0
+    _check_frames(bytes(out))
+    return bytes(out), cycles
+
+
 async def pulse_reset(dut, cycles: int) -> None:
     dut.rx__valid.value = 0
     dut.tx__ready.value = 0
+    if hasattr(dut, "bulk_go"):
+        _bulk_idle(dut)
     dut.rst.value = 1
     for _ in range(cycles):
         await RisingEdge(dut.clk)
@@ -162,8 +274,13 @@ async def host_bridge(dut):
     rng = random.Random(args.get("seed", 0))
     tx_stall = float(args.get("tx_stall", 0.0))
     rx_stall = float(args.get("rx_stall", 0.0))
+    bulk = args.get("bulk")
     dut.rx__valid.value = 0
     dut.tx__ready.value = 0
+    if bulk:
+        _bulk_idle(dut)
+        dut.bypass.value = 0
+        dut.bulk_raddr.value = 0
     start_clock(dut)
     await pulse_reset(dut, int(args.get("reset_cycles", 4)))
 
@@ -177,11 +294,17 @@ async def host_bridge(dut):
             header, data = message
             op = header.get("op")
             if op == "exchange":
+                stalls = (float(header.get("rx_stall", rx_stall)),
+                          float(header.get("tx_stall", tx_stall)))
                 try:
-                    out, cycles = await pump(
-                        dut, data, int(header["frames"]), int(header["timeout_cycles"]),
-                        rx_stall=float(header.get("rx_stall", rx_stall)),
-                        tx_stall=float(header.get("tx_stall", tx_stall)), rng=rng)
+                    if bulk and not any(stalls):
+                        out, cycles = await bulk_pump(
+                            dut, data, int(header["frames"]), int(header["timeout_cycles"]),
+                            width=int(bulk["width"]), depth=int(bulk["depth"]))
+                    else:
+                        out, cycles = await pump(
+                            dut, data, int(header["frames"]), int(header["timeout_cycles"]),
+                            rx_stall=stalls[0], tx_stall=stalls[1], rng=rng)
                 except PumpTimeout as exc:
                     await RisingEdge(dut.clk)
                     send_message(sock, {"ok": False, "error": "timeout", "cycles": exc.cycles,
