@@ -91,6 +91,8 @@ def stats_layout(geo: CoreGeometry) -> data.StructLayout:
         "masked": bits_for(P),          # lanes of the operation that are skipped
         "w_reads": bits_for(2 * P),     # weight / dW words read
         "w_writes": bits_for(2 * P),    # weight / dW words written
+        # input-gradient FMAs skipped for output sparsity (window bit 0 in the layer below)
+        "out_skipped": geo.neuron_bits + 2,
     })
 
 
@@ -342,6 +344,9 @@ class LaneDatapath(wiring.Component):
         m.d.comb += t_mask.eq((Const(1, TM + 1) << self.T) - 1)
         lanes1 = Signal(P)
         masked1 = Signal(P)
+        omask1 = Signal(P)
+        is_gin1 = Signal()
+        m.d.comb += is_gin1.eq(o1.kind == K.GIN)
         # the lane array: S-stage fp16 FMAs, never stalled (the issue stage resolves hazards)
         m.submodules.lanes = lanes = PEArray(lanes=P, stages=S)
         m.d.comb += [lanes.i.valid.eq(tvalid[0]), lanes.o.ready.eq(1)]
@@ -399,15 +404,22 @@ class LaneDatapath(wiring.Component):
                                  b.eq(u_rp[k].data if g.through else F16.POS_ZERO),
                                  c.eq(F16.NEG_ZERO)]
                 with m.Case(K.BPT2):
-                    m.d.comb += [a.eq(duA), b.eq(Mux(last, F16.POS_ZERO, duB)), c.eq(accA)]
+                    # g[t] only where the window is open: elsewhere it may be an input
+                    # gradient that was skipped (never computed), and ds is not used
+                    m.d.comb += [a.eq(duA), b.eq(Mux(last, F16.POS_ZERO, duB)),
+                                 c.eq(Mux(m_t, accA, F16.POS_ZERO))]
                 with m.Case(K.GIN):
-                    m.d.comb += [a.eq(wk), b.eq(bcast), c.eq(accA)]
+                    # output sparsity: input j = h*P + k (window word at hg = its group)
+                    # is used by the layer below only where its window bit is set
+                    m.d.comb += [a.eq(wk), b.eq(bcast), c.eq(accA), en.eq(valid_k & m_t)]
                 with m.Case(K.WG):
                     m.d.comb += [a.eq(duA), b.eq(F16.ONE), c.eq(dwk),
                                  en.eq(valid_k & ~f16_is_zero(duA))]
                 with m.Case(K.UPD):
                     m.d.comb += [a.eq(cst.neg_lr), b.eq(dwk), c.eq(wk)]
-            m.d.comb += [lanes1[k].eq(en & tvalid[0]), masked1[k].eq(valid_k & ~en & tvalid[0])]
+            m.d.comb += [lanes1[k].eq(en & tvalid[0]),
+                         masked1[k].eq(valid_k & ~en & tvalid[0] & ~is_gin1),
+                         omask1[k].eq(valid_k & ~en & tvalid[0] & is_gin1)]
             m.d.comb += [lanes.i.payload[k].a.eq(a), lanes.i.payload[k].b.eq(b),
                          lanes.i.payload[k].c.eq(c)]
             results.append(lanes.o.payload[k])
@@ -418,6 +430,7 @@ class LaneDatapath(wiring.Component):
         m.d.comb += [
             self.stats.issued.eq(popcount(lanes1)),
             self.stats.masked.eq(popcount(masked1)),
+            self.stats.out_skipped.eq(popcount(omask1) + Mux(tvalid[0], o1.oskip, 0)),
         ]
         is_w1 = Signal()
         m.d.comb += is_w1.eq(tvalid[0] & ((o1.kind == K.FP) | (o1.kind == K.GIN) |
@@ -462,6 +475,14 @@ class LaneDatapath(wiring.Component):
             m.d.sync += self.nonfinite.eq(0)
         with m.Elif(nonfinite):
             m.d.sync += self.nonfinite.eq(1)
+        # window summary (ScanRead.win): per history group, per step, any window bit
+        win = Array(Signal(TM, name=f"win{h}") for h in range(g.hist_groups))
+        m.d.comb += self.scan.win.eq(Cat(*win))
+        any_win = Signal()
+        m.d.comb += any_win.eq(Cat(*[lw[k] & f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi)
+                                     for k in range(P)]).any())
+        with m.If(lif_wb):
+            m.d.sync += win[ow.hg].eq((win[ow.hg] & ~bit) | Mux(any_win, bit, 0))
         res_arr = Array(res)
         lw_arr = Array(lw[k] for k in range(P))
         n_wwrites = Signal(bits_for(2 * P))
