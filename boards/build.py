@@ -420,7 +420,6 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     pll = req.pll
     top = BoundaryTop(block, board, pll, board_ports=block_def.board_ports)
     # nextpnr derives the PLL output's constraint from the oscillator's and the dividers.
-    platform = board.make_platform()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", _NEXTPNR_REPORT, _BITSTREAM[board.family], "top.tim",
                   "top.config", "top.asc", _STAT):
@@ -429,6 +428,7 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     mapper, note = ("abc9" if "-abc9" in board.synth_opts.split() else "abc"), None
     pnr_seconds = None if req.pnr_minutes is None else 60 * req.pnr_minutes
     while True:
+        platform = board.make_platform()       # a platform prepares one design once
         plan = platform.build(top, name="top", do_build=False,
                               nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail",
                               **_synth_overrides(board, mapper))

@@ -54,7 +54,7 @@ def dpr_cells(depth: int, width: int) -> int:
     return math.ceil(depth / 16) * math.ceil(width / 4)
 
 
-def memories(geo: CoreGeometry, organisation: str = "now", max_payload: int = 4096) -> list[dict]:
+def memories(geo: CoreGeometry, organisation: str = "now") -> list[dict]:
     """One row per memory: name, words, width, banks, read ports, primitive, count,
     data bits, allocated bits."""
     P, TM = geo.lanes, geo.max_time_steps
@@ -88,16 +88,15 @@ def memories(geo: CoreGeometry, organisation: str = "now", max_payload: int = 40
     if geo.through:
         bram("u", geo.du_depth, 16, P, 1, wide=not before, holds="potentials (through)")
     dpr("s history", geo.hist_groups, TM, P, 2, bit_writes=before, holds="spikes")
-    dpr("m history", geo.hist_groups, TM, P, 1 if not before else 1, bit_writes=before,
-        holds="window bits")
+    dpr("m history", geo.hist_groups, TM, P, 1, bit_writes=before, holds="window bits")
     if train or before:
-        dpr("du!=0 history", geo.hist_groups, TM, P, 1 if not before else 2,
+        dpr("du!=0 history", geo.hist_groups, TM, P, 2 if before else 1,
             bit_writes=before, holds="non-zero du bits")
     rows.append(dict(memory="acc written bits", holds="one bit per acc word",
                      words=geo.acc_depth, width=1, banks=1, read_ports=1,
                      primitive="FF", count=geo.acc_depth, data_bits=geo.acc_depth,
                      allocated_bits=geo.acc_depth))
-    words = max(1, max_payload // 2)
+    words = max(1, geo.config.implementation.max_payload // 2)
     bram("request staging", words, 16, 1, 1, wide=False, holds="a request's data")
     for r in rows:
         r["efficiency"] = round(r["data_bits"] / r["allocated_bits"], 3)
@@ -146,7 +145,7 @@ def main(argv=None) -> int:
     out = {"preset": args.preset, "lanes": geo.lanes, "geometry": geo.to_dict()}
     orgs = ("before", "now") if args.organisation == "both" else (args.organisation,)
     for org in orgs:
-        rows = memories(geo, org, cfg.implementation.max_payload)
+        rows = memories(geo, org)
         tot = totals(rows)
         out[org] = {"rows": rows, "totals": tot}
         print(f"## {args.preset}, {geo.lanes} lanes: organisation {org}\n")
