@@ -85,8 +85,8 @@ def synth(args) -> dict:
             report = None
             if rep_path.exists():
                 old = json.loads(rep_path.read_text())
-                if old.get("config") == cfg.to_dict() and (args.place is None) == old.get(
-                        "synth_only", True):
+                if old.get("config") == json.loads(json.dumps(cfg.to_dict())) and (
+                        args.place is None) == old.get("synth_only", True):
                     report = old
             if report is None:
                 print(f"== {tag}: building", flush=True)
@@ -130,23 +130,6 @@ def synth(args) -> dict:
 
 # ---------------------------------------------------------------------------- lanes
 
-def _phase_cycles(train: dict) -> dict:
-    """Per-sample cycles of a measured run split into the phases that need an FMA and
-    the ones an adder does (from the counters: busy cycles of each engine group; the
-    LIF and update passes are counted out of the FP and WG groups by their op counts)."""
-    c = train["counters_per_sample"]
-    P = train["lanes"]
-    cyc = train["cycles_per_phase_per_sample"]
-    total = sum(cyc.values())
-    # LIF: one operation per group and step, of every layer; update: one per weight word
-    cfg = train["config"]["features"]
-    # operations per sample of the FP engine = fp_fmas + fp_skipped-from-masked... the
-    # counters give lanes, not operations: use the busy cycles and the FMA fractions
-    fp, bp, wg = c["fp_busy"], c["bp_busy"], c["wg_busy"]
-    return {"total": total, "fp_busy": fp, "bp_busy": bp, "wg_busy": wg,
-            "other": total - fp - bp - wg, "lanes": P, "T": cfg["max_time_steps"]}
-
-
 def lanes(args) -> dict:
     train = json.loads(args.train.read_text())
     syn = json.loads(args.synth.read_text())
@@ -156,25 +139,31 @@ def lanes(args) -> dict:
     c = train["counters_per_sample"]
     cycles = train["cycles_per_sample"]
     useful = train["useful_fmas"] / train["samples"]
-    fmax_today = core["fmax_mhz"] or FMA_LANE["fmax_mhz"]
+    # one clock for every design: the core's (placed, else the board's target), never
+    # above what its lanes reach
+    clock = core["fmax_mhz"] or args.clock_mhz
     # the add-able work: forward accumulation (FP busy less the LIF passes) and the
     # weight-gradient sums (WG busy less the update pass); LIF/update counts by ops
-    lif = args.lif_cycles if args.lif_cycles is not None else 0.0
+    lif = args.lif_cycles
     upd = train["cycles_per_phase_per_sample"]["update"]
     fp_add = max(0.0, c["fp_busy"] - lif)
     wg_add = max(0.0, c["wg_busy"] - upd)
     fma_bound = cycles - fp_add - wg_add          # cycles that need multiplies (and idle)
     designs = []
+    for A, B in args.designs:
+        if not (1 <= A <= P and 1 <= B <= P):
+            raise SystemExit(f"core_cost.py: error: a design of {A} add and {B} FMA lanes does "
+                             f"not fit the measured core's {P} memory banks; allowed: 1..{P}")
     for A, B in [(P, P)] + [tuple(x) for x in args.designs]:
         shared = (A, B) == (P, P)
         if shared:
             cyc, luts = cycles, core_luts
-            fmax = fmax_today
+            fmax = min(clock, FMA_LANE["fmax_mhz"])
             name = f"today: {P} shared FMA lanes"
         else:
             cyc = (fp_add + wg_add) * P / A + fma_bound * P / B
             luts = core_luts - P * FMA_LANE["luts"] + A * ADD_LANE["luts"] + B * FMA_LANE["luts"]
-            fmax = min(fmax_today, ADD_LANE["fmax_mhz"], FMA_LANE["fmax_mhz"])
+            fmax = min(clock, ADD_LANE["fmax_mhz"], FMA_LANE["fmax_mhz"])
             name = f"{A} add + {B} FMA lanes"
         tput = useful / cyc * fmax * 1e6           # useful FMAs per second
         designs.append({"design": name, "add_lanes": 0 if shared else A, "fma_lanes": B,
@@ -211,10 +200,13 @@ def main(argv=None) -> int:
     s2 = sub.add_parser("lanes", help="throughput per LUT of add-lane designs")
     s2.add_argument("--train", type=Path, required=True, help="train --engine rtl --json output")
     s2.add_argument("--synth", type=Path, required=True, help="the synth subcommand's JSON")
-    s2.add_argument("--lif-cycles", type=float, help="LIF cycles per sample (FP busy less "
-                    "these is the forward accumulation)")
+    s2.add_argument("--lif-cycles", type=float, required=True,
+                    help="LIF cycles per sample: FP busy less these is the forward "
+                    "accumulation (bench_core_density.py's forward cycles at density 0)")
     s2.add_argument("--designs", nargs=2, type=int, action="append", metavar=("A", "B"),
                     default=[], help="A add lanes beside B FMA lanes (repeatable)")
+    s2.add_argument("--clock-mhz", type=float, default=100.0,
+                    help="the clock of every design when the core has no placed fmax")
     s2.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     out = synth(args) if args.cmd == "synth" else lanes(args)
