@@ -28,7 +28,7 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, stream
 from amaranth.lib.wiring import In
 
@@ -107,10 +107,14 @@ class GinLoop(_Loop):
         # groups of this event still to issue: the window summary of the inputs at t
         fresh = Signal()                  # no group of the current event issued yet
         left = Signal(H)                  # groups still to issue (after the first)
+        # the summary bits of step t of every history group, then those of the layer's
+        # input groups (a shift by in_hg): two small multiplexers, not one per group
+        col = Signal(g.hist_groups)
+        for hg in range(g.hist_groups):
+            m.d.comb += col[hg].eq(self.win[hg * TM:(hg + 1) * TM].bit_select(pr.t, 1))
         wmask = Signal(H)
-        for h in range(H):
-            m.d.comb += wmask[h].eq((h < lay.g_in) &
-                                    self.win.bit_select((lay.in_hg + h) * TM + pr.t, 1))
+        m.d.comb += wmask.eq((col >> lay.in_hg)[:H] &
+                             Cat(*[h < lay.g_in for h in range(H)]))
         cur = Signal(H)
         m.d.comb += cur.eq(Mux(fresh, wmask, left))
         h, any_ = lowest_set_bit(cur)
