@@ -24,6 +24,12 @@ row ``i`` of ``P`` inputs are both one word per bank), ``acc`` (``x``/``u`` and
 ``g_in`` accumulators, ``(t, group)``), ``du`` (``(t, group)`` of every layer),
 spike ``s``, window ``m`` and ``du != 0`` history words (one ``TMAX``-bit word per
 neuron), and in ``through`` builds the potentials ``u`` (``(t, group)``).
+
+The history words are written whole (read-modify-write of bit ``t``): the LIF
+write-back reads the ``s`` word through the scanner's port and the ``m`` word through
+its only port, the BPB write-back the ``du != 0`` word through its only port. This
+relies on the sequencer draining the lanes between steps: no scan runs while LIF or
+BPB results are written back, and no BPA issues during a LIF step.
 """
 
 from __future__ import annotations
