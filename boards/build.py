@@ -12,9 +12,10 @@ JSON report. Progress goes to the terminal while it runs; a summary at the end.
 (``yosys-stat.json``, written by every build) and has no fmax. ``--pnr-minutes M``
 stops nextpnr after ``M`` minutes (exit status 1, with nextpnr's estimate after
 placement when it got that far). Yosys maps the logic with ABC9 on ECP5 (the
-board's ``-abc9``); should ABC9 fail (it ran out of WebAssembly call stack on deep
-combinational chains), the flow maps again with the classic ABC mapper and says so
-in the report (``mapper``).
+board's ``-abc9``); should ABC9 fail (out of WebAssembly call stack on deep
+combinational chains, or an internal assertion of its reintegration step, as on the
+``inference`` core), the flow maps again with the classic ABC mapper and says so in
+the report (``mapper``).
 
 Exit status: 0 built (``timing_met`` says whether the target was reached),
 1 a tool failed (the log's tail is shown), 2 bad arguments.
@@ -396,8 +397,13 @@ def yosys_cells(stat: dict) -> dict[str, int]:
 
 
 def _abc9_failed(out: Path) -> bool:
+    """Whether Yosys stopped inside ABC9: out of WebAssembly stack (deep combinational
+    chains) or on one of its internal assertions (``abc9_ops -reintegrate``)."""
     text = _tail(out / "top.rpt", 400) + _tail(out / "build.log", 50)
-    return "ABC9" in text.upper() and ("stack" in text.lower() or "exhausted" in text.lower())
+    steps = [line for line in text.splitlines() if _YOSYS_STEP.match(line)]
+    last = steps[-1].upper() if steps else ""
+    in_abc9 = any(k in last for k in ("ABC9", "ABC_OPS", "AIGER"))
+    return in_abc9 or ("ABC9" in text.upper() and "exhausted" in text.lower())
 
 
 def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
@@ -440,7 +446,7 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         except BuildError:
             if mapper == "abc9" and not (out / "top.tim").exists() and _abc9_failed(out):
                 progress.say("ABC9 failed on this design: mapping again with the classic ABC")
-                mapper, note = "abc", "ABC9 failed (call stack exhausted); classic ABC used"
+                mapper, note = "abc", "ABC9 failed on this design; classic ABC used"
                 phases["synthesis (abc9, failed)"] = round(time.monotonic() - start, 1) \
                     - sum(phases.values())
                 continue

@@ -84,3 +84,16 @@ def test_failed_abc9_falls_back_to_the_classic_mapper(tmp_path, monkeypatch):
     assert len(calls) == 2 and "-abc9" in calls[0] and "abc -dress" in calls[1]
     assert report["mapper"] == "abc" and "ABC9 failed" in report["mapper_note"]
     assert report["dsps"] == 1 and report["luts"] > 0
+
+
+@pytest.mark.parametrize("log,abc9", [
+    ("2.46.17.4. Executing ABC9_EXE pass (technology mapping using ABC9).\n"
+     "wasm trap: call stack exhausted\n", True),
+    ("2.46.17.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design).\n"
+     "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed\n", True),
+    ("2.3. Executing HIERARCHY pass (managing design hierarchy).\n"
+     "ERROR: Module `\\foo' referenced in module `\\top' is not part of the design.\n", False),
+])
+def test_which_yosys_failures_fall_back(tmp_path, log, abc9):
+    (tmp_path / "top.rpt").write_text(log)
+    assert flow._abc9_failed(tmp_path) is abc9
