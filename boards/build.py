@@ -8,6 +8,15 @@ plan into ``DIR``, run it with the YoWASP tools (Yosys, nextpnr with
 ``--report``, ecppack/icepack), and write ``DIR/report.json`` from nextpnr's
 JSON report. Progress goes to the terminal while it runs; a summary at the end.
 
+``--synth-only`` stops after Yosys: the report then counts Yosys' cells
+(``yosys-stat.json``, written by every build) and has no fmax. ``--pnr-minutes M``
+stops nextpnr after ``M`` minutes (exit status 1, with nextpnr's estimate after
+placement when it got that far). Yosys maps the logic with ABC9 on ECP5 (the
+board's ``-abc9``); should ABC9 fail (out of WebAssembly call stack on deep
+combinational chains, or an internal assertion of its reintegration step, as on the
+``inference`` core), the flow maps again with the classic ABC mapper and says so in
+the report (``mapper``).
+
 Exit status: 0 built (``timing_met`` says whether the target was reached),
 1 a tool failed (the log's tail is shown), 2 bad arguments.
 """
@@ -80,6 +89,8 @@ class BuildRequest:
     config: BuildConfig
     pll: PLLPlan                     # what the PLL makes of the requested target
     out_dir: Path
+    synth_only: bool = False         # stop after Yosys (report from Yosys' statistics)
+    pnr_minutes: float | None = None  # stop nextpnr after this long (a failed build)
 
     @property
     def options(self) -> dict:
@@ -89,7 +100,8 @@ class BuildRequest:
 
 
 def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, cores=None,
-            preset_name=None, target_mhz=None, out_dir) -> BuildRequest:
+            preset_name=None, target_mhz=None, out_dir, synth_only=False,
+            pnr_minutes=None) -> BuildRequest:
     """Check the arguments; raises :class:`UsageError` with one sentence naming the bad value."""
     if board not in BOARDS:
         raise UsageError(f"unknown board {board!r}; allowed: {', '.join(sorted(BOARDS))}")
@@ -108,7 +120,9 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {str(out)!r} exists and is not a folder; give a folder")
-    return BuildRequest(b, block, config, pll, out)
+    if pnr_minutes is not None and not pnr_minutes > 0:
+        raise UsageError(f"--pnr-minutes must be a positive number of minutes, not {pnr_minutes:g}")
+    return BuildRequest(b, block, config, pll, out, bool(synth_only), pnr_minutes)
 
 
 def tool_env(family: str) -> dict[str, str]:
@@ -251,9 +265,10 @@ class _Follow:
 _YOSYS_STEP = re.compile(r"^\d+(?:\.\d+)*\. Executing (.*)")
 
 
-def _run_script(out: Path, env, family: str, device: str,
-                progress: _Progress) -> dict[str, float]:
-    """Run amaranth's build script in ``out``, reporting the phases; returns phase seconds."""
+def _run_script(out: Path, env, family: str, device: str, progress: _Progress, *,
+                synth_only: bool = False, pnr_seconds: float | None = None) -> dict[str, float]:
+    """Run amaranth's build script in ``out`` (only its Yosys step with ``synth_only``),
+    reporting the phases; nextpnr is stopped after ``pnr_seconds``. Returns phase seconds."""
     log_path = out / "build.log"
     nextpnr_log = out / "top.tim"
     packed = out / ("top.config" if family == "ecp5" else "top.asc")
@@ -270,8 +285,11 @@ def _run_script(out: Path, env, family: str, device: str,
     enter("synthesis", "synthesising with Yosys")
     yosys, nextpnr, doing = _Follow(out / "top.rpt"), _Follow(nextpnr_log), ""
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["sh", "build_top.sh"], cwd=out, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        cmd = (["sh", "-c", '"$YOSYS" -q -l top.rpt top.ys'] if synth_only
+               else ["sh", "build_top.sh"])
+        proc = subprocess.Popen(cmd, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        timed_out = False
         try:
             while True:
                 code = proc.poll()
@@ -292,14 +310,31 @@ def _run_script(out: Path, env, family: str, device: str,
                     enter("bitstream", "packing the bitstream")
                 if code is not None:
                     break
+                if (pnr_seconds is not None and phase == "place-and-route"
+                        and time.monotonic() - t_phase > pnr_seconds):
+                    timed_out = True
+                    _stop(proc)
+                    code = proc.wait()
+                    break
                 progress.beat(phase, doing)
                 time.sleep(0.5)
         finally:
             yosys.close()
             nextpnr.close()
             if proc.poll() is None:      # interrupted: do not leave the tools running
-                proc.terminate()
+                _stop(proc)
     phases[phase] = round(time.monotonic() - t_phase, 1)
+    if timed_out:
+        text = _tail(nextpnr_log, 100_000)
+        est = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz", text)
+        util = {cell: (int(used), int(avail)) for cell, used, avail in _UTIL_LINE.findall(text)}
+        seen = "; ".join(f"{c} {u}/{a}" for c, (u, a) in util.items()
+                         if c in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D",
+                                  "ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP"))
+        raise BuildError(f"nextpnr stopped after {pnr_seconds / 60:g} minutes (--pnr-minutes)"
+                         + (f"; its last fmax estimate was {est[-1]} MHz" if est else "")
+                         + (f"; placed {seen}" if seen else "")
+                         + f"\nfull log: {nextpnr_log}")
     if code != 0:
         tool, tool_log = {"synthesis": ("Yosys", out / "top.rpt"),
                           "place-and-route": ("nextpnr", nextpnr_log)}.get(
@@ -317,6 +352,58 @@ def _run_script(out: Path, env, family: str, device: str,
         raise BuildError(f"{tool} failed{first}\nthe end of {log_path}:\n{_tail(log_path)}\n"
                          f"full log: {tool_log}")
     return phases
+
+
+def _stop(proc):
+    """End the build script and the tool it runs (its own process group)."""
+    import signal
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+_STAT = "yosys-stat.json"
+
+#: Yosys scripts by mapper. ``abc9`` is the board's ``synth_opts`` as they are; ``abc``
+#: runs ``synth_<family>`` up to the LUT mapping, maps with the classic ABC, then the
+#: rest of the script (the labels of ``synth_lattice``; ``/work/shared/NOTES.md``).
+_CLASSIC_ABC = ("techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean; "
+                "synth_ecp5 -top top -run map_cells:")
+
+
+def _synth_overrides(board: Board, mapper: str) -> dict:
+    stat = f"tee -q -o {_STAT} stat -json"
+    if mapper == "abc":
+        opts = " ".join(o for o in board.synth_opts.split() if o != "-abc9")
+        return {"synth_opts": f"{opts} -run :map_luts".strip(),
+                "script_after_synth": f"{_CLASSIC_ABC}; {stat}"}
+    return {"synth_opts": board.synth_opts, "script_after_synth": stat}
+
+
+def yosys_cells(stat: dict) -> dict[str, int]:
+    """Cell counts of the top design from Yosys' ``stat -json``."""
+    design = stat.get("design") or {}
+    cells = design.get("num_cells_by_type")
+    if cells is None:                    # one module only: its own counts
+        mods = list(stat.get("modules", {}).values())
+        cells = mods[0].get("num_cells_by_type", {}) if mods else {}
+    return {k: int(v) for k, v in sorted(cells.items())}
+
+
+def _abc9_failed(out: Path) -> bool:
+    """Whether Yosys stopped inside ABC9: out of WebAssembly stack (deep combinational
+    chains) or on one of its internal assertions (``abc9_ops -reintegrate``)."""
+    text = _tail(out / "top.rpt", 400) + _tail(out / "build.log", 50)
+    steps = [line for line in text.splitlines() if _YOSYS_STEP.match(line)]
+    last = steps[-1].upper() if steps else ""
+    in_abc9 = any(k in last for k in ("ABC9", "ABC_OPS", "AIGER"))
+    return in_abc9 or ("ABC9" in text.upper() and "exhausted" in text.lower())
 
 
 def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
@@ -339,25 +426,59 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     pll = req.pll
     top = BoundaryTop(block, board, pll, board_ports=block_def.board_ports)
     # nextpnr derives the PLL output's constraint from the oscillator's and the dividers.
-    platform = board.make_platform()
-    plan = platform.build(top, name="top", do_build=False,
-                          synth_opts=board.synth_opts,
-                          nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail")
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", _NEXTPNR_REPORT, _BITSTREAM[board.family], "top.tim",
-                  "top.config", "top.asc"):
+                  "top.config", "top.asc", _STAT):
         (out / stale).unlink(missing_ok=True)
-    plan.extract(out)
-    phases = {"elaboration": round(time.monotonic() - start, 1)}
-    phases.update(_run_script(out, env, board.family, board.device, progress))
+    phases = {"elaboration": 0.0}
+    mapper, note = ("abc9" if "-abc9" in board.synth_opts.split() else "abc"), None
+    pnr_seconds = None if req.pnr_minutes is None else 60 * req.pnr_minutes
+    while True:
+        platform = board.make_platform()       # a platform prepares one design once
+        plan = platform.build(top, name="top", do_build=False,
+                              nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail",
+                              **_synth_overrides(board, mapper))
+        plan.extract(out)
+        phases["elaboration"] += round(time.monotonic() - start, 1) - sum(phases.values())
+        try:
+            ran = _run_script(out, env, board.family, board.device, progress,
+                              synth_only=req.synth_only, pnr_seconds=pnr_seconds)
+        except BuildError:
+            if mapper == "abc9" and not (out / "top.tim").exists() and _abc9_failed(out):
+                progress.say("ABC9 failed on this design: mapping again with the classic ABC")
+                mapper, note = "abc", "ABC9 failed on this design; classic ABC used"
+                phases["synthesis (abc9, failed)"] = round(time.monotonic() - start, 1) \
+                    - sum(phases.values())
+                continue
+            raise
+        phases.update(ran)
+        break
 
-    pnr = json.loads((out / _NEXTPNR_REPORT).read_text())
-    netlist = json.loads((out / "top.json").read_text()) if board.ff_source[0] == "yosys" else None
-    fields = parse_reports(board, pnr, netlist)
-    bitstream = out / _BITSTREAM[board.family]
-    if not bitstream.exists():
-        raise BuildError(f"the build finished without a bitstream at {bitstream}")
+    stat_path = out / _STAT
+    cells = yosys_cells(json.loads(stat_path.read_text())) if stat_path.exists() else {}
     target = pll.out_mhz
+    if req.synth_only:
+        fields = {
+            "luts": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+            if board.family == "ecp5" else cells.get("SB_LUT4", 0),
+            "luts_total": board.luts_total,
+            "ffs": sum(v for k, v in cells.items() if k.startswith(
+                "TRELLIS_FF" if board.family == "ecp5" else "SB_DFF")),
+            "dsps": cells.get(board.dsp_cell if board.family == "ecp5" else "SB_MAC16", 0),
+            "dsps_total": board.dsps_total,
+            "brams": cells.get("DP16KD" if board.family == "ecp5" else "SB_RAM40_4K", 0),
+            "brams_total": board.brams_total,
+            "fmax_mhz": None, "clocks": {}, "critical_path": None,
+        }
+        bitstream = None
+    else:
+        pnr = json.loads((out / _NEXTPNR_REPORT).read_text())
+        netlist = (json.loads((out / "top.json").read_text())
+                   if board.ff_source[0] == "yosys" else None)
+        fields = parse_reports(board, pnr, netlist)
+        bitstream = out / _BITSTREAM[board.family]
+        if not bitstream.exists():
+            raise BuildError(f"the build finished without a bitstream at {bitstream}")
     report = {
         "board": board.name, "device": board.device,
         **{k: fields[k] for k in ("luts", "luts_total", "ffs", "dsps", "dsps_total",
@@ -366,9 +487,12 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         "timing_met": fields["fmax_mhz"] is not None and fields["fmax_mhz"] >= target and all(
             c["achieved_mhz"] >= c["constraint_mhz"] for c in fields["clocks"].values()),
         "seconds": round(time.monotonic() - start, 1),
-        "bitstream": str(bitstream.resolve()),
+        "bitstream": str(bitstream.resolve()) if bitstream else None,
         "block": req.block,
         **req.options,
+        "synth_only": req.synth_only,
+        "mapper": mapper, "mapper_note": note,
+        "yosys_cells": cells,
         "clocks": fields["clocks"],
         "critical_path": fields["critical_path"],
         "clock_source": (f"{board.osc_hz / 1e6:g} MHz oscillator" if pll.bypass else
@@ -392,6 +516,8 @@ def summary(report: dict, out_dir: Path) -> str:
     opts = ", ".join(f"{k}={report[k]}" for k in _CONFIG_OPTIONS if k in report)
     fmax = report["fmax_mhz"]
     verdict = "met" if report["timing_met"] else "NOT MET"
+    if report.get("synth_only"):
+        verdict = "not placed: --synth-only"
     lines = [
         f"{report['block']}{f' ({opts})' if opts else ''} on {report['board']} ({report['device']})",
         f"  LUTs      {frac(report['luts'], report['luts_total'])}",
@@ -421,12 +547,17 @@ def add_arguments(parser) -> None:
                         help="clock target (default: the board's)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="folder for the bitstream, the logs and report.json")
+    parser.add_argument("--synth-only", action="store_true",
+                        help="stop after Yosys: the report counts Yosys' cells, no fmax")
+    parser.add_argument("--pnr-minutes", type=float, metavar="M",
+                        help="stop nextpnr after M minutes (the build then fails)")
 
 
 def main(args) -> int:
     req = resolve(args.board, args.block, lanes=args.lanes, stages=args.stages,
                   cores=args.cores, preset_name=args.preset, target_mhz=args.target_mhz,
-                  out_dir=args.output)
+                  out_dir=args.output, synth_only=getattr(args, "synth_only", False),
+                  pnr_minutes=getattr(args, "pnr_minutes", None))
     try:
         report = build(req)
     except BuildError as exc:
@@ -434,6 +565,6 @@ def main(args) -> int:
         return 1
     print()
     print(summary(report, req.out_dir))
-    if not report["timing_met"]:
+    if not report["timing_met"] and not report.get("synth_only"):
         print(f"warning: timing not met at {report['target_mhz']:g} MHz", file=sys.stderr)
     return 0

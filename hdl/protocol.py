@@ -145,6 +145,7 @@ COUNTERS = (
     "bp_busy", "bp_stalled", "bp_fmas", "bp_skipped",
     "wg_busy", "wg_stalled", "wg_fmas", "wg_skipped",
     "w_reads", "w_writes", "runs",
+    "bp_skipped_out",
 )
 
 

@@ -14,13 +14,13 @@ from spikeforge.sim.host.device import DeviceInfo, NetworkMap, plans
 
 
 def _collect(plan):
-    """Every (cmd, payload) a plan sends, answering each with 72 zero bytes."""
+    """Every (cmd, payload) a plan sends, answering each with enough zero bytes for any response (the counters)."""
     sent = []
     try:
         req = next(plan)
         while True:
             sent.append((int(req[0]), bytes(req[1])))
-            req = plan.send(bytes(72))
+            req = plan.send(bytes(max(72, 4 * len(proto.COUNTERS))))
     except StopIteration:
         return sent
 

@@ -14,21 +14,31 @@ Phases (``phase``):
 * ``INPUT_GRAD`` -- (every ``acc[t, h]`` starts at +0, see the lane datapath) for every ``(i, t)`` with ``du[t]_i != 0`` (ascending ``i``: the
   contract's order), for every group ``h`` of ``P`` inputs:
   ``acc[t, h] = fma(W[i, h*P + k], du[t]_i, acc[t, h])`` (a row of the skewed
-  weight memory). Zero gradients cost nothing: ``nonzeros * G_in`` operations.
+  weight memory). Zero gradients cost nothing (input sparsity), and neither do the
+  inputs the layer below never uses (output sparsity, SPEC section 3): a group ``h``
+  in which no input has its window bit ``m[t]`` set is not issued (:class:`GinLoop`,
+  from the window summary of the lane datapath), and inside an issued group the
+  lanes whose window bit is 0 are masked off. ``g_in[t]_j`` is therefore defined
+  only where ``m[t]_j`` of the layer below is set, the only entries its backward
+  pass reads. ``nonzeros * (groups with a window bit)`` operations; a pair with no
+  such group costs one cycle (a ``NOP`` that carries the count of skipped FMAs).
 
 Throughput: one ``P``-lane operation per cycle.
 """
 
 from __future__ import annotations
 
-from amaranth import Mux
-from amaranth.lib import enum
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import enum, stream
+from amaranth.lib.wiring import In
 
-from .defs import OpKind
+from ..spike_decoder import lowest_set_bit
+from .defs import CoreGeometry, OpKind
 from .engine import Engine
-from .op_loops import PairLoop, TimeGroupLoop
+from .history_scanner import pair_layout
+from .op_loops import TimeGroupLoop, _Loop, _nvalid
 
-__all__ = ["BPEngine", "BPPhase"]
+__all__ = ["BPEngine", "BPPhase", "GinLoop"]
 
 
 class BPPhase(enum.Enum, shape=2):
@@ -42,7 +52,7 @@ class BPEngine(Engine):
 
     def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
-        m.submodules.pl = pl = PairLoop(self.geo)
+        m.submodules.pl = pl = GinLoop(self.geo)
         ph = ctl.phase
         start_pl = ctl.start & (ph == BPPhase.INPUT_GRAD)
         m.d.comb += [
@@ -61,8 +71,90 @@ class BPEngine(Engine):
                                  tg.kinds[2].eq(OpKind.BPB), tg.nkinds.eq(3)]
                 with m.Else():
                     m.d.comb += tg.kinds[0].eq(OpKind.BPB)
-        m.d.comb += [
-            pl.start.eq(start_pl), pl.kind.eq(OpKind.GIN), pl.layer.eq(lay),
-        ]
+        m.d.comb += [pl.start.eq(start_pl), pl.layer.eq(lay), pl.win.eq(self.scan.win)]
         self.scan_with(m, pl, start=start_pl, base=lay.out_hg, n=lay.n_out, nz=1)
         return [tg, pl]
+
+
+class GinLoop(_Loop):
+    """The input-gradient loop: for every (neuron ``i``, step ``t``) event, one ``GIN``
+    operation (a row of weights of ``i``, ``acc[t, h]`` of the inputs) for every group
+    ``h`` of ``P`` inputs, ascending, that has a window bit at ``t`` in ``win``; the
+    other groups are skipped without a cycle. The last operation of an event carries
+    in ``oskip`` the lanes of the groups skipped for it; an event without any group
+    is one ``NOP`` (no lanes) carrying all of them. One operation per cycle."""
+
+    def __init__(self, geometry: CoreGeometry):
+        g = geometry
+        super().__init__(g, {
+            "start": In(1),
+            "layer": In(g.layer_layout),
+            "win": In(g.hist_groups * g.max_time_steps),
+            "pairs": In(stream.Signature(pair_layout(g))),
+            "pairs_done": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geo
+        P, TM, H = g.lanes, g.max_time_steps, g.acc_groups
+        lay = Signal(g.layer_layout)
+        running = Signal()
+        pr = self.pairs.payload
+        jg = Signal(g.neuron_bits)
+        jl = Signal(g.lane_bits)
+        m.d.comb += [jg.eq(pr.j >> g.lane_bits), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
+        # groups of this event still to issue: the window summary of the inputs at t
+        fresh = Signal()                  # no group of the current event issued yet
+        left = Signal(H)                  # groups still to issue (after the first)
+        # the summary bits of step t of every history group, then those of the layer's
+        # input groups (a shift by in_hg): two small multiplexers, not one per group
+        col = Signal(g.hist_groups)
+        for hg in range(g.hist_groups):
+            m.d.comb += col[hg].eq(self.win[hg * TM:(hg + 1) * TM].bit_select(pr.t, 1))
+        wmask = Signal(H)
+        m.d.comb += wmask.eq((col >> lay.in_hg)[:H] &
+                             Cat(*[h < lay.g_in for h in range(H)]))
+        cur = Signal(H)
+        m.d.comb += cur.eq(Mux(fresh, wmask, left))
+        h, any_ = lowest_set_bit(cur)
+        hs = Signal(g.acc_group_bits)
+        m.d.comb += hs.eq(h)
+        rest = Signal(H)
+        m.d.comb += rest.eq(cur & ~(Const(1, H) << hs))
+        last = Signal()
+        m.d.comb += last.eq(rest == 0)
+        # lanes of the event issued so far (the rest of n_in was skipped)
+        used = Signal(g.neuron_bits + 1)
+        rem = Signal(g.neuron_bits + 1)
+        m.d.comb += rem.eq(lay.n_in - (hs << g.lane_bits))
+        nv = Signal(range(P + 1))
+        m.d.comb += nv.eq(Mux(any_, _nvalid(g, rem), 0))
+        base_used = Mux(fresh, 0, used)
+        o = self.op.payload
+        m.d.comb += [
+            self.op.valid.eq(running & self.pairs.valid),
+            o.kind.eq(Mux(any_, OpKind.GIN, OpKind.NOP)),
+            o.t.eq(pr.t),
+            o.g.eq(hs),
+            o.dg.eq(lay.out_dg + jg),
+            o.hg.eq(lay.in_hg + hs),
+            o.waddr.eq(lay.wbase + jg * lay.n_in + (hs << g.lane_bits)),
+            o.rot.eq(jl),
+            o.row.eq(1),
+            o.bsel.eq(jl),
+            o.nvalid.eq(nv),
+            o.oskip.eq(Mux(last, lay.n_in - base_used - nv, 0)),
+        ]
+        m.d.comb += self.busy.eq(running)
+        step = Signal()
+        m.d.comb += step.eq(self.op.valid & self.op.ready)
+        m.d.comb += self.pairs.ready.eq(step & last)
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), lay.eq(self.layer), fresh.eq(1)]
+        with m.Elif(running):
+            with m.If(step):
+                m.d.sync += [fresh.eq(last), left.eq(rest), used.eq(base_used + nv)]
+            with m.If(~self.pairs.valid & self.pairs_done):
+                m.d.sync += running.eq(0)
+        return m

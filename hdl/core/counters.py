@@ -8,7 +8,8 @@ just loaded and ``run`` (a RUN started). Per cycle: ``cycles_<phase>`` counts
 the cycles of a run's forward / backward / update part; the counters of the
 step's engine group count busy and stalled cycles, FMAs and skipped FMAs
 (``zeros * fanout`` events without a spike plus masked lanes); ``w_reads`` /
-``w_writes`` the weight words; ``runs`` the runs. ``read`` (:class:`CounterRead`)
+``w_writes`` the weight words; ``runs`` the runs; ``bp_skipped_out`` the input-gradient
+FMAs skipped for output sparsity (inputs whose window bit in the layer below is 0). ``read`` (:class:`CounterRead`)
 reads one counter combinationally; ``read.clear`` zeroes them all.
 """
 
@@ -71,6 +72,8 @@ class CounterFile(wiring.Component):
                              inc[f"{pre}_stalled"].eq(lanes.stalled),
                              inc[f"{pre}_fmas"].eq(lanes.issued),
                              inc[f"{pre}_skipped"].eq(skipped + lanes.masked)]
+                if group == EngineGroup.BP:
+                    m.d.comb += inc["bp_skipped_out"].eq(lanes.out_skipped)
         for n, c in counters.items():
             with m.If(self.read.clear):
                 m.d.sync += c.eq(0)

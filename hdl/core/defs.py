@@ -126,6 +126,9 @@ class CoreGeometry:
             "row": 1,                     # row mode: bank b reads waddr + (b - rot) mod P
             "bsel": self.lane_bits,       # GIN: lane whose du is broadcast
             "nvalid": bits_for(self.lanes),  # lanes k < nvalid take part
+            # GIN: input-gradient FMAs skipped for output sparsity beside this operation
+            # (groups of inputs with no window bit at step t; counted, never computed)
+            "oskip": self.neuron_bits + 1,
         })
 
     @property

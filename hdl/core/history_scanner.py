@@ -43,7 +43,8 @@ class ScanRequest(wiring.Signature):
     cycle) with the first history group ``base``, the neuron count ``n``, the order
     (``descending``, ``time_major``) and the history read (``nz``: the ``du != 0``
     bits instead of the spikes); the events come back on ``events``, ``done`` is high
-    once every event was taken."""
+    once every event was taken. ``win`` is the window summary of the lane datapath
+    (:class:`ScanRead`), passed through for the input-gradient loop."""
 
     def __init__(self, geo: CoreGeometry):
         super().__init__({
@@ -55,18 +56,23 @@ class ScanRequest(wiring.Signature):
             "nz": Out(1),
             "events": In(stream.Signature(pair_layout(geo))),
             "done": In(1),
+            "win": In(geo.hist_groups * geo.max_time_steps),
         })
 
 
 class ScanRead(wiring.Signature):
     """The scanner's read of the history banks (members from the scanner's side):
-    ``addr`` and ``nz`` (which history) in, the ``P`` words one cycle later."""
+    ``addr`` and ``nz`` (which history) in, the ``P`` words one cycle later; ``win``:
+    for every history group ``h`` and step ``t``, bit ``h * TMAX + t`` is set when a
+    neuron of the group had its window bit ``m`` set at ``t`` (kept up to date by
+    the LIF write-back)."""
 
     def __init__(self, geo: CoreGeometry):
         super().__init__({
             "addr": Out(geo.hist_group_bits),
             "nz": Out(1),
             "data": In(data.ArrayLayout(geo.max_time_steps, geo.lanes)),
+            "win": In(geo.hist_groups * geo.max_time_steps),
         })
 
 
@@ -82,7 +88,8 @@ def connect_requests(m: Module, scanner, requests) -> None:
             m.d.comb += [port.base.eq(r.base), port.n.eq(r.n), port.descending.eq(r.descending),
                          port.time_major.eq(r.time_major), port.nz.eq(r.nz)]
         m.d.comb += [r.events.payload.eq(port.events.payload),
-                     r.events.valid.eq(port.events.valid), r.done.eq(port.done)]
+                     r.events.valid.eq(port.events.valid), r.done.eq(port.done),
+                     r.win.eq(port.win)]
 
 
 class HistoryScanner(wiring.Component):
@@ -108,6 +115,7 @@ class HistoryScanner(wiring.Component):
         W = P * TM
         TB1 = bits_for(TM)
         req, o = self.req, self.req.events
+        m.d.comb += req.win.eq(self.rd.win)
 
         n_r = Signal(g.neuron_bits)
         base_r = Signal(g.hist_group_bits)

@@ -24,6 +24,12 @@ row ``i`` of ``P`` inputs are both one word per bank), ``acc`` (``x``/``u`` and
 ``g_in`` accumulators, ``(t, group)``), ``du`` (``(t, group)`` of every layer),
 spike ``s``, window ``m`` and ``du != 0`` history words (one ``TMAX``-bit word per
 neuron), and in ``through`` builds the potentials ``u`` (``(t, group)``).
+
+The history words are written whole (read-modify-write of bit ``t``): the LIF
+write-back reads the ``s`` word through the scanner's port and the ``m`` word through
+its only port, the BPB write-back the ``du != 0`` word through its only port. This
+relies on the sequencer draining the lanes between steps: no scan runs while LIF or
+BPB results are written back, and no BPA issues during a LIF step.
 """
 
 from __future__ import annotations
@@ -91,6 +97,8 @@ def stats_layout(geo: CoreGeometry) -> data.StructLayout:
         "masked": bits_for(P),          # lanes of the operation that are skipped
         "w_reads": bits_for(2 * P),     # weight / dW words read
         "w_writes": bits_for(2 * P),    # weight / dW words written
+        # input-gradient FMAs skipped for output sparsity (window bit 0 in the layer below)
+        "out_skipped": geo.neuron_bits + 2,
     })
 
 
@@ -133,50 +141,77 @@ class LaneDatapath(wiring.Component):
             return mm
 
         # ---- memories ------------------------------------------------------------------
-        W, DW, ACC, DU, SH, MH, NZ, UH = [], [], [], [], [], [], [], []
-        for k in range(P):
-            W.append(mem(f"w{k}", 16, g.weight_depth))
-            DW.append(mem(f"dw{k}", 16, g.weight_depth))
-            ACC.append(mem(f"acc{k}", 16, g.acc_depth))
-            DU.append(mem(f"du{k}", 16, g.du_depth))
-            SH.append(mem(f"s{k}", TM, g.hist_groups))
-            MH.append(mem(f"m{k}", TM, g.hist_groups))
-            NZ.append(mem(f"nz{k}", TM, g.hist_groups))
-            if g.through:
-                UH.append(mem(f"u{k}", 16, g.du_depth))
-
+        # W is read at a different address per bank (row mode), so each bank is its own
+        # memory. dW, acc, du and u are always addressed alike in every bank: one memory
+        # of P lanes each, written with one enable per lane (16-bit granularity), so two
+        # lanes share a 36-bit-wide block RAM. The s, m and du != 0 histories are written
+        # whole words (read-modify-write at the write-back, through a read port the
+        # phase that writes them does not use), so a distributed-RAM cell holds four
+        # useful bits, not one. Memories a build cannot use are not built.
+        train = not g.inference_only
+        W = [mem(f"w{k}", 16, g.weight_depth) for k in range(P)]
         w_wp = [W[k].write_port() for k in range(P)]
-        dw_wp = [DW[k].write_port() for k in range(P)]
-        acc_wp = [ACC[k].write_port() for k in range(P)]
-        du_wp = [DU[k].write_port() for k in range(P)]
-        s_wp = [SH[k].write_port(granularity=1) for k in range(P)]
-        m_wp = [MH[k].write_port(granularity=1) for k in range(P)]
-        nz_wp = [NZ[k].write_port(granularity=1) for k in range(P)]
-        u_wp = [UH[k].write_port() for k in range(P)] if g.through else []
-
         w_rp = [W[k].read_port(transparent_for=(w_wp[k],)) for k in range(P)]
-        dw_rp = [DW[k].read_port(transparent_for=(dw_wp[k],)) for k in range(P)]
-        acc_ra = [ACC[k].read_port(transparent_for=(acc_wp[k],)) for k in range(P)]
-        acc_rb = [ACC[k].read_port(transparent_for=(acc_wp[k],)) for k in range(P)]
-        du_ra = [DU[k].read_port(transparent_for=(du_wp[k],)) for k in range(P)]
-        du_rb = [DU[k].read_port(transparent_for=(du_wp[k],)) for k in range(P)]
+
+        def lanes_mem(name, depth, nread, build=True):
+            """One memory of P 16-bit lanes: a write port and ``nread`` transparent read
+            ports, as per-lane views (absent memories read +0)."""
+            if not build:
+                return ([_LanePort(None, k) for k in range(P)],
+                        [[_LanePort(None, k) for k in range(P)] for _ in range(nread)])
+            mm = mem(name, 16 * P, depth)
+            wp = mm.write_port(granularity=16)
+            rps = [mm.read_port(transparent_for=(wp,)) for _ in range(nread)]
+            return ([_LanePort(wp, k, write=True) for k in range(P)],
+                    [[_LanePort(rp, k) for k in range(P)] for rp in rps])
+
+        dw_wp, (dw_rp,) = lanes_mem("dw", g.weight_depth, 1, train)
+        acc_wp, (acc_ra, acc_rb) = lanes_mem("acc", g.acc_depth, 2)
+        du_wp, (du_ra, du_rb) = lanes_mem("du", g.du_depth, 2, train)
+        if g.through:
+            u_wp, (u_rp,) = lanes_mem("u", g.du_depth, 1)
+        else:
+            u_wp, u_rp = [], []
+
+        SH = [mem(f"s{k}", TM, g.hist_groups) for k in range(P)]
+        MH = [mem(f"m{k}", TM, g.hist_groups) for k in range(P)]
+        s_wp = [SH[k].write_port() for k in range(P)]
+        m_wp = [MH[k].write_port() for k in range(P)]
+        # s: the issue port (LIF, loss, du, host) and the scanner's port, which the LIF
+        # write-back borrows for its read-modify-write (the scanner is idle then)
         s_rp = [SH[k].read_port(transparent_for=(s_wp[k],)) for k in range(P)]
-        m_rp = [MH[k].read_port(transparent_for=(m_wp[k],)) for k in range(P)]
-        nz_rp = [NZ[k].read_port(transparent_for=(nz_wp[k],)) for k in range(P)]
-        s_scan = [SH[k].read_port() for k in range(P)]
-        nz_scan = [NZ[k].read_port() for k in range(P)]
-        u_rp = [UH[k].read_port(transparent_for=(u_wp[k],)) for k in range(P)] if g.through else []
+        s_aux = [SH[k].read_port(domain="comb") for k in range(P)]
+        # m: one port, for BPA and the host, borrowed by the LIF write-back
+        m_aux = [MH[k].read_port(domain="comb") for k in range(P)]
+        if train:
+            NZ = [mem(f"nz{k}", TM, g.hist_groups) for k in range(P)]
+            nz_wp = [NZ[k].write_port() for k in range(P)]
+            # nz: one port, for the scanner and the host, borrowed by the BPB write-back
+            nz_aux = [NZ[k].read_port(domain="comb") for k in range(P)]
+        else:
+            nz_wp = [_LanePort(None, k, TM) for k in range(P)]
+            nz_aux = [_LanePort(None, k, TM) for k in range(P)]
+        # the registered outputs of the borrowed ports (a synchronous read)
+        s_scan = [SimpleNamespace(data=Signal(TM, name=f"s_scan{k}")) for k in range(P)]
+        m_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"m_raddr{k}"),
+                                data=Signal(TM, name=f"m_rdata{k}")) for k in range(P)]
+        nz_q = [Signal(TM, name=f"nz_q{k}") for k in range(P)]
+        for k in range(P):
+            m.d.sync += [s_scan[k].data.eq(s_aux[k].data), m_rp[k].data.eq(m_aux[k].data),
+                         nz_q[k].eq(nz_aux[k].data)]
+        nz_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"nz_raddr{k}"),
+                                 data=nz_q[k]) for k in range(P)]
 
         # ---- scanner port ----------------------------------------------------------------
         scan_nz_r = Signal()              # which history the data on the read ports is
         m.d.sync += scan_nz_r.eq(self.scan.nz)
         for k in range(P):
-            m.d.comb += [s_scan[k].addr.eq(self.scan.addr), nz_scan[k].addr.eq(self.scan.addr),
-                         self.scan.data[k].eq(Mux(scan_nz_r, nz_scan[k].data, s_scan[k].data))]
+            m.d.comb += self.scan.data[k].eq(Mux(scan_nz_r, nz_q[k], s_scan[k].data))
 
         vars(v).update(w_wp=w_wp, dw_wp=dw_wp, acc_wp=acc_wp, du_wp=du_wp, s_wp=s_wp, m_wp=m_wp,
                        nz_wp=nz_wp, u_wp=u_wp, w_rp=w_rp, dw_rp=dw_rp, acc_ra=acc_ra, acc_rb=acc_rb,
-                       du_ra=du_ra, du_rb=du_rb, s_rp=s_rp, m_rp=m_rp, nz_rp=nz_rp, u_rp=u_rp)
+                       du_ra=du_ra, du_rb=du_rb, s_rp=s_rp, m_rp=m_rp, nz_rp=nz_rp, u_rp=u_rp,
+                       s_aux=s_aux, m_aux=m_aux, nz_aux=nz_aux)
 
     def _issue(self, m, v):
         """Cycle 0: the hazard check, the read addresses, the host reads."""
@@ -262,7 +297,8 @@ class LaneDatapath(wiring.Component):
                 off = 0
             waddr = Mux(host.en, host.waddr, op.waddr + off)
             m.d.comb += [
-                w_rp[k].addr.eq(waddr), dw_rp[k].addr.eq(waddr),
+                w_rp[k].addr.eq(waddr),
+                dw_rp[k].addr.eq(Mux(host.en, host.waddr, op.waddr)),   # column mode only
                 acc_ra[k].addr.eq(_acc_addr(g, ta, op.g)),
                 acc_rb[k].addr.eq(_acc_addr(g, op.t - 1, op.g)),
                 du_ra[k].addr.eq(Mux(host.en, host.duaddr, _du_addr(g, op.t, op.dg))),
@@ -314,6 +350,9 @@ class LaneDatapath(wiring.Component):
         m.d.comb += t_mask.eq((Const(1, TM + 1) << self.T) - 1)
         lanes1 = Signal(P)
         masked1 = Signal(P)
+        omask1 = Signal(P)
+        is_gin1 = Signal()
+        m.d.comb += is_gin1.eq(o1.kind == K.GIN)
         # the lane array: S-stage fp16 FMAs, never stalled (the issue stage resolves hazards)
         m.submodules.lanes = lanes = PEArray(lanes=P, stages=S)
         m.d.comb += [lanes.i.valid.eq(tvalid[0]), lanes.o.ready.eq(1)]
@@ -371,15 +410,22 @@ class LaneDatapath(wiring.Component):
                                  b.eq(u_rp[k].data if g.through else F16.POS_ZERO),
                                  c.eq(F16.NEG_ZERO)]
                 with m.Case(K.BPT2):
-                    m.d.comb += [a.eq(duA), b.eq(Mux(last, F16.POS_ZERO, duB)), c.eq(accA)]
+                    # g[t] only where the window is open: elsewhere it may be an input
+                    # gradient that was skipped (never computed), and ds is not used
+                    m.d.comb += [a.eq(duA), b.eq(Mux(last, F16.POS_ZERO, duB)),
+                                 c.eq(Mux(m_t, accA, F16.POS_ZERO))]
                 with m.Case(K.GIN):
-                    m.d.comb += [a.eq(wk), b.eq(bcast), c.eq(accA)]
+                    # output sparsity: input j = h*P + k (window word at hg = its group)
+                    # is used by the layer below only where its window bit is set
+                    m.d.comb += [a.eq(wk), b.eq(bcast), c.eq(accA), en.eq(valid_k & m_t)]
                 with m.Case(K.WG):
                     m.d.comb += [a.eq(duA), b.eq(F16.ONE), c.eq(dwk),
                                  en.eq(valid_k & ~f16_is_zero(duA))]
                 with m.Case(K.UPD):
                     m.d.comb += [a.eq(cst.neg_lr), b.eq(dwk), c.eq(wk)]
-            m.d.comb += [lanes1[k].eq(en & tvalid[0]), masked1[k].eq(valid_k & ~en & tvalid[0])]
+            m.d.comb += [lanes1[k].eq(en & tvalid[0]),
+                         masked1[k].eq(valid_k & ~en & tvalid[0] & ~is_gin1),
+                         omask1[k].eq(valid_k & ~en & tvalid[0] & is_gin1)]
             m.d.comb += [lanes.i.payload[k].a.eq(a), lanes.i.payload[k].b.eq(b),
                          lanes.i.payload[k].c.eq(c)]
             results.append(lanes.o.payload[k])
@@ -390,6 +436,7 @@ class LaneDatapath(wiring.Component):
         m.d.comb += [
             self.stats.issued.eq(popcount(lanes1)),
             self.stats.masked.eq(popcount(masked1)),
+            self.stats.out_skipped.eq(popcount(omask1) + Mux(tvalid[0], o1.oskip, 0)),
         ]
         is_w1 = Signal()
         m.d.comb += is_w1.eq(tvalid[0] & ((o1.kind == K.FP) | (o1.kind == K.GIN) |
@@ -424,6 +471,9 @@ class LaneDatapath(wiring.Component):
         ]
         bit = Signal(TM)
         m.d.comb += bit.eq(Const(1, TM) << ow.t)
+        s_aux, m_aux, nz_aux = v.s_aux, v.m_aux, v.nz_aux
+        lif_wb, bpb_wb = Signal(), Signal()     # history words written back this cycle
+        m.d.comb += [lif_wb.eq(wv & (ow.kind == K.LIF)), bpb_wb.eq(wv & (ow.kind == K.BPB))]
         nonfinite = Signal()
         m.d.comb += nonfinite.eq(
             wv & Cat(*[lw[k] & f16_is_nonfinite(res[k]) for k in range(P)]).any())
@@ -431,6 +481,14 @@ class LaneDatapath(wiring.Component):
             m.d.sync += self.nonfinite.eq(0)
         with m.Elif(nonfinite):
             m.d.sync += self.nonfinite.eq(1)
+        # window summary (ScanRead.win): per history group, per step, any window bit
+        win = Array(Signal(TM, name=f"win{h}") for h in range(g.hist_groups))
+        m.d.comb += self.scan.win.eq(Cat(*win))
+        any_win = Signal()
+        m.d.comb += any_win.eq(Cat(*[lw[k] & f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi)
+                                     for k in range(P)]).any())
+        with m.If(lif_wb):
+            m.d.sync += win[ow.hg].eq((win[ow.hg] & ~bit) | Mux(any_win, bit, 0))
         res_arr = Array(res)
         lw_arr = Array(lw[k] for k in range(P))
         n_wwrites = Signal(bits_for(2 * P))
@@ -448,12 +506,18 @@ class LaneDatapath(wiring.Component):
                 du_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)),
                 du_wp[k].data.eq(res[k]),
                 du_wp[k].en.eq(wv & kind_du & lw[k]),
+                # the borrowed read ports: the word being written back, else their users'
+                s_aux[k].addr.eq(Mux(lif_wb, ow.hg, self.scan.addr)),
+                m_aux[k].addr.eq(Mux(lif_wb, ow.hg, v.m_rp[k].addr)),
+                nz_aux[k].addr.eq(Mux(bpb_wb, ow.hg, Mux(host.en, host.haddr, self.scan.addr))),
+                # read-modify-write of bit t of the word: every other bit keeps its value
                 m_wp[k].addr.eq(ow.hg),
-                m_wp[k].data.eq(Mux(f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi), bit, 0)),
-                m_wp[k].en.eq(Mux(wv & (ow.kind == K.LIF) & lw[k], bit, 0)),
+                m_wp[k].data.eq((m_aux[k].data & ~bit) | Mux(
+                    f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi), bit, 0)),
+                m_wp[k].en.eq(lif_wb & lw[k]),
                 nz_wp[k].addr.eq(ow.hg),
-                nz_wp[k].data.eq(Mux(f16_is_zero(res[k]), 0, bit)),
-                nz_wp[k].en.eq(Mux(wv & (ow.kind == K.BPB) & lw[k], bit, 0)),
+                nz_wp[k].data.eq((nz_aux[k].data & ~bit) | Mux(f16_is_zero(res[k]), 0, bit)),
+                nz_wp[k].en.eq(bpb_wb & lw[k]),
             ]
             if g.through:
                 m.d.comb += [u_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)), u_wp[k].data.eq(res[k]),
@@ -461,11 +525,12 @@ class LaneDatapath(wiring.Component):
             # s history: LIF write-back, or the host's input spikes
             with m.If(host.en):
                 m.d.comb += [s_wp[k].addr.eq(host.haddr), s_wp[k].data.eq(host.hdata),
-                             s_wp[k].en.eq(Mux(host.hwe & (host.bank == k), (1 << TM) - 1, 0))]
+                             s_wp[k].en.eq(host.hwe & (host.bank == k))]
             with m.Else():
                 m.d.comb += [s_wp[k].addr.eq(ow.hg),
-                             s_wp[k].data.eq(Mux(f16_ge(res[k], cst.v_th), bit, 0)),
-                             s_wp[k].en.eq(Mux(wv & (ow.kind == K.LIF) & lw[k], bit, 0))]
+                             s_wp[k].data.eq((s_aux[k].data & ~bit) |
+                                             Mux(f16_ge(res[k], cst.v_th), bit, 0)),
+                             s_wp[k].en.eq(lif_wb & lw[k])]
             # W and dW: update, weight gradient (rotated back to the banks), host writes
             src = Signal(g.lane_bits, name=f"wbsrc{k}")
             if P > 1:
@@ -485,6 +550,21 @@ class LaneDatapath(wiring.Component):
                     dw_wp[k].data.eq(Mux(ow.kind == K.UPD, F16.POS_ZERO, res_arr[src])),
                     dw_wp[k].en.eq(wv & ((ow.kind == K.UPD) | ((ow.kind == K.WG) & lw_arr[src]))),
                 ]
+
+
+class _LanePort:
+    """Lane ``k`` of a memory port of ``P`` 16-bit lanes (address shared by all lanes,
+    its slice of the data, its write enable), or of an absent memory (``port`` None:
+    reads 0, writes go nowhere)."""
+
+    def __init__(self, port, k, width=16, write=False):
+        if port is None:
+            self.addr, self.data, self.en = Signal(1), Signal(width), Signal()
+        else:
+            self.addr = port.addr
+            self.data = port.data[k * width:(k + 1) * width]
+            if write:
+                self.en = port.en[k]
 
 
 def _acc_addr(g, t, grp):

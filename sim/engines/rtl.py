@@ -62,8 +62,9 @@ def useful_fmas(weights, spikes, traces, grads, params) -> dict:
     forward: one add per (active input, neuron) and one LIF FMA per neuron and step
     whose input was not reset; backward: the loss (3 per output), ``beta * g`` inside
     the window, ``alpha * du[t+1] + term`` where no spike resets it (and the ``through``
-    terms), ``g_in`` over the non-zero ``du`` x inputs, ``dW`` over non-zero ``du`` x
-    active inputs.
+    terms), ``g_in`` over the non-zero ``du`` x the inputs whose window bit is set in
+    the layer below (the only entries it reads), ``dW`` over non-zero ``du`` x active
+    inputs.
     """
     fwd = bwd = 0
     s_in = spikes
@@ -83,8 +84,9 @@ def useful_fmas(weights, spikes, traces, grads, params) -> dict:
             bwd += int(tr.m.sum()) + int((~tr.s).sum())
             if params.reset_grad == "through":
                 bwd += 2 * tr.s.size
-            if l:
-                bwd += int(nz.sum()) * W.shape[1]
+            if l:     # g_in only for the inputs the layer below uses (its window bit)
+                m_below = traces[l - 1].m
+                bwd += int(sum(int(nz[t].sum()) * int(m_below[t].sum()) for t in range(T)))
             bwd += int(sum(int(nz[t].sum()) * int(s_in_layers[l][t].sum()) for t in range(T)))
     return {"forward": fwd, "backward": bwd}
 
@@ -332,6 +334,7 @@ class RtlEngine(Engine):
             "cycles_per_phase_per_sample": {k: v / n for k, v in st["cycles"].items()},
             "fmas_done": st["fmas_done"],
             "fmas_skipped": st["fmas_skipped"],
+            "fmas_skipped_output": st["counters"].get("bp_skipped_out", 0),
             "useful_fmas": useful,
             "pe_utilisation": (st["fmas_done"] / (cycles * P)) if cycles else 0.0,
             "simulated_cycles_per_second": ((st["sim_cycles"] / st["sim_seconds"])
