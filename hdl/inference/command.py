@@ -29,6 +29,12 @@ from .. import protocol as proto
 from ..protocol import BEAT_LAYOUT, InferenceCommand as C, Readout, Status
 from .geometry import InferenceGeometry, VERSION
 
+
+def _r(n):
+    """A port shape for values 0 .. n-1 (never zero bits wide: Verilator rejects those)."""
+    return range(max(2, n))
+
+
 __all__ = ["InferenceCommandUnit", "info_fields"]
 
 _HEADERS = {C.WRITE_WEIGHTS: proto.INF_WRITE_WEIGHTS, C.WRITE_BIASES: proto.INF_WRITE_BIASES,
@@ -63,15 +69,15 @@ class InferenceCommandUnit(wiring.Component):
             "start": Out(1), "done": In(1),
             "T": Out(range(g.max_T + 1)), "layers": Out(range(g.max_layers + 1)),
             "Q": Out(range(g.Q + 1)), "potential": Out(1),
-            "table_we": Out(1), "table_index": Out(range(g.max_layers)),
+            "table_we": Out(1), "table_index": Out(_r(g.max_layers)),
             "table_entry": Out(proto.INF_SET_LAYER),
-            "w_en": Out(1), "w_lane": Out(range(g.lanes)), "w_addr": Out(range(g.weight_depth)),
+            "w_en": Out(1), "w_lane": Out(_r(g.lanes)), "w_addr": Out(_r(g.weight_depth)),
             "w_data": Out(16),
-            "b_en": Out(1), "b_row": Out(range(g.bias_rows)), "b_slot": Out(range(g.group)),
+            "b_en": Out(1), "b_row": Out(_r(g.bias_rows)), "b_slot": Out(_r(g.group)),
             "b_data": Out(16),
-            "s_en": Out(1), "s_addr": Out(range(g.spike_depth)), "s_piece": Out(range(g.pieces)),
+            "s_en": Out(1), "s_addr": Out(_r(g.spike_depth)), "s_piece": Out(_r(g.pieces)),
             "s_data": Out(16),
-            "r_row": Out(range(g.groups)), "r_data": In(data.ArrayLayout(16, g.group)),
+            "r_row": Out(_r(g.groups)), "r_data": In(data.ArrayLayout(16, g.group)),
             "counters": In(data.ArrayLayout(32, len(proto.INF_COUNTERS))),
             "run_cycles": In(32), "run_sops": In(32),
             "clear": Out(1),

@@ -43,6 +43,12 @@ from ..protocol import INF_SET_LAYER, ResetKind
 from ..spike_decoder import SpikeDecoder
 from .geometry import InferenceGeometry
 
+
+def _r(n):
+    """A port shape for values 0 .. n-1 (never zero bits wide: Verilator rejects those)."""
+    return range(max(2, n))
+
+
 __all__ = ["InferenceEngine"]
 
 
@@ -63,15 +69,15 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
             "layers": In(range(g.max_layers + 1)),
             "Q": In(range(g.Q + 1)),
             "potential": In(1),                     # readout: 1 potential, 0 spikes
-            "table_we": In(1), "table_index": In(range(g.max_layers)),
+            "table_we": In(1), "table_index": In(_r(g.max_layers)),
             "table_entry": In(INF_SET_LAYER),
-            "w_en": In(1), "w_lane": In(range(g.lanes)), "w_addr": In(range(g.weight_depth)),
+            "w_en": In(1), "w_lane": In(_r(g.lanes)), "w_addr": In(_r(g.weight_depth)),
             "w_data": In(16),
-            "b_en": In(1), "b_row": In(range(g.bias_rows)), "b_slot": In(range(g.group)),
+            "b_en": In(1), "b_row": In(_r(g.bias_rows)), "b_slot": In(_r(g.group)),
             "b_data": In(signed(g.Q)),
-            "s_en": In(1), "s_addr": In(range(g.spike_depth)), "s_piece": In(range(g.pieces)),
+            "s_en": In(1), "s_addr": In(_r(g.spike_depth)), "s_piece": In(_r(g.pieces)),
             "s_data": In(16),
-            "r_row": In(range(g.groups)), "r_data": Out(data.ArrayLayout(16, g.group)),
+            "r_row": In(_r(g.groups)), "r_data": Out(data.ArrayLayout(16, g.group)),
             "sops": Out(range(g.group + 1)), "beat": Out(1), "update": Out(1),
         })
 
@@ -121,7 +127,7 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
         m.d.comb += [rrp.addr.eq(self.r_row), self.r_data.eq(rrp.data)]
 
         # ---- loop state ----------------------------------------------------------------
-        layer = Signal(range(g.max_layers))
+        layer = Signal(_r(g.max_layers))
         cur = Signal(INF_SET_LAYER)
         nw = Signal(range(g.step_words + 1))        # bitmap words per step of this layer
         grp = Signal(range(max(2, g.groups)))
