@@ -150,6 +150,8 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
         f_on = Signal()                 # words left to fetch
         f_t = Signal(range(g.max_T + 1))
         f_w = Signal(range(g.step_words + 1))
+        f_g = Signal(range(g.groups + 1))       # group the feeder is replaying the input for
+        ngroups = Signal(range(g.groups + 1))
         f_valid = Signal()
         f_last = Signal()
         adv = Signal()
@@ -166,14 +168,21 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
                 with m.If(f_w + 1 == nw):
                     m.d.sync += [f_w.eq(0), f_t.eq(f_t + 1)]
                     with m.If(f_t + 1 == self.T):
-                        m.d.sync += f_on.eq(0)
+                        # the layer's input replays for each group; it stops after the last
+                        m.d.sync += [f_t.eq(0), f_g.eq(f_g + 1)]
+                        with m.If(f_g + 1 == ngroups):
+                            m.d.sync += f_on.eq(0)
                 with m.Else():
                     m.d.sync += f_w.eq(f_w + 1)
 
         # ---- stage A: an index addresses the weights; stage B: add / update ----------------
         streaming = Signal()
-        m.d.comb += dec.o.ready.eq(streaming)
-        beat = dec.o.valid & streaming
+        a_steps = Signal(range(g.max_T + 1))    # bitmaps of this group through stage A
+        take = Signal()
+        m.d.comb += [take.eq(streaming & (a_steps != self.T)), dec.o.ready.eq(take)]
+        beat = dec.o.valid & take
+        with m.If(beat & dec.o.payload.last):
+            m.d.sync += a_steps.eq(a_steps + 1)
         m.d.comb += waddr.eq(gbase + dec.o.payload.index[0])
         b_add = Signal()
         b_end = Signal()
@@ -189,6 +198,7 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
         m.d.comb += [qhi.eq((Const(1, QB + 1) << (self.Q - 1)[:len(self.Q)].as_unsigned()) - 1), qlo.eq(-1 - qhi)]
         theta = cur.theta.as_signed()
         spikes = Signal(G)
+        v_next, c_next = [], []
         sw = max(QB, g.acc_bits) + 3
         for k in range(G):
             lane, p = divmod(k, P)
@@ -208,15 +218,16 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
                 m.d.comb += vp.eq(total)
             s = Signal(name=f"s{k}")
             m.d.comb += [s.eq(fire_layer & (vp >= theta)), spikes[k].eq(s & (k < nvalid))]
+            vn = Signal(signed(QB), name=f"vn{k}")       # v[t] after this step's update
+            cn = Signal(range(g.max_T + 1), name=f"cn{k}")
+            m.d.comb += [vn.eq(Mux(s, Mux(cur.reset == ResetKind.ZERO, 0, vp - theta), vp)),
+                         cn.eq(cnt[k] + s)]
+            v_next.append(vn)
+            c_next.append(cn)
             with m.If(clear_group):
                 m.d.sync += [acc[k].eq(0), v[k].eq(0), cnt[k].eq(0)]
             with m.Elif(b_end):
-                m.d.sync += acc[k].eq(0)
-                with m.If(s):
-                    m.d.sync += [v[k].eq(Mux(cur.reset == ResetKind.ZERO, 0, vp - theta)),
-                                 cnt[k].eq(cnt[k] + 1)]
-                with m.Else():
-                    m.d.sync += v[k].eq(vp)
+                m.d.sync += [acc[k].eq(0), v[k].eq(vn), cnt[k].eq(cn)]
             with m.Elif(b_add):
                 m.d.sync += acc[k].eq(x)
 
@@ -229,9 +240,9 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
                                               Cat(*([self.s_data] * g.pieces)))),
                          sp_wp[b].en.eq(Mux(out_here, (1 << g.pieces) - 1,
                                             Mux(self.s_en & (b == 0), 1 << self.s_piece, 0)))]
-        # results of the last layer's group
+        # results of the last layer's group, written with its final update
         for k in range(G):
-            m.d.comb += rwp.data[k].eq(Mux(self.potential, v[k].as_signed(), cnt[k]))
+            m.d.comb += rwp.data[k].eq(Mux(self.potential, v_next[k].as_signed(), c_next[k]))
         m.d.comb += rwp.addr.eq(grp)
 
         m.d.comb += [self.sops.eq(Mux(streaming & b_add, nvalid, 0)),
@@ -245,33 +256,31 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
                     m.d.sync += layer.eq(0)
                     m.next = "LAYER"
             with m.State("LAYER"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), clear_group.eq(1)]
                 m.d.sync += [cur.eq(entry), grp.eq(0), gbase.eq(entry.wbase),
                              brow.eq(entry.bbase), nleft.eq(entry.n_out),
-                             nw.eq((entry.n_in + G - 1) >> ceil_log2(G))]
-                m.next = "GROUP"
-            with m.State("GROUP"):
-                m.d.comb += [self.busy.eq(1), clear_group.eq(1)]
-                m.d.sync += [t.eq(0), f_on.eq(1), f_t.eq(0), f_w.eq(0), f_valid.eq(0)]
+                             ngroups.eq((entry.n_out + G - 1) >> ceil_log2(G)),
+                             nw.eq((entry.n_in + G - 1) >> ceil_log2(G)),
+                             t.eq(0), a_steps.eq(0),
+                             f_on.eq(1), f_t.eq(0), f_w.eq(0), f_g.eq(0), f_valid.eq(0)]
                 m.next = "STREAM"
             with m.State("STREAM"):
                 m.d.comb += [self.busy.eq(1), streaming.eq(1)]
                 with m.If(b_end):
                     m.d.sync += t.eq(t + 1)
                     with m.If(t + 1 == self.T):
-                        m.next = "GROUP_END"
-            with m.State("GROUP_END"):
-                m.d.comb += [self.busy.eq(1), rwp.en.eq(last_layer)]
-                m.d.sync += [grp.eq(grp + 1), gbase.eq(gbase + cur.n_in), brow.eq(brow + 1),
-                             nleft.eq(nleft - nvalid)]
-                with m.If(nleft <= G):
-                    with m.If(last_layer):
-                        m.next = "DONE"
-                    with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
-                        m.next = "LAYER"
-                with m.Else():
-                    m.next = "GROUP"
+                        # the group ends with its last update: results, next group (whose
+                        # first bitmap may already wait in the decoder) or next layer
+                        m.d.comb += [rwp.en.eq(last_layer), clear_group.eq(1)]
+                        m.d.sync += [grp.eq(grp + 1), gbase.eq(gbase + cur.n_in),
+                                     brow.eq(brow + 1), nleft.eq(nleft - nvalid), t.eq(0),
+                                     a_steps.eq(0)]
+                        with m.If(nleft <= G):
+                            with m.If(last_layer):
+                                m.next = "DONE"
+                            with m.Else():
+                                m.d.sync += layer.eq(layer + 1)
+                                m.next = "LAYER"
             with m.State("DONE"):
                 m.d.comb += [self.busy.eq(1), self.done.eq(1)]
                 m.next = "IDLE"
