@@ -120,3 +120,23 @@ def test_plan_refuses_network_that_does_not_fit():
     net = random_net(rng, sizes=[40, 8], B=8, Q=12, T=4, readout="spikes")
     with pytest.raises(D.FitError, match="40 inputs .* at most 32"):
         D.plan_network(net, info)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(inference_only=False, reset_grad_modes=("detach",)), "needs inference_only=True"),
+    (dict(weight_bits=6), "weight_bits must be one of"),
+    (dict(potential_bits=None), "needs potential_bits"),
+    (dict(potential_bits=20), "potential_bits must be between 2 and 16"),
+    (dict(lanes=6), "power of two"),
+])
+def test_config_refuses_bad_inference_builds(changes, message):
+    from spikeforge.hdl.config import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        preset("inference-int8", **changes)
+
+
+def test_geometry_of_the_presets():
+    for name, group, depth in (("inference-int8", 32, 2048), ("inference-int4", 64, 1024)):
+        info = D.InferenceInfo.from_config(preset(name))
+        assert (info.group, info.weight_depth, info.weights_per_word) == (
+            group, depth, 16 // info.weight_bits)
