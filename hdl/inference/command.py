@@ -96,6 +96,8 @@ class InferenceCommandUnit(wiring.Component):
         k = Signal(16)                          # bulk words received
         err = Signal()                          # a bulk word out of range
         configured = Signal()
+        extent = Signal(33)                     # SET_LAYER: last weight address + 1
+        left = Signal(17)
 
         hdr = Signal(range(_ARG_BYTES + 1))
         with m.Switch(cmd):
@@ -237,18 +239,11 @@ class InferenceCommandUnit(wiring.Component):
                                          configured.eq(1)]
                         ok_or_bad(good)
                     with m.Case(C.SET_LAYER):
-                        th = a_layer.theta.as_signed()
-                        good = (n_ok[C.SET_LAYER] & (a_layer.layer < g.max_layers)
-                                & (a_layer.n_in >= 1) & (a_layer.n_in <= g.max_fan_in)
-                                & (a_layer.n_out >= 1) & (a_layer.n_out <= g.max_neurons)
-                                & (th > 0) & (th < qmax)
-                                & (a_layer.wbase + a_layer.n_in
-                                   * ((a_layer.n_out + G - 1) >> gbits) <= g.weight_depth)
-                                & (a_layer.bbase + ((a_layer.n_out + G - 1) >> gbits)
-                                   <= g.bias_rows)
-                                & (a_layer.reset.as_value() <= 1))
-                        m.d.comb += self.table_we.eq(good)
-                        ok_or_bad(good)
+                        # the weight extent wbase + n_in * groups is summed over a few
+                        # cycles in LAYER_CHECK (no multiplier)
+                        m.d.sync += [extent.eq(a_layer.wbase),
+                                     left.eq((a_layer.n_out + G - 1) >> gbits)]
+                        m.next = "LAYER_CHECK"
                     for c in _HEADERS:
                         with m.Case(c):
                             ok_or_bad(bulk_ok)
@@ -277,6 +272,20 @@ class InferenceCommandUnit(wiring.Component):
                                   4 * len(proto.INF_COUNTERS))
                     with m.Default():
                         respond(Status.UNKNOWN_COMMAND)
+            with m.State("LAYER_CHECK"):
+                with m.If(left != 0):
+                    m.d.sync += [extent.eq(extent + a_layer.n_in), left.eq(left - 1)]
+                with m.Else():
+                    th = a_layer.theta.as_signed()
+                    good = (n_ok[C.SET_LAYER] & (a_layer.layer < g.max_layers)
+                            & (a_layer.n_in >= 1) & (a_layer.n_in <= g.max_fan_in)
+                            & (a_layer.n_out >= 1) & (a_layer.n_out <= g.max_neurons)
+                            & (th > 0) & (th < qmax) & (extent <= g.weight_depth)
+                            & (a_layer.bbase + ((a_layer.n_out + G - 1) >> gbits)
+                               <= g.bias_rows)
+                            & (a_layer.reset.as_value() <= 1))
+                    m.d.comb += self.table_we.eq(good)
+                    ok_or_bad(good)
             with m.State("RUN"):
                 with m.If(self.done):
                     respond(Status.OK, Cat(self.run_cycles, self.run_sops),
