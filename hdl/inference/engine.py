@@ -21,9 +21,11 @@ resets) as one row of the result memory.
 Throughput: one input event per cycle, i.e. ``group`` SOPs per cycle (of which
 ``min(group, n_out - g * group)`` are useful in a layer's last group); the
 steps of a group stream back to back through the decoder (a step takes at least
-one cycle per bitmap word), and a group costs about four cycles to start (first
-bitmap word through the decoder and the weight read), one to end. Latency of a
-RUN: the sum of those.
+one cycle per bitmap word), the layer's input replays for each group without a
+gap (the next group's first beats wait in the decoder while the group before
+ends with its last update, about two cycles per group change), and a layer
+change costs about five cycles (the next layer's first bitmap through the
+decoder). Latency of a RUN: the sum of those.
 
 Layer table: ``max_layers`` entries of :data:`~spikeforge.hdl.protocol.INF_SET_LAYER`
 (written through ``table_*``); layer ``l`` reads spike buffer ``l % 2`` and writes
