@@ -171,3 +171,4 @@ def _router(config):
 register_block("router", _router, "one five-port NoC router (XY, wormhole, round-robin)",
                options=("cores",))
 register_block("core", lambda config: __import__("spikeforge.hdl.core", fromlist=["Core"]).Core(config), "one core: memories, FP / BP / WG engines, loss unit, command decoder", options=("lanes", "stages"))
+register_block("inference-core", lambda config: __import__("spikeforge.hdl.inference", fromlist=["InferenceCore"]).InferenceCore(config), "one integer inference core (SPEC section 8): accumulate-only lanes, packed weights, command unit", options=("lanes",))

@@ -48,6 +48,34 @@ def _check_int(name, value, *, lo, hi=None):
         raise ConfigError(f"{name} must be {allowed}, not {value}")
 
 
+#: Weight bits the integer inference datapath packs (16 // B weights per 16-bit word).
+INFERENCE_WEIGHT_BITS = (4, 8)
+#: Potential bits the integer inference datapath can hold.
+INFERENCE_POTENTIAL_BITS = (2, 16)
+
+
+def _check_integer_inference(f) -> None:
+    if f.weight_bits is None:
+        if f.potential_bits is not None:
+            raise ConfigError(f"potential_bits ({f.potential_bits}) needs weight_bits: set "
+                              f"weight_bits to one of {list(INFERENCE_WEIGHT_BITS)}")
+        return
+    if not f.inference_only:
+        raise ConfigError(f"weight_bits ({f.weight_bits!r}) builds the integer inference core "
+                          "and needs inference_only=True")
+    if isinstance(f.weight_bits, bool) or f.weight_bits not in INFERENCE_WEIGHT_BITS:
+        raise ConfigError(f"weight_bits must be one of {list(INFERENCE_WEIGHT_BITS)}, "
+                          f"not {f.weight_bits!r}")
+    lo, hi = INFERENCE_POTENTIAL_BITS
+    if f.potential_bits is None:
+        raise ConfigError(f"an integer inference build needs potential_bits ({lo}..{hi})")
+    _check_int("potential_bits", f.potential_bits, lo=lo, hi=hi)
+    if f.lanes & (f.lanes - 1):
+        raise ConfigError(f"lanes must be a power of two in an integer inference build, "
+                          f"not {f.lanes}")
+
+
+
 def check_build_config(config) -> None:
     """Raise :class:`ConfigError` unless ``config`` is a :class:`BuildConfig`."""
     if not isinstance(config, BuildConfig):
@@ -76,6 +104,10 @@ class Features:
     max_layers: int = 4
     reset_grad_modes: tuple[str, ...] = ("detach",)
     inference_only: bool = False
+    # integer inference datapath (SPEC section 8, hdl/inference/): weight bits B (4 or 8)
+    # and potential bits Q of the build; None: no integer datapath
+    weight_bits: int | None = None
+    potential_bits: int | None = None
 
     def __post_init__(self):
         _check_int("rows", self.rows, lo=1, hi=32)
@@ -103,10 +135,16 @@ class Features:
                     f"reset_grad mode {mode!r} is unknown; allowed: {list(RESET_GRAD_MODES)}")
         if len(set(modes)) != len(modes):
             raise ConfigError(f"reset_grad_modes lists a mode twice: {list(modes)}")
+        _check_integer_inference(self)
 
     @property
     def cores(self) -> int:
         return self.rows * self.cols
+
+    @property
+    def integer_inference(self) -> bool:
+        """The build is the integer inference core of SPEC section 8 (``hdl/inference``)."""
+        return self.weight_bits is not None
 
     @property
     def stores_potentials(self) -> bool:
@@ -234,3 +272,25 @@ def preset(name: str, *, cores: int | None = None, **changes) -> BuildConfig:
         rows, cols = mesh_shape_for(cores)
         changes = {"rows": rows, "cols": cols, **changes}
     return config.replace(**changes) if changes else config
+
+
+# --- integer inference builds (SPEC section 8, hdl/inference/) ------------------------------
+
+PRESETS.update({
+    # The integer inference core (SPEC section 8): 8-bit weights, two per 16-bit word.
+    "inference-int8": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=256,
+                                           max_time_steps=32, max_layers=4,
+                                           reset_grad_modes=(), inference_only=True,
+                                           weight_bits=8, potential_bits=16)),
+    # The same with 4-bit weights, four per word.
+    "inference-int4": BuildConfig(Features(lanes=16, neurons_per_core=256, max_fan_in=256,
+                                           max_time_steps=32, max_layers=4,
+                                           reset_grad_modes=(), inference_only=True,
+                                           weight_bits=4, potential_bits=16)),
+    # Smallest integer inference build: CI simulations.
+    "inference-int-tiny": BuildConfig(Features(lanes=8, neurons_per_core=32, max_fan_in=32,
+                                               max_time_steps=8, max_layers=3,
+                                               reset_grad_modes=(), inference_only=True,
+                                               weight_bits=8, potential_bits=12),
+                                      Implementation(max_payload=256)),
+})

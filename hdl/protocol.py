@@ -43,6 +43,10 @@ __all__ = [
     "READ_WEIGHTS", "LOAD_SPIKES", "RUN", "RUN_RESULT", "READ_HISTORY", "READ_GRADIENTS",
     "READ_COUNTERS", "ARGUMENT_BYTES", "pack", "unpack", "nbytes",
     "AddressMode", "ADDRESS", "ROUTE_BYTES", "ROUTE_RECORD",
+    "InferenceCommand", "Readout", "ResetKind", "INFERENCE_KIND_INTEGER", "INF_COUNTERS",
+    "INF_INFO", "INF_SET_NETWORK", "INF_LEAK", "INF_SET_LAYER", "INF_WRITE_WEIGHTS",
+    "INF_WRITE_BIASES", "INF_LOAD_SPIKES", "INF_RUN_RESULT", "INF_READ_RESULTS",
+    "INF_READ_COUNTERS",
 ]
 
 #: First byte of a request frame.
@@ -292,3 +296,105 @@ def unpack(layout: data.Layout, payload: bytes):
         raise ValueError(f"a payload of this layout has at least {size} bytes, "
                          f"not {len(payload)}")
     return layout.from_bits(int.from_bytes(bytes(payload[:size]), "little"))
+
+
+# --- the integer inference core (SPEC section 8, hdl/inference/) ----------------------------
+# Same framing, host port and status codes; its own command codes and payloads
+# (docs/inference.md, "The RTL inference core").
+
+
+class InferenceCommand(enum.IntEnum, shape=8):
+    """Command codes of the integer inference core."""
+
+    INFO = 0x40             # -> INF_INFO
+    SET_NETWORK = 0x41      # INF_SET_NETWORK
+    SET_LAYER = 0x42        # INF_SET_LAYER
+    WRITE_WEIGHTS = 0x43    # INF_WRITE_WEIGHTS, then 16-bit weight words
+    WRITE_BIASES = 0x44     # INF_WRITE_BIASES, then 16-bit biases
+    LOAD_SPIKES = 0x45      # INF_LOAD_SPIKES, then 16-bit pieces of the input bitmaps
+    RUN = 0x46              # -> INF_RUN_RESULT
+    READ_RESULTS = 0x47     # INF_READ_RESULTS -> 16-bit results
+    READ_COUNTERS = 0x48    # INF_READ_COUNTERS -> 32-bit counters
+
+
+class Readout(enum.Enum, shape=8):
+    """Readout of the last layer (SPEC section 8)."""
+    SPIKES = 0      # spike counts; the last layer fires and resets
+    POTENTIAL = 1   # final potentials; the last layer never fires nor resets
+
+
+class ResetKind(enum.Enum, shape=8):
+    """Reset of a neuron that spiked."""
+    SUBTRACT = 0    # v' - theta
+    ZERO = 1        # 0
+
+
+#: Kind byte of INF_INFO.
+INFERENCE_KIND_INTEGER = 1
+
+#: Counter names in the order the inference core's READ_COUNTERS returns them (32 bits each).
+INF_COUNTERS = ("cycles", "busy", "sops", "beats", "updates", "runs")
+
+#: Response of the inference core's INFO.
+INF_INFO = data.StructLayout({
+    "version": 8,
+    "kind": 8,                  # INFERENCE_KIND_INTEGER
+    "lanes": 16,
+    "weight_bits": 8,           # B of the build (networks with fewer bits run too)
+    "potential_bits": 8,        # Q of the build (the run-time Q may be smaller)
+    "weights_per_word": 8,      # 16 // B
+    "group": 16,                # neurons updated together: lanes * weights_per_word
+    "max_neurons": 16,          # most neurons of one layer
+    "max_fan_in": 16,
+    "max_time_steps": 16,
+    "max_layers": 8,
+    "weight_depth": 24,         # weight words per lane
+    "bias_rows": 16,            # rows of `group` biases
+    "step_words": 8,            # bitmap words (of `group` bits) per time step
+    "max_payload": 16,
+    "counters": 8,
+})
+
+#: Request of the inference core's SET_NETWORK.
+INF_SET_NETWORK = data.StructLayout({"T": 16, "layers": 8, "Q": 8, "readout": Readout})
+
+#: Leak of a layer: ``v - (v >> shift)``, or integrate-and-fire when ``none``.
+INF_LEAK = data.StructLayout({"shift": 4, "none": 1, "reserved": 3})
+
+#: Request of the inference core's SET_LAYER. Neuron ``i`` of the layer is slot
+#: ``i % group`` of group ``i // group``; its weight for input ``j`` is lane
+#: ``(i % group) // weights_per_word``, sub-word ``i % weights_per_word``, at
+#: address ``wbase + (i // group) * n_in + j``; its bias is in row ``bbase + i // group``.
+INF_SET_LAYER = data.StructLayout({
+    "layer": 8,
+    "n_in": 16,
+    "n_out": 16,
+    "wbase": 32,
+    "bbase": 16,
+    "theta": 32,                # signed Q-bit, > 0
+    "leak": INF_LEAK,
+    "reset": ResetKind,
+})
+
+#: Header of WRITE_WEIGHTS: 16-bit words follow; word ``k`` goes to lane ``k % lanes``
+#: at address ``addr + k // lanes`` (sub-word ``p`` holds bits ``p*B .. p*B + B - 1``).
+INF_WRITE_WEIGHTS = data.StructLayout({"addr": 32})
+
+#: Header of WRITE_BIASES: 16-bit two's complement biases follow; bias ``k`` goes to
+#: slot ``k % group`` of row ``row + k // group``.
+INF_WRITE_BIASES = data.StructLayout({"row": 16})
+
+#: Header of LOAD_SPIKES: 16-bit pieces of the input bitmaps follow; piece ``k`` is
+#: bits ``16 * (p % (group / 16)) ..`` of word ``p // (group / 16)``, ``p = piece + k``,
+#: and word ``t * step_words + w`` holds inputs ``w * group ..`` of step ``t``.
+INF_LOAD_SPIKES = data.StructLayout({"piece": 16})
+
+#: Response of the inference core's RUN.
+INF_RUN_RESULT = data.StructLayout({"cycles": 32, "sops": 32})
+
+#: Request of READ_RESULTS: ``count`` 16-bit results (spike counts, or final
+#: potentials sign-extended) of the last layer's neurons from ``first`` on.
+INF_READ_RESULTS = data.StructLayout({"first": 16, "count": 16})
+
+#: Request of the inference core's READ_COUNTERS.
+INF_READ_COUNTERS = data.StructLayout({"clear": 8})   # 1: zero the counters after reading

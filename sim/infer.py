@@ -42,6 +42,7 @@ from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import integer as I
 from spikeforge.sim.golden import model as golden
 from spikeforge.sim import network_file as NF
+from spikeforge.sim.engines.infer_rtl import RtlInferEngine
 
 __all__ = ["EngineBatch", "GoldenEngine", "ENGINES", "run", "add_arguments", "main"]
 
@@ -91,7 +92,7 @@ class GoldenEngine:
 
 
 #: engine name -> engine class
-ENGINES: dict[str, type] = {"golden": GoldenEngine}
+ENGINES: dict[str, type] = {"golden": GoldenEngine, "rtl": RtlInferEngine}
 
 
 def run(*, network, engine="golden", dataset=None, seed=None, limit=None, chunk=128, args=None,
