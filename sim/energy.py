@@ -50,7 +50,7 @@ __all__ = [
     "EnergyError", "Constant", "DEFAULT_CONSTANTS", "load_constants", "EnergyModel",
     "PHASES", "KINDS", "core_events", "contract_work", "dense_work", "events_from_work",
     "contract_events", "estimate", "summary_line", "offchip_bytes_per_sample",
-    "geometry_of", "inference_events", "INT_OPS_PER_NEURON_STEP",
+    "geometry_of", "inference_events", "INT_OPS_PER_NEURON_STEP", "inference_core_events",
 ]
 
 PHASES = ("forward", "backward", "update")
@@ -707,7 +707,9 @@ def contract_work(sizes: Sequence[int], spikes, s=None, m=None, du_nz=None, *,
                 w["through"] += 2 * s[l].size
             nz_t = du_nz[l].sum(axis=1)
             if l:
-                w["gin"] += int(nz_t.sum()) * sizes[l]
+                # only the entries the layer below reads (its window bit at t is 1):
+                # SPEC section 3 lets the hardware skip the others, and the core does
+                w["gin"] += int((nz_t * m[l - 1].sum(axis=1)).sum())
             w["wg_add"] += int((nz_t * ins[l].sum(axis=1)).sum())
     if update:
         w["upd"] = sum(sizes[l] * sizes[l + 1] for l in range(L))
@@ -748,6 +750,40 @@ def contract_events(sizes, spikes, s=None, m=None, du_nz=None, *, geometry, **kw
 # ---------------------------------------------------------------------------
 # Off-chip traffic of the accelerator
 # ---------------------------------------------------------------------------
+
+def inference_core_events(counters: Mapping, *, sizes: Sequence[int], T: int, lanes: int,
+                          group: int, weight_bits: int, potential_bits: int,
+                          weight_bank_bytes: float, dram_bytes: float = 0) -> dict:
+    """A core event set per sample of the integer inference core (``hdl/inference``)
+    from its own counters (``INF_COUNTERS``: ``cycles``, ``busy``, ``sops``, ``beats``,
+    ``updates``, ``runs``, totals over ``runs`` samples).
+
+    SOPs are integer adds of ``potential_bits``; every beat (one input event of one
+    group) reads one 16-bit weight word in each of the ``lanes`` banks; every group
+    update (``group`` neurons at one step) does :data:`INT_OPS_PER_NEURON_STEP`
+    integer operations per neuron. Potentials live in registers (no memory traffic);
+    registers and control are charged per busy cycle and lane, static power per cycle.
+    ``skipped_add`` is the dense work the events skipped (every input at every step).
+    """
+    _check_sizes(sizes, T)
+    for k in ("cycles", "busy", "sops", "beats", "updates", "runs"):
+        if k not in counters:
+            raise EnergyError(f"counters lack {k!r} (hdl/protocol.py INF_COUNTERS)")
+        _count(f"counter {k!r}", counters[k])
+    runs = counters["runs"]
+    if not runs:
+        raise EnergyError("the counters hold no run")
+    per = {k: counters[k] / runs for k in ("cycles", "busy", "sops", "beats", "updates")}
+    dense = T * sum(sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1))
+    ph = {"int_add": per["sops"], "int_add_bits": potential_bits,
+          "int_other": INT_OPS_PER_NEURON_STEP * per["updates"] * group,
+          "reads": {"w": per["beats"] * lanes}, "writes": {},
+          "busy_cycles": per["busy"], "cycles": per["cycles"],
+          "dram_bytes": _count("dram_bytes", dram_bytes),
+          "skipped_add": max(0.0, float(dense) - per["sops"])}
+    return {"lanes": lanes, "memories": {"w": weight_bank_bytes}, "lane_op": "int_add",
+            "lane_bits": potential_bits, "phases": {"forward": ph}}
+
 
 def offchip_bytes_per_sample(sizes: Sequence[int], T: int, *, input_format: str = "spikes",
                              pixel_bytes: int = 1, label_bytes: int = 1,

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spikeforge.sim import energy as E
 from spikeforge.sim.files import output_folder, write_json
 from spikeforge.sim.cli import UsageError
 from spikeforge.sim.golden import datasets as D
@@ -169,6 +170,9 @@ def run(*, network, engine="golden", dataset=None, seed=None, limit=None, chunk=
     })
     report.update(extra)
     report.update(eng.report())
+    if "rtl_counters" in report and report["rtl_counters"].get("runs"):
+        report["energy"] = _energy(eng, report, loaded.sizes, T)
+        log(E.summary_line(report["energy"]))
     line = f"{n} test samples of {dataset}, engine {engine}: accuracy {acc:.4f}"
     if "float_accuracy" in report:
         line += f" (float32 {report['float_accuracy']:.4f})"
@@ -178,6 +182,20 @@ def run(*, network, engine="golden", dataset=None, seed=None, limit=None, chunk=
         f"{report['samples_per_s']:.0f} samples/s, "
         f"{report['sops_per_s'] / 1e6:.1f} MSOP/s ({engine} model)")
     return report
+
+
+def _energy(eng, report, sizes, T) -> dict:
+    """The energy estimate of an rtl inference run (docs/energy.md) from the inference
+    core's own counters, with the off-chip bytes of the input spikes."""
+    info = eng.info
+    offchip = E.offchip_bytes_per_sample(sizes, T, train=False)
+    events = E.inference_core_events(
+        report["rtl_counters"], sizes=sizes, T=T, lanes=info.lanes, group=info.group,
+        weight_bits=info.weight_bits, potential_bits=info.potential_bits,
+        weight_bank_bytes=2 * info.weight_depth, dram_bytes=offchip["bytes_per_sample"])
+    out = E.estimate(events, samples=1)
+    out["offchip"] = offchip
+    return out
 
 
 def add_arguments(p: argparse.ArgumentParser):
