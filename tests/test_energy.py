@@ -367,3 +367,28 @@ def test_density_script_energy_falls_with_sparsity(tmp_path):
     f = [r["forward_joules_per_sample"] for r in rep["rows"]]
     assert f[0] < f[1] < f[2] <= rep["dense_forward_joules_per_sample"]
     assert (tmp_path / "d.png").stat().st_size > 0
+
+
+def test_inference_core_events_from_hand_counters():
+    # two runs of a 4-3-2 network, T = 2, on 2 lanes of groups of 4 neurons
+    counters = {"cycles": 100, "busy": 80, "sops": 30, "beats": 12, "updates": 8, "runs": 2}
+    ev = E.inference_core_events(counters, sizes=[4, 3, 2], T=2, lanes=2, group=4,
+                                 weight_bits=8, potential_bits=12, weight_bank_bytes=512,
+                                 dram_bytes=1)
+    ph = ev["phases"]["forward"]
+    assert ph["int_add"] == 15                      # 30 SOPs over 2 runs
+    assert ph["reads"] == {"w": 12}                 # 6 beats per run x 2 lane banks
+    assert ph["int_other"] == E.INT_OPS_PER_NEURON_STEP * 4 * 4   # 4 group updates x 4
+    assert ph["skipped_add"] == 2 * (4 * 3 + 3 * 2) - 15          # dense 36 less 15
+    assert (ph["busy_cycles"], ph["cycles"]) == (40, 50)
+    rep = E.estimate(ev, samples=1)
+    assert rep["sops_per_sample"] == 15
+    assert rep["tsops_per_watt"] == pytest.approx(15 / rep["joules_per_sample"] / 1e12)
+    assert sum(rep["shares"].values()) == pytest.approx(1.0)
+    with pytest.raises(E.EnergyError, match="counters lack 'beats'"):
+        E.inference_core_events({k: v for k, v in counters.items() if k != "beats"},
+                                sizes=[4, 3, 2], T=2, lanes=2, group=4, weight_bits=8,
+                                potential_bits=12, weight_bank_bytes=512)
+    with pytest.raises(E.EnergyError, match="no run"):
+        E.inference_core_events({**counters, "runs": 0}, sizes=[4, 3, 2], T=2, lanes=2,
+                                group=4, weight_bits=8, potential_bits=12, weight_bank_bytes=512)
