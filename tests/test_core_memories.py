@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The core's memories: what the lane datapath builds, against the table of
 ``scripts/core_memories.py`` and the configuration's needs."""
 
