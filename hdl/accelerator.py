@@ -22,17 +22,20 @@ __all__ = ["Accelerator"]
 
 
 class Accelerator(ArgumentChecked, wiring.Component):
+    #: the core behind the host port (the integer inference top puts its own here)
+    CORE = Core
+
     @classmethod
     def check(cls, config):
         check_build_config(config)
         if config.features.cores != 1:
             raise ConfigError(f"this top holds one core, not {config.features.cores}")
-        Core.check(config)
+        cls.CORE.check(config)
 
     def __init__(self, config: BuildConfig):
         self.config = config
         self.max_payload = config.implementation.max_payload
-        self.core = Core(config)
+        self.core = self.CORE(config)
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
