@@ -1,12 +1,23 @@
-"""``spikeforge build``: a bitstream and a resource/timing report for a block on a board.
+"""``spikeforge build``: a bitstream and a resource/timing report for the accelerator (or
+one block) on a board.
 
 The flow: check the arguments (nothing is written before they pass), make the
-block from the :class:`~spikeforge.hdl.config.BuildConfig` the options give,
-wrap it in :class:`~spikeforge.boards.wrapper.BoundaryTop` with the ``sync``
-clock from a PLL at the target frequency, let amaranth-boards write the build
-plan into ``DIR``, run it with the YoWASP tools (Yosys, nextpnr with
-``--report``, ecppack/icepack), and write ``DIR/report.json`` from nextpnr's
-JSON report. Progress goes to the terminal while it runs; a summary at the end.
+:class:`~spikeforge.hdl.config.BuildConfig` the options give (``--preset``, then
+``--cores``, ``--lanes``, ``--stages``), and elaborate either the whole accelerator
+in the board top of :mod:`spikeforge.boards.top` (the default: UART host link,
+PLL, reset, LEDs; :func:`spikeforge.hdl.accelerator.top_for` picks the one-core,
+multi-core or integer inference top) or, with ``--block``, one block of
+:data:`~spikeforge.boards.registry.BLOCKS` wrapped in
+:class:`~spikeforge.boards.wrapper.BoundaryTop`, with the ``sync`` clock from a
+PLL at the target frequency (``--clock``). amaranth-boards writes the build plan
+into ``DIR``; the YoWASP tools run it (Yosys, nextpnr with ``--report``,
+ecppack/icepack), and ``DIR/report.json`` is written from nextpnr's JSON report.
+Progress goes to the terminal while it runs; a summary at the end.
+
+Builds are cached by configuration: the report keeps a digest of the build plan's
+files (the design, constraints and scripts), the tools' versions and the flow's
+options; a build into a folder that already holds the result of the same digest
+(and its bitstream) returns that report at once (``cached``).
 
 ``--synth-only`` stops after Yosys: the report then counts Yosys' cells
 (``yosys-stat.json``, written by every build) and has no fmax. ``--pnr-minutes M``
@@ -17,8 +28,10 @@ combinational chains, or an internal assertion of its reintegration step, as on 
 ``inference`` core), the flow maps again with the classic ABC mapper and says so in
 the report (``mapper``).
 
-Exit status: 0 built (``timing_met`` says whether the target was reached),
-1 a tool failed (the log's tail is shown), 2 bad arguments.
+Exit status: 0 built and timing met (or ``--synth-only``); 1 a tool failed, the
+design does not fit (one sentence with the resources needed and available) or it
+misses timing (one sentence with fmax and target; the bitstream and report are
+still written, ``timing_met`` false); 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -37,12 +50,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from spikeforge.hdl.accelerator import top_class
 from spikeforge.hdl.config import PRESETS, BuildConfig
 from spikeforge.sim.errors import UsageError
 from spikeforge.sim.options import add_config_arguments, config_from_options, option_values
 
 from .clocks import PLLPlan, plan_pll
 from .registry import BLOCKS, BOARDS, Board
+from .top import board_top
 from .wrapper import BoundaryTop
 
 __all__ = [
@@ -76,8 +91,9 @@ class BuildError(RuntimeError):
     """A tool of the flow failed; the message says which and where its log is."""
 
 
-def _default_block() -> str:
-    return "top" if "top" in BLOCKS else "pe-array"
+#: the name of the whole design (the board top of :mod:`spikeforge.boards.top`) in
+#: reports; ``--block`` names one of :data:`BLOCKS` instead.
+WHOLE = "accelerator"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +107,19 @@ class BuildRequest:
     out_dir: Path
     synth_only: bool = False         # stop after Yosys (report from Yosys' statistics)
     pnr_minutes: float | None = None  # stop nextpnr after this long (a failed build)
+    preset: str | None = None        # the named preset the configuration starts from
+
+    @property
+    def whole(self) -> bool:
+        """Whether this builds the whole accelerator (not a block)."""
+        return self.block == WHOLE
 
     @property
     def options(self) -> dict:
-        """The values of the options the block depends on."""
-        return option_values(self.config, [k for k in BLOCKS[self.block].options
-                                           if k in _CONFIG_OPTIONS])
+        """The values of the options the block depends on (all of them for the whole
+        accelerator)."""
+        names = _CONFIG_OPTIONS if self.whole else BLOCKS[self.block].options
+        return option_values(self.config, [k for k in names if k in _CONFIG_OPTIONS])
 
 
 def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, cores=None,
@@ -105,10 +128,17 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
     """Check the arguments; raises :class:`UsageError` with one sentence naming the bad value."""
     if board not in BOARDS:
         raise UsageError(f"unknown board {board!r}; allowed: {', '.join(sorted(BOARDS))}")
-    block = block or _default_block()
-    if block not in BLOCKS:
-        raise UsageError(f"unknown block {block!r}; allowed: {', '.join(sorted(BLOCKS))}")
+    block = block or WHOLE
+    if block != WHOLE and block not in BLOCKS:
+        raise UsageError(f"unknown block {block!r}; allowed: {', '.join(sorted(BLOCKS))} "
+                         f"(or no --block: the whole accelerator)")
     config = config_from_options(preset_name, lanes=lanes, stages=stages, cores=cores)
+    if block == WHOLE:
+        try:
+            top_class(config).check(config)
+        except ValueError as exc:
+            raise UsageError(f"the accelerator cannot be built from this configuration: "
+                             f"{exc}") from None
     b = BOARDS[board]
     target = b.target_mhz if target_mhz is None else target_mhz
     if not target > 0:
@@ -122,7 +152,8 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
         raise UsageError(f"output {str(out)!r} exists and is not a folder; give a folder")
     if pnr_minutes is not None and not pnr_minutes > 0:
         raise UsageError(f"--pnr-minutes must be a positive number of minutes, not {pnr_minutes:g}")
-    return BuildRequest(b, block, config, pll, out, bool(synth_only), pnr_minutes)
+    return BuildRequest(b, block, config, pll, out, bool(synth_only), pnr_minutes,
+                        preset_name)
 
 
 def tool_env(family: str) -> dict[str, str]:
@@ -349,6 +380,8 @@ def _run_script(out: Path, env, family: str, device: str, progress: _Progress, *
             first = f": {errors[0]}"
         else:
             first = f" (exit status {code})"
+        if over:     # one sentence with the numbers; the log only named
+            raise BuildError(f"{tool} stopped{first}\nfull log: {tool_log}")
         raise BuildError(f"{tool} failed{first}\nthe end of {log_path}:\n{_tail(log_path)}\n"
                          f"full log: {tool_log}")
     return phases
@@ -406,6 +439,69 @@ def _abc9_failed(out: Path) -> bool:
     return in_abc9 or ("ABC9" in text.upper() and "exhausted" in text.lower())
 
 
+
+def _design(req: BuildRequest):
+    """``(top, report fields)``: the board top of the whole accelerator, or the block of
+    ``req.block`` inside the boundary registers of :class:`BoundaryTop`."""
+    board = req.board
+    if req.whole:
+        try:
+            top, _ = board_top(board, req.config, pll=req.pll)
+        except ValueError as exc:
+            raise UsageError(f"the accelerator cannot be put on {board.name}: {exc}") from None
+        acc = top.accelerator
+        return top, {"top": type(acc).__name__, "baud": top.baud,
+                     "uart_cycles_per_bit": top.divisor, "max_payload": acc.max_payload}
+    block_def = BLOCKS[req.block]
+    try:
+        block = block_def.factory(req.config)
+    except ImportError as exc:
+        raise UsageError(f"block {req.block!r} is not available yet ({exc})") from None
+    except ValueError as exc:
+        raise UsageError(f"block {req.block!r} rejects these options: {exc}") from None
+    top = BoundaryTop(block, board, req.pll, board_ports=block_def.board_ports)
+    return top, {"boundary_bits": {"in": top.in_bits, "out": top.out_bits}}
+
+
+def _plan(board: Board, top, mapper: str):
+    """amaranth-boards' build plan of ``top`` (a fresh platform prepares one design once)."""
+    return board.make_platform().build(
+        top, name="top", do_build=False,
+        nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail",
+        **_synth_overrides(board, mapper))
+
+
+def _cache_key(req: BuildRequest, plan) -> str:
+    """A digest of everything a build's result depends on: the files of the build plan
+    (the design's RTLIL, the constraints, the script), the tools' versions and the
+    flow's options."""
+    import hashlib
+    digest = hashlib.sha256()
+    for name in sorted(plan.files):
+        content = plan.files[name]
+        digest.update(name.encode() + b"\0")
+        digest.update(content.encode() if isinstance(content, str) else bytes(content))
+        digest.update(b"\0")
+    digest.update(json.dumps({"tools": _versions(), "synth_only": req.synth_only,
+                              "pnr_minutes": req.pnr_minutes}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _cached_report(out: Path, key: str, req: BuildRequest) -> dict | None:
+    """The report in ``out`` if it was made from the same build plan and its bitstream
+    is still there; ``None`` otherwise."""
+    try:
+        report = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if report.get("cache_key") != key:
+        return None
+    if not req.synth_only and not (report.get("bitstream")
+                                   and Path(report["bitstream"]).exists()):
+        return None
+    return {**report, "cached": True}
+
+
 def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     """Build ``req`` into ``req.out_dir``; returns the report (also written as report.json)."""
     start = time.monotonic()
@@ -414,30 +510,28 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
             return build(req, progress=progress)
     board, out = req.board, req.out_dir
     env = tool_env(board.family)
-    block_def = BLOCKS[req.block]
     opts = ", ".join(f"{k}={v}" for k, v in req.options.items())
-    progress.say(f"elaborating {req.block}{f' ({opts})' if opts else ''} for {board.name}")
-    try:
-        block = block_def.factory(req.config)
-    except ImportError as exc:
-        raise UsageError(f"block {req.block!r} is not available yet ({exc})") from None
-    except ValueError as exc:
-        raise UsageError(f"block {req.block!r} rejects these options: {exc}") from None
+    what = req.block if not req.preset else f"{req.block} of preset {req.preset}"
+    progress.say(f"elaborating {what}{f' ({opts})' if opts else ''} for {board.name}")
+    top, extra = _design(req)
+    mapper, note = ("abc9" if "-abc9" in board.synth_opts.split() else "abc"), None
+    plan = _plan(board, top, mapper)
+    key = _cache_key(req, plan)
+    cached = _cached_report(out, key, req)
+    if cached is not None:
+        progress.say(f"unchanged since the build in {out}: its bitstream and report are kept")
+        return cached
     pll = req.pll
-    top = BoundaryTop(block, board, pll, board_ports=block_def.board_ports)
     # nextpnr derives the PLL output's constraint from the oscillator's and the dividers.
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", _NEXTPNR_REPORT, _BITSTREAM[board.family], "top.tim",
                   "top.config", "top.asc", _STAT):
         (out / stale).unlink(missing_ok=True)
     phases = {"elaboration": 0.0}
-    mapper, note = ("abc9" if "-abc9" in board.synth_opts.split() else "abc"), None
     pnr_seconds = None if req.pnr_minutes is None else 60 * req.pnr_minutes
     while True:
-        platform = board.make_platform()       # a platform prepares one design once
-        plan = platform.build(top, name="top", do_build=False,
-                              nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail",
-                              **_synth_overrides(board, mapper))
+        if plan is None:
+            plan = _plan(board, top, mapper)
         plan.extract(out)
         phases["elaboration"] += round(time.monotonic() - start, 1) - sum(phases.values())
         try:
@@ -447,6 +541,7 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
             if mapper == "abc9" and not (out / "top.tim").exists() and _abc9_failed(out):
                 progress.say("ABC9 failed on this design: mapping again with the classic ABC")
                 mapper, note = "abc", "ABC9 failed on this design; classic ABC used"
+                plan = None
                 phases["synthesis (abc9, failed)"] = round(time.monotonic() - start, 1) \
                     - sum(phases.values())
                 continue
@@ -489,7 +584,11 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         "seconds": round(time.monotonic() - start, 1),
         "bitstream": str(bitstream.resolve()) if bitstream else None,
         "block": req.block,
+        "cores": req.config.features.cores,
+        "lanes": req.config.features.lanes,
+        "preset": req.preset,
         **req.options,
+        "options": req.options,
         "synth_only": req.synth_only,
         "mapper": mapper, "mapper_note": note,
         "yosys_cells": cells,
@@ -498,10 +597,11 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         "clock_source": (f"{board.osc_hz / 1e6:g} MHz oscillator" if pll.bypass else
                          f"{board.osc_hz / 1e6:g} MHz oscillator through the {board.family} "
                          f"PLL {pll.params}"),
-        "boundary_bits": {"in": top.in_bits, "out": top.out_bits},
+        **extra,
         "phases_seconds": phases,
         "config": req.config.to_dict(),
         "tools": _versions(),
+        "cache_key": key,
     }
     tmp = out / "report.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")
@@ -513,7 +613,7 @@ def summary(report: dict, out_dir: Path) -> str:
     def frac(used, total):
         return f"{used:>8,} / {total:<8,} ({100 * used / total:4.1f} %)"
 
-    opts = ", ".join(f"{k}={report[k]}" for k in _CONFIG_OPTIONS if k in report)
+    opts = ", ".join(f"{k}={v}" for k, v in report.get("options", {}).items())
     fmax = report["fmax_mhz"]
     verdict = "met" if report["timing_met"] else "NOT MET"
     if report.get("synth_only"):
@@ -539,12 +639,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--board", required=True, metavar="BOARD",
                         help=f"one of: {', '.join(sorted(BOARDS))}")
     parser.add_argument("--block", metavar="BLOCK",
-                        help=f"one of: {', '.join(sorted(BLOCKS))} (default: {_default_block()})")
+                        help=f"build one block instead of the whole accelerator: "
+                             f"{', '.join(sorted(BLOCKS))}")
     add_config_arguments(parser, _CONFIG_OPTIONS)
     parser.add_argument("--preset", metavar="NAME",
                         help=f"a named build configuration: {', '.join(sorted(PRESETS))}")
-    parser.add_argument("--target-mhz", type=float, metavar="F",
-                        help="clock target (default: the board's)")
+    parser.add_argument("--clock", "--target-mhz", dest="target_mhz", type=float,
+                        metavar="MHZ", help="clock target in MHz (default: the board's)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="folder for the bitstream, the logs and report.json")
     parser.add_argument("--synth-only", action="store_true",
@@ -566,5 +667,14 @@ def main(args) -> int:
     print()
     print(summary(report, req.out_dir))
     if not report["timing_met"] and not report.get("synth_only"):
-        print(f"warning: timing not met at {report['target_mhz']:g} MHz", file=sys.stderr)
+        print(f"spikeforge build: error: the design misses timing: it reaches "
+              f"{report['fmax_mhz']:g} MHz against the {report['target_mhz']:g} MHz target "
+              f"(the bitstream is written, but do not trust it at that clock; "
+              f"build with --clock {_slower_clock(report)} or less)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _slower_clock(report: dict) -> str:
+    """A clock the design reached, rounded down to a whole MHz."""
+    return f"{max(1, int(report['fmax_mhz'] or 1)):d}"

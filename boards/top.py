@@ -1,6 +1,9 @@
-"""The board top: the one-core accelerator behind the board's USB-UART, with clock, reset and LEDs.
+"""The board top: the accelerator behind the board's USB-UART, with clock, reset and LEDs.
 
-:class:`BoardTop` puts :class:`spikeforge.hdl.accelerator.Accelerator` on a board:
+:class:`BoardTop` puts the top of a configuration on a board
+(:func:`spikeforge.hdl.accelerator.top_for`: the one-core
+:class:`~spikeforge.hdl.accelerator.Accelerator`, the multi-core
+:class:`~spikeforge.hdl.system.System`, or the integer inference top):
 
 * **UART**: a :class:`~spikeforge.hdl.uart.UARTBridge` (8N1, receive FIFO) on the
   board's USB-UART pins carries the host protocol (docs/host-protocol.md) into
@@ -48,7 +51,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hdl.accelerator import Accelerator
+from spikeforge.hdl.accelerator import top_class, top_for
 from spikeforge.hdl.checked import ArgumentChecked
 from spikeforge.hdl.protocol import REQUEST_SYNC, RESPONSE_SYNC, Status
 from spikeforge.hdl.uart import MIN_DIVISOR, UARTBridge, divisor_for
@@ -239,7 +242,7 @@ class BoardTop(ArgumentChecked, wiring.Component):
             raise ValueError(f"pll must be a PLLPlan or False, not {pll!r}")
         if not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool) or fifo_depth < 2:
             raise ValueError(f"fifo_depth must be an integer of at least 2, not {fifo_depth!r}")
-        Accelerator.check(config)
+        top_class(config).check(config)
         return dict(divisor=divisor, clock_hz=clock_hz, baud=baud, idle_bits=idle_bits,
                     fifo_depth=fifo_depth, heartbeat_cycles=heartbeat_cycles, pins=pins, pll=pll)
 
@@ -257,7 +260,7 @@ class BoardTop(ArgumentChecked, wiring.Component):
                            heartbeat_cycles=heartbeat_cycles, pins=pins, pll=pll)
         divisor, idle_bits, heartbeat_cycles = v["divisor"], v["idle_bits"], v["heartbeat_cycles"]
         self.uart = UARTBridge(divisor=divisor, fifo_depth=fifo_depth, idle_bits=idle_bits)
-        self.accelerator = Accelerator(config)
+        self.accelerator = top_for(config)
         self.config = config
         self.divisor = divisor
         self.clock_hz = clock_hz

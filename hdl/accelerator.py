@@ -18,7 +18,7 @@ from .config import BuildConfig, ConfigError, check_build_config
 from .core import Core
 from .host_port import HostPort
 
-__all__ = ["Accelerator"]
+__all__ = ["Accelerator", "top_class", "top_for"]
 
 
 class Accelerator(ArgumentChecked, wiring.Component):
@@ -54,3 +54,24 @@ class Accelerator(ArgumentChecked, wiring.Component):
         wiring.connect(m, core.rsp, port.rsp)
         m.d.comb += port.abort.eq(self.rx_abort)
         return m
+
+
+def top_class(config: BuildConfig) -> type:
+    """The class of the top of ``config`` (see :func:`top_for`); raises
+    :class:`ConfigError` with one sentence for a configuration no top holds."""
+    check_build_config(config)
+    if config.features.weight_bits is not None:
+        from .inference import InferenceAccelerator
+        return InferenceAccelerator
+    if config.features.cores > 1:
+        from .system import System
+        return System
+    return Accelerator
+
+
+def top_for(config: BuildConfig) -> wiring.Component:
+    """The top of ``config`` behind ``rx`` / ``tx`` / ``rx_abort``: the integer inference
+    top for a build with ``weight_bits`` (SPEC section 8; one core), the multi-core
+    :class:`~spikeforge.hdl.system.System` for more than one core, else the one-core
+    :class:`Accelerator`. Every one has ``max_payload`` (the largest request payload)."""
+    return top_class(config)(config)

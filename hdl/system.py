@@ -456,12 +456,15 @@ class System(ArgumentChecked, wiring.Component):
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
+            # the host port's ``abort`` (as on the one-core top): drop a partial request
+            "rx_abort": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         fmt = self.fmt
         m.submodules.port = port = HostPort(max_payload=self.max_payload)
+        m.d.comb += port.abort.eq(self.rx_abort)
         m.submodules.dispatch = disp = Dispatcher(fmt, cores=self.cores,
                                                   depth=self.max_payload + 1)
         m.submodules.mesh = mesh = Mesh(self.config.features, self.config.implementation)

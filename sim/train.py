@@ -7,10 +7,11 @@ metrics, progress (``tqdm``), the JSON report. The arithmetic is an *engine*'s
 * ``golden`` -- the golden model (:mod:`spikeforge.sim.engines.golden`;
   ``--precision fp16``, the contract, or ``float64``, its twin);
 * ``rtl`` -- the Verilator model of a one-core accelerator, checked bit for bit
-  against the golden model (:mod:`spikeforge.sim.engines.rtl`).
+  against the golden model (:mod:`spikeforge.sim.engines.rtl`);
+* ``fpga`` -- the accelerator on a board over its UART (``--port``), checked the
+  same way (:mod:`spikeforge.sim.engines.fpga`).
 
-A new engine (the FPGA board next) is one line in :data:`ENGINES` and a class with
-the same interface; its own options come from its ``add_arguments``, its own
+A new engine is one line in :data:`ENGINES` and a class with the same interface; its own options come from its ``add_arguments``, its own
 report keys from its ``report()``.
 
 What the run does, all from ``--seed``:
@@ -59,10 +60,11 @@ DEFAULTS = dict(hidden="128", T=_P.T, epochs=12, batch=1, lr=_P.lr, seed=0, alph
                 reset_grad=_P.reset_grad, precision="fp16", lr_decay=1.0)
 
 #: engine name -> ``"module:Class"`` (imported when used) or the class itself;
-#: ``--engine`` offers exactly these. The FPGA engine registers here the same way.
+#: ``--engine`` offers exactly these.
 ENGINES: dict[str, str | type] = {
     "golden": "spikeforge.sim.engines.golden:GoldenEngine",
     "rtl": "spikeforge.sim.engines.rtl:RtlEngine",
+    "fpga": "spikeforge.sim.engines.fpga:FpgaEngine",
 }
 
 
@@ -256,7 +258,7 @@ def run(*, dataset="digits", engine="golden", hidden=(128,), T=_P.T, epochs=12, 
         _record_mismatch(report, eng, exc, "loading")
         engine_report = eng.report()
     report.update(engine_report)
-    if "counters_per_sample" in engine_report:
+    if "counters_per_sample" in engine_report and "config" in engine_report:
         report["energy"] = _energy(engine_report, sizes, params)
         log(E.summary_line(report["energy"]))
     last = report["epochs"][-1] if report["epochs"] else {}

@@ -209,3 +209,55 @@ def test_real_build_writes_a_sane_report(tmp_path, monkeypatch):
     assert "tiny-test on ulx3s-85f (LFE5U-85F)" in printed
     assert re.search(r"fmax\s+[\d.]+ MHz\s+\(target 100 MHz: (met|NOT MET)\)", printed)
     assert "placing and routing with nextpnr" in printed
+
+
+@pytest.mark.bitstream
+def test_a_second_build_of_the_same_design_is_cached_and_a_missed_clock_fails(tmp_path,
+                                                                               monkeypatch,
+                                                                               capsys):
+    """The same block built twice into one folder: the second returns the first report
+    (``cached``) without running the tools. Built again at a clock it cannot reach, the
+    build fails with one sentence naming fmax and target, and keeps its report."""
+    out_dir = tmp_path / "tiny"
+    monkeypatch.setitem(BLOCKS, "tiny-test", Block("tiny-test", lambda config: Tiny(), "test"))
+    argv = ["build", "--board", "ulx3s-85f", "--block", "tiny-test", "--clock", "50",
+            "-o", str(out_dir)]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    first = json.loads((out_dir / "report.json").read_text())
+    assert first["target_mhz"] == 50 and first["timing_met"] is True
+    assert "cached" not in first and first["cache_key"]
+    (out_dir / "top.tim").unlink()          # the tools would write it again
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    assert "unchanged since the build" in out
+    assert not (out_dir / "top.tim").exists()
+    assert json.loads((out_dir / "report.json").read_text()) == first
+    # an unreachable clock: a real build again (another plan), exit 1 and one sentence
+    argv[argv.index("50")] = "400"
+    code, out, err = _run(argv, capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "misses timing" in lines[0] and "400 MHz target" in lines[0]
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["timing_met"] is False and report["target_mhz"] == 400
+    assert f"reaches {report['fmax_mhz']:g} MHz" in lines[0]
+    assert report["cache_key"] != first["cache_key"]
+
+
+def test_the_whole_accelerator_is_the_default_and_its_options_are_checked(tmp_path, capsys):
+    req = flow.resolve("icebreaker", None, preset_name="up5k", out_dir=tmp_path)
+    assert req.whole and req.block == "accelerator" and req.preset == "up5k"
+    assert req.options == {"lanes": 1, "stages": 3, "cores": 1}
+    top, extra = flow._design(req)
+    assert type(top.accelerator).__name__ == "Accelerator"
+    assert extra["baud"] == 3_000_000 and extra["uart_cycles_per_bit"] == 8   # 24 MHz / 3 MBd
+    req = flow.resolve("ulx3s-85f", None, preset_name="tiny", cores=2, out_dir=tmp_path)
+    top, extra = flow._design(req)
+    assert type(top.accelerator).__name__ == "System" and extra["top"] == "System"
+    # an inference build holds one core: one sentence, nothing written
+    out_dir = tmp_path / "out"
+    code, out, err = _run(["build", "--board", "ulx3s-85f", "--preset", "inference-int8",
+                           "--cores", "2", "-o", str(out_dir)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "one per top, not 2 cores" in err and not out_dir.exists()

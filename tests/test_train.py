@@ -130,7 +130,7 @@ def test_divergence_names_layer_and_epoch(tmp_path, capsys):
 
 
 def test_engine_choices_are_the_registered_engines():
-    assert sorted(TR.ENGINES) == ["golden", "rtl"]
+    assert sorted(TR.ENGINES) == ["fpga", "golden", "rtl"]
     for name in TR.ENGINES:
         cls = TR.engine_class(name)
         assert cls.name == name

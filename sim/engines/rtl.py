@@ -140,20 +140,11 @@ class RtlEngine(Engine):
         if precision != "fp16":
             raise UsageError(f"--precision {precision} is not available with --engine rtl; "
                              "allowed: fp16")
-        self.config = config_from_options(preset, cores=cores)
-        self.preset = preset
-        info = DeviceInfo.from_config(self.config)
-        try:
-            NetworkMap.build(sizes, info)
-        except MapError as exc:
-            raise UsageError(f"{exc} (preset {preset})") from None
-        if params.T > info.max_time_steps:
-            raise UsageError(f"--T {params.T} exceeds the {info.max_time_steps} time steps the "
-                             f"{preset} preset builds")
-        if params.reset_grad not in info.modes:
-            raise UsageError(f"--reset-grad {params.reset_grad} is not built in the {preset} "
-                             f"preset; built: {', '.join(info.modes)}")
         self.sizes, self.params = tuple(sizes), params
+        if preset is not None:
+            self.config = config_from_options(preset, cores=cores)
+            self.preset = preset
+            self._check_fits(DeviceInfo.from_config(self.config), f"the {preset} preset")
         self.weights = [np.array(W, dtype=np.float16) for W in weights]
         self.check_traces = bool(check_traces)
         self.mismatch: Mismatch | None = None   # the first difference, if any
@@ -164,6 +155,20 @@ class RtlEngine(Engine):
                       "counters": {}, "sim_seconds": 0.0, "sim_cycles": 0,
                       "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0}
 
+    def _check_fits(self, info: DeviceInfo, built: str) -> None:
+        """One sentence (:class:`UsageError`) when the network or its constants do not fit
+        what ``built`` (a preset, a board) holds."""
+        try:
+            NetworkMap.build(self.sizes, info)
+        except MapError as exc:
+            raise UsageError(f"{exc} ({built})") from None
+        if self.params.T > info.max_time_steps:
+            raise UsageError(f"--T {self.params.T} exceeds the {info.max_time_steps} time "
+                             f"steps {built} builds")
+        if self.params.reset_grad not in info.modes:
+            raise UsageError(f"--reset-grad {self.params.reset_grad} is not built in "
+                             f"{built}; built: {', '.join(info.modes)}")
+
     def describe(self) -> str:
         return (f"engine rtl: the Verilator model of one core ({self.preset}: "
                 f"{self.config.features.lanes} lanes), checked bit for bit against the golden "
@@ -171,17 +176,25 @@ class RtlEngine(Engine):
 
     # -- the session -----------------------------------------------------------------
 
-    def __enter__(self):
+    def _open(self):
+        """A context manager whose value is the :class:`HostLink` to the hardware."""
         from spikeforge.sim.verilator.session import rtl_session
         if self.top == "system":
             top, name = System(self.config), system_session_name(self.config)
         else:
             top, name = AcceleratorTop(self.config), session_name(self.config)
-        self._session = rtl_session(top, name=name, ports_only=True, wall_timeout_s=600.0,
-                                    cxx_opt=CXX_OPT)
+        return rtl_session(top, name=name, ports_only=True, wall_timeout_s=600.0,
+                           cxx_opt=CXX_OPT)
+
+    def _connected(self) -> None:
+        """Called with ``self.acc`` open, before the network is loaded."""
+
+    def __enter__(self):
+        self._session = self._open()
         self.link = self._session.__enter__()
         try:
             self.acc = Device(CoreLink(self.link, 0) if self.top == "system" else self.link)
+            self._connected()
             self.acc.load_network(self.sizes, self.params, self.weights)
             self._check(self._check_weights, "after loading")
             self.acc.counters(clear=True)
@@ -220,7 +233,8 @@ class RtlEngine(Engine):
         c0, t0, p0 = self.link.cycles, time.monotonic(), cpu()
         out = fn()
         self.stats["sim_seconds"] += time.monotonic() - t0
-        self.stats["sim_cycles"] += self.link.cycles - c0
+        if c0 is not None:          # a board's cycles are not visible to the host
+            self.stats["sim_cycles"] += self.link.cycles - c0
         p1 = cpu()
         if p0 is not None and p1 is not None:
             self.stats["sim_cpu_seconds"] += p1 - p0
