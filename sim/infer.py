@@ -43,6 +43,7 @@ from spikeforge.sim.golden import datasets as D
 from spikeforge.sim.golden import integer as I
 from spikeforge.sim.golden import model as golden
 from spikeforge.sim import network_file as NF
+from spikeforge.sim.engines.fpga import FpgaInferEngine
 from spikeforge.sim.engines.infer_rtl import RtlInferEngine
 
 __all__ = ["EngineBatch", "GoldenEngine", "ENGINES", "run", "add_arguments", "main"]
@@ -93,7 +94,8 @@ class GoldenEngine:
 
 
 #: engine name -> engine class
-ENGINES: dict[str, type] = {"golden": GoldenEngine, "rtl": RtlInferEngine}
+ENGINES: dict[str, type] = {"golden": GoldenEngine, "rtl": RtlInferEngine,
+                            "fpga": FpgaInferEngine}
 
 
 def run(*, network, engine="golden", dataset=None, seed=None, limit=None, chunk=128, args=None,

@@ -245,6 +245,8 @@ def test_a_second_build_of_the_same_design_is_cached_and_a_missed_clock_fails(tm
     assert report["cache_key"] != first["cache_key"]
 
 
+# the tops are made to look at, not to build
+@pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
 def test_the_whole_accelerator_is_the_default_and_its_options_are_checked(tmp_path, capsys):
     req = flow.resolve("icebreaker", None, preset_name="up5k", out_dir=tmp_path)
     assert req.whole and req.block == "accelerator" and req.preset == "up5k"

@@ -94,3 +94,57 @@ def test_training_over_the_uart_is_bit_exact(tmp_path, capsys, monkeypatch):
     assert min(phases.values()) > 0
     assert report["host_samples_per_second"] > 0
     assert "simulated_cycles_per_second" not in report
+
+
+# ---------------------------------------------------------------------------- infer
+
+def _int_network(rng, sizes, *, B=8, Q=12, T=4):
+    from spikeforge.sim.golden import integer as I
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        hi = 2 ** (B - 1)
+        layers.append(I.IntLayer(W=rng.integers(-hi, hi, (n_out, n_in)),
+                                 b=rng.integers(-40, 40, n_out),
+                                 theta=int(rng.integers(60, 200)), leak_shift=2,
+                                 reset="subtract"))
+    return I.IntNetwork(layers=tuple(layers), B=B, Q=Q, T=T, readout="spikes")
+
+
+def test_infer_on_a_port_that_does_not_exist_is_one_sentence(capsys, tmp_path):
+    from spikeforge.sim import network_file as NF
+    net = tmp_path / "net.npz"
+    NF.save(net, _int_network(np.random.default_rng(1), [64, 10]))
+    port = str(tmp_path / "ttyUSB9")
+    line = _one_line_error(capsys, ["infer", "--network", str(net), "--engine", "fpga",
+                                    "--port", port, "--limit", "2"])
+    assert port in line and "cannot be opened" in line
+
+
+@pytest.mark.verilator
+def test_integer_inference_over_the_uart_is_bit_exact(tmp_path, capsys, monkeypatch):
+    """The small integer inference build (``inference-int-tiny`` with the digits' 64
+    inputs) in the board top, behind the UART model: ``infer --engine fpga`` gives the
+    golden model's outputs and its accuracy."""
+    from spikeforge.sim import network_file as NF
+    from spikeforge.sim.golden import integer as I
+    from spikeforge.sim.verilator.uart_session import UartSession
+    config = preset("inference-int-tiny").replace(max_fan_in=64)
+    rng = np.random.default_rng(5)
+    network = _int_network(rng, [64, 16, 10])
+    path = tmp_path / "net.npz"
+    NF.save(path, network)
+    top = BoardTop(config, **TOP)
+    out = tmp_path / "r.json"
+    with UartSession(top, name="board_top_uart_int", timeout_s=1.5) as session:
+        monkeypatch.setattr(fpga.FpgaInferEngine, "_transport", lambda self: session.transport)
+        rc = cli.main(["infer", "--network", str(path), "--engine", "fpga", "--port",
+                       session.pty, "--limit", "3", "--json", str(out)])
+        assert rc == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["engine"] == "fpga" and report["bit_exact"] is True, json.dumps(report)
+    assert report["port"] == session.pty and report["lanes"] == config.features.lanes
+    data = D.load("digits")
+    spikes = D.encode_batch(data.x_test[:3], np.arange(3), split="test", seed=0, T=network.T)
+    gold = I.forward(network, spikes)
+    assert report["accuracy"] == float((gold.predictions == data.y_test[:3]).mean())
+    assert report["cycles_per_sample"] >= report["ideal_cycles_per_sample"] > 0

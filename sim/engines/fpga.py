@@ -1,4 +1,9 @@
-"""The ``fpga`` training engine: the accelerator on a board, over its UART, checked bit for bit.
+"""The ``fpga`` engines: the accelerator on a board, over its UART, checked bit for bit.
+
+``spikeforge train --engine fpga`` (:class:`FpgaEngine`) and ``spikeforge infer
+--engine fpga`` (:class:`FpgaInferEngine`, the integer inference build of SPEC
+section 8) run what ``--engine rtl`` runs, with the board in place of the
+Verilator model.
 
 :class:`FpgaEngine` is the ``rtl`` engine (:class:`~spikeforge.sim.engines.rtl.RtlEngine`)
 with the Verilator session replaced by the board: the same
@@ -37,50 +42,44 @@ import dataclasses
 import time
 
 from spikeforge.hdl.config import BuildConfig, ConfigError
+from spikeforge.sim.engines.infer_rtl import RtlInferEngine
 from spikeforge.sim.engines.rtl import RtlEngine
 from spikeforge.sim.errors import UsageError
 from spikeforge.sim.golden import model as golden
 from spikeforge.sim.host.device import DeviceInfo
 from spikeforge.sim.host.driver import DeviceError, HostLink, ProtocolError, TransportError
+from spikeforge.sim.host.inference_device import (FitError, InferenceDevice, InferenceInfo,
+                                                  plan_network)
 
-__all__ = ["FpgaEngine", "BoardUnreachable"]
+__all__ = ["FpgaEngine", "FpgaInferEngine", "BoardUnreachable"]
 
 
 class BoardUnreachable(UsageError):
     """The serial port cannot be opened or the board on it does not answer."""
 
 
-class FpgaEngine(RtlEngine):
-    """The board over its UART and the golden twin, compared after every command."""
+def add_link_arguments(p, *, what: str) -> None:
+    """``--port``, ``--baud``, ``--build`` and ``--board-timeout`` (for ``what``'s help)."""
+    p.add_argument("--port", default=None, metavar="PORT",
+                   help=f"fpga engine: the serial port of the board {what} (/dev/ttyUSB0, "
+                        "or any pyserial URL)")
+    p.add_argument("--baud", type=int, default=None, metavar="BAUD",
+                   help="fpga engine: the UART rate of the bitstream (default: the --build "
+                        "report's, else 3000000: what spikeforge build makes at a board's "
+                        "default clock)")
+    p.add_argument("--build", default=None, metavar="DIR",
+                   help="fpga engine: the folder spikeforge build wrote the board's "
+                        "bitstream to: its report.json gives the configuration (checked "
+                        "against the board's INFO), the UART rate and the clock")
+    p.add_argument("--board-timeout", type=float, default=5.0, metavar="S",
+                   help="fpga engine: seconds to wait for an answer beyond the line time "
+                        "(default: %(default)s)")
 
-    name = "fpga"
-    hardware = "the board"
-    train_eval = False
 
-    @classmethod
-    def add_arguments(cls, p):
-        # --check-traces is the rtl engine's option and serves both
-        p.add_argument("--port", default=None, metavar="PORT",
-                       help="fpga engine: the board's serial port (/dev/ttyUSB0, or any "
-                            "pyserial URL)")
-        p.add_argument("--baud", type=int, default=None, metavar="BAUD",
-                       help="fpga engine: the UART rate of the bitstream (default: 3000000, "
-                            "what spikeforge build makes at a board's default clock)")
-        p.add_argument("--build", default=None, metavar="DIR",
-                       help="fpga engine: the folder spikeforge build wrote the board's "
-                            "bitstream to: its report.json gives the configuration (checked "
-                            "against the board's INFO), the UART rate and the clock")
-        p.add_argument("--board-timeout", type=float, default=5.0, metavar="S",
-                       help="fpga engine: seconds to wait for an answer beyond the line time "
-                            "(default: %(default)s)")
+class _Board:
+    """The serial link to a board: checked options, the transport, one-sentence errors."""
 
-    @classmethod
-    def options_from(cls, args) -> dict:
-        return {"port": args.port, "baud": args.baud, "timeout_s": args.board_timeout,
-                "check_traces": args.check_traces, "build": args.build}
-
-    def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16", port=None,
-                 baud=None, timeout_s=5.0, check_traces=False, build=None):
+    def __init__(self, port, baud, timeout_s, build):
         if port is None:
             raise UsageError("--engine fpga needs --port PORT: the board's serial port "
                              "(for example /dev/ttyUSB0)")
@@ -93,11 +92,48 @@ class FpgaEngine(RtlEngine):
         if not timeout_s > 0:
             raise UsageError(f"--board-timeout must be a positive number of seconds, "
                              f"not {timeout_s!r}")
+        self.port, self.baud, self.timeout_s = port, baud, float(timeout_s)
+
+    @property
+    def config(self):
+        return None if self.build is None else BuildConfig.from_dict(self.build["config"])
+
+    def transport(self):
+        from spikeforge.sim.host.serial_transport import SerialTransport
+        return SerialTransport(self.port, baud=self.baud, timeout_s=self.timeout_s)
+
+    def unreachable(self, exc) -> BoardUnreachable:
+        return BoardUnreachable(
+            f"the board on {self.port} does not answer at {self.baud} baud ({exc}); "
+            "is the bitstream loaded and built for this rate?")
+
+
+class FpgaEngine(RtlEngine):
+    """The board over its UART and the golden twin, compared after every command."""
+
+    name = "fpga"
+    hardware = "the board"
+    train_eval = False
+
+    @classmethod
+    def add_arguments(cls, p):
+        # --check-traces is the rtl engine's option and serves both
+        add_link_arguments(p, what="to train on")
+
+    @classmethod
+    def options_from(cls, args) -> dict:
+        return {"port": args.port, "baud": args.baud, "timeout_s": args.board_timeout,
+                "check_traces": args.check_traces, "build": args.build}
+
+    def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16", port=None,
+                 baud=None, timeout_s=5.0, check_traces=False, build=None):
+        self.board = _Board(port, baud, timeout_s, build)
+        self.build = self.board.build
         super().__init__(sizes, params, weights=weights, precision=precision, cores=1,
                          preset=None, check_traces=check_traces)
-        self.port, self.baud, self.timeout_s = port, baud, float(timeout_s)
+        self.port, self.baud = self.board.port, self.board.baud
         # the board says what it holds (INFO); the build's report says how it was built
-        self.config = None if self.build is None else BuildConfig.from_dict(self.build["config"])
+        self.config = self.board.config
         self.preset = None if self.build is None else self.build.get("preset")
         self._wall = {"start": None, "seconds": 0.0}
 
@@ -109,22 +145,10 @@ class FpgaEngine(RtlEngine):
 
     def _transport(self):
         """The serial transport to the board (tests put a simulated board here)."""
-        from spikeforge.sim.host.serial_transport import SerialTransport
-        return SerialTransport(self.port, baud=self.baud, timeout_s=self.timeout_s)
-
-    @contextlib.contextmanager
-    def _link(self):
-        try:
-            transport = self._transport()
-        except (TransportError, ValueError) as exc:
-            raise BoardUnreachable(str(exc)) from None
-        try:
-            yield HostLink(transport)
-        finally:
-            transport.close()
+        return self.board.transport()
 
     def _open(self):
-        return self._link()
+        return _link(self._transport)
 
     def __enter__(self):
         self._wall["start"] = time.monotonic()
@@ -132,9 +156,7 @@ class FpgaEngine(RtlEngine):
             return super().__enter__()
         except (TransportError, ProtocolError) as exc:
             # TransportTimeout included: nothing (or garbage) came back
-            raise BoardUnreachable(
-                f"the board on {self.port} does not answer at {self.baud} baud ({exc}); "
-                "is the bitstream loaded and built for this rate?") from None
+            raise self.board.unreachable(exc) from None
         except DeviceError as exc:
             raise BoardUnreachable(f"the board on {self.port} refused the network: {exc}") \
                 from None
@@ -195,6 +217,82 @@ class FpgaEngine(RtlEngine):
                 f"{report['ideal_cycles_per_sample']:.0f}, {report['ratio_to_ideal']:.2f}x), "
                 f"PE utilisation {report['pe_utilisation']:.2f}, "
                 f"{report['host_samples_per_second']:.1f} samples/s over the link")
+
+
+class FpgaInferEngine(RtlInferEngine):
+    """``spikeforge infer --engine fpga``: the integer inference build on a board; the
+    :class:`~spikeforge.sim.engines.infer_rtl.RtlInferEngine` with the board in place of
+    the Verilator model (the same checks and report keys, plus the port)."""
+
+    name = "fpga"
+    kinds = ("integer",)
+
+    @staticmethod
+    def add_arguments(parser):
+        add_link_arguments(parser, what="to run on")
+
+    def __init__(self, loaded, args=None):
+        # what the board holds is read from it when the link opens (INFO)
+        self.board = _Board(getattr(args, "port", None), getattr(args, "baud", None),
+                            getattr(args, "board_timeout", 5.0), getattr(args, "build", None))
+        self.net = loaded.network
+        self.T = self.net.T
+        self.config = self.board.config
+        self.preset = None if self.board.build is None else self.board.build.get("preset")
+        self.info = None if self.config is None else InferenceInfo.from_config(self.config)
+        self._session = None
+        self.device = None
+        self.samples = 0
+        self.mismatches = []
+        self.cycles = 0
+        self.sops = 0
+
+    def _transport(self):
+        """The serial transport to the board (tests put a simulated board here)."""
+        return self.board.transport()
+
+    def _open(self):
+        self._session = _link(self._transport)
+        link = self._session.__enter__()
+        try:
+            try:
+                self.device = InferenceDevice(link)
+            except (TransportError, ProtocolError) as exc:
+                raise self.board.unreachable(exc) from None
+            if self.info is not None and self.device.info != self.info:
+                raise BoardUnreachable(f"the board on {self.board.port} does not hold the "
+                                       f"build of --build: it answers {self.device.info}, "
+                                       f"the build gives {self.info}")
+            self.info = self.device.info
+            try:
+                plan_network(self.net, self.info)
+            except FitError as exc:
+                raise UsageError(f"the network does not fit the board on {self.board.port}: "
+                                 f"{exc}") from None
+            self.device.load(self.net)
+            self.device.counters(clear=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def report(self) -> dict:
+        out = super().report()
+        out.update({"port": self.board.port, "baud": self.board.baud, "preset": self.preset})
+        return out
+
+
+@contextlib.contextmanager
+def _link(make_transport):
+    """A :class:`HostLink` over the transport ``make_transport()`` opens; closed at the
+    end. A port that cannot be opened is one sentence (:class:`BoardUnreachable`)."""
+    try:
+        transport = make_transport()
+    except (TransportError, ValueError) as exc:
+        raise BoardUnreachable(str(exc)) from None
+    try:
+        yield HostLink(transport)
+    finally:
+        transport.close()
 
 
 def _build_report(folder) -> dict:
