@@ -11,6 +11,9 @@ step's engine group count busy and stalled cycles, FMAs and skipped FMAs
 ``w_writes`` the weight words; ``runs`` the runs; ``bp_skipped_out`` the input-gradient
 FMAs skipped for output sparsity (inputs whose window bit in the layer below is 0). ``read`` (:class:`CounterRead`)
 reads one counter combinationally; ``read.clear`` zeroes them all.
+
+Latency: an event is counted one cycle after it happened (the events are
+registered on their way in); a clear takes effect in the next cycle.
 """
 
 from __future__ import annotations
@@ -56,7 +59,11 @@ class CounterFile(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ev = self.events
+        # The events are registered first: the counters lag the core by one cycle (nothing
+        # reads them while it runs), and no path runs from the scanner or the lanes through
+        # the 32-bit additions.
+        ev = Signal(events_layout(self.geo))
+        m.d.sync += ev.eq(self.events)
         act, lanes = ev.activity, ev.lanes
         counters = {n: Signal(32, name=f"ctr_{n}") for n in COUNTERS}
         inc = {n: Signal(32, name=f"inc_{n}") for n in COUNTERS}
