@@ -130,7 +130,9 @@ class RtlEngine(Engine):
                 "top": args.top}
 
     def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16", cores=1,
-                 preset="digits", check_traces=False, top="accelerator"):
+                 preset="digits", check_traces=False, top="accelerator", config=None):
+        """``config``, if given, is the :class:`BuildConfig` to build (in place of the
+        preset; ``preset`` then only names it in the report)."""
         if cores != 1:
             raise UsageError(f"--cores {cores} is not available yet with --engine rtl; "
                              "allowed: 1")
@@ -141,7 +143,10 @@ class RtlEngine(Engine):
             raise UsageError(f"--precision {precision} is not available with --engine rtl; "
                              "allowed: fp16")
         self.sizes, self.params = tuple(sizes), params
-        if preset is not None:
+        if config is not None:
+            self.config, self.preset = config, preset
+            self._check_fits(DeviceInfo.from_config(config), "the configuration given")
+        elif preset is not None:
             self.config = config_from_options(preset, cores=cores)
             self.preset = preset
             self._check_fits(DeviceInfo.from_config(self.config), f"the {preset} preset")
