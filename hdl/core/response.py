@@ -6,12 +6,18 @@ On ``start`` (one cycle) the serialiser sends, one beat per cycle while
 (little-endian), then ``ntail`` bytes of ``tail``; ``last`` on the final beat.
 The inputs are read while the response is sent (the command unit holds them).
 
-Each element takes three steps through ``elem`` (:class:`ElementPort`): ``addr``
-(one cycle: the command unit presents the element's read address), ``latch``
-(one cycle: ``value`` is taken), then its bytes; ``next`` pulses with the last
-byte (``last`` when it was the final element), ``index`` counts the elements.
-``done`` pulses with the final beat. Latency: the status beat the cycle after
-``start``; an element costs ``2 + ebytes`` cycles.
+Elements are fetched ahead of the bytes being sent, by a fetcher beside the
+sender: each element takes two cycles through ``elem`` (:class:`ElementPort`),
+``addr`` (the command unit presents the read address of element ``index``) and
+``latch`` (``value`` is taken; ``next`` pulses in the same cycle, so the command
+unit steps on to the following element, ``last`` when it was the final one).
+The fetcher runs one element ahead (one element buffered beside the one being
+sent, and the latched value goes straight to the sender when it is waiting),
+starting while the status and fixed bytes go out. ``done`` pulses with the
+final beat. Throughput: one byte per cycle for elements of two or more bytes
+(the fetch of the next element overlaps the bytes of this one), one element
+per two cycles for one-byte elements; latency: the status beat the cycle after
+``start``.
 """
 
 from __future__ import annotations
@@ -55,30 +61,63 @@ class ResponseSerialiser(wiring.Component):
         rsp, el = self.rsp, self.elem
         nfix, nelem, ebytes, ntail = self.nfix, self.nelem, self.ebytes, self.ntail
         bi = Signal(16)             # byte index within a section
-        e = el.index                # element index
-        val = Signal(32)
-        m.d.comb += el.last.eq(e + 1 == nelem)
+        fe = el.index               # the fetcher's element index
+        se = Signal(16)             # the sender's element index
+        cur, cur_ok = Signal(32), Signal()      # the element being sent
+        nxt, nxt_ok = Signal(32), Signal()      # the element fetched ahead
+        m.d.comb += el.last.eq(fe + 1 == nelem)
 
+        # ---- the fetcher: addr, latch, one element ahead of the sender ----
+        fetch = Signal()            # elements are to be fetched for this response
+        latched = Signal()          # el.value holds an element this cycle
+        take = Signal()             # the sender takes a fetched element this cycle
+        with m.FSM(name="fetch"):
+            with m.State("IDLE"):
+                with m.If(fetch & (fe != nelem) & (~nxt_ok | take)):
+                    m.d.comb += el.addr.eq(1)
+                    m.next = "LATCH"
+            with m.State("LATCH"):
+                m.d.comb += [el.latch.eq(1), el.next.eq(1), latched.eq(1)]
+                m.d.sync += fe.eq(fe + 1)
+                m.next = "IDLE"
+        # where a fetched element goes: into the sender when it takes one and none is
+        # buffered, else into the buffer
+        with m.If(take):
+            with m.If(nxt_ok):
+                m.d.sync += [cur.eq(nxt), cur_ok.eq(1), nxt_ok.eq(latched)]
+                with m.If(latched):
+                    m.d.sync += nxt.eq(el.value)
+            with m.Elif(latched):
+                m.d.sync += [cur.eq(el.value), cur_ok.eq(1)]
+            with m.Else():
+                m.d.sync += cur_ok.eq(0)
+        with m.Elif(latched):
+            m.d.sync += [nxt.eq(el.value), nxt_ok.eq(1)]
+
+        # ---- the sender ----
         def send(data, last, *, first=0):
             m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(data),
                          rsp.payload.first.eq(first), rsp.payload.last.eq(last)]
             with m.If(rsp.ready & last):
                 m.d.comb += self.done.eq(1)
+                m.d.sync += fetch.eq(0)
                 m.next = "IDLE"
 
         def after_fixed():
             with m.If(nelem != 0):
-                m.next = "EL_ADDR"
+                m.d.comb += take.eq(1)          # the first element, if it is there
+                m.next = "ELEMENTS"
             with m.Else():
                 m.next = "TAIL"
 
         with m.FSM(name="response"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [bi.eq(0), e.eq(0)]
+                    m.d.sync += [bi.eq(0), fe.eq(0), se.eq(0), cur_ok.eq(0), nxt_ok.eq(0)]
                     m.next = "STATUS"
             with m.State("STATUS"):
                 only = (self.status != Status.OK) | ((nfix == 0) & (nelem == 0) & (ntail == 0))
+                m.d.sync += fetch.eq(self.status == Status.OK)
                 with m.If(rsp.ready & ~only):
                     m.d.sync += bi.eq(0)
                     with m.If(nfix != 0):
@@ -94,25 +133,23 @@ class ResponseSerialiser(wiring.Component):
                         after_fixed()
                 send(self.fixed.as_value().word_select(bi[:len(nfix)], 8),
                      end & (nelem == 0) & (ntail == 0))
-            with m.State("EL_ADDR"):
-                m.d.comb += el.addr.eq(1)
-                m.next = "EL_LATCH"
-            with m.State("EL_LATCH"):
-                m.d.comb += el.latch.eq(1)
-                m.d.sync += val.eq(el.value)
-                m.next = "EL_SEND"
-            with m.State("EL_SEND"):
+            with m.State("ELEMENTS"):
                 end = bi + 1 == ebytes
-                with m.If(rsp.ready):
-                    m.d.sync += bi.eq(bi + 1)
-                    with m.If(end):
-                        m.d.comb += el.next.eq(1)
-                        m.d.sync += [bi.eq(0), e.eq(e + 1)]
-                        with m.If(~el.last):
-                            m.next = "EL_ADDR"
-                        with m.Elif(ntail != 0):
-                            m.next = "TAIL"
-                send(val.word_select(bi[:2], 8), el.last & end & (ntail == 0))
+                final = se + 1 == nelem
+                with m.If(~cur_ok):
+                    m.d.comb += take.eq(1)      # waiting for the fetcher
+                with m.Else():
+                    send(cur.word_select(bi[:2], 8), final & end & (ntail == 0))
+                    with m.If(rsp.ready):
+                        m.d.sync += bi.eq(bi + 1)
+                        with m.If(end):
+                            m.d.sync += [bi.eq(0), se.eq(se + 1)]
+                            with m.If(~final):
+                                m.d.comb += take.eq(1)
+                            with m.Else():
+                                m.d.sync += cur_ok.eq(0)
+                                with m.If(ntail != 0):
+                                    m.next = "TAIL"
             with m.State("TAIL"):
                 with m.If(rsp.ready):
                     m.d.sync += bi.eq(bi + 1)
