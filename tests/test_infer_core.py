@@ -80,6 +80,31 @@ def test_random_b4_saturation():
     check(TINY4, net, rng, n=2, density=0.5)
 
 
+@pytest.mark.parametrize("config, sizes", [
+    # fan-in wider than the layers: 4 bitmap words per step, 2 groups (B = 8, 3 layers:
+    # both spike buffers written by the engine) and 1 group (B = 4)
+    (TINY8.replace(max_fan_in=64), [40, 16, 24, 10]),
+    (TINY4.replace(neurons_per_core=16, max_fan_in=64), [40, 16, 10]),
+    # fan-in narrower than the layers: 4 bitmap words per step, 4 groups
+    (TINY8.replace(neurons_per_core=64, max_fan_in=16), [16, 16, 40]),
+], ids=["fan64-n32-b8", "fan64-n16-b4", "fan16-n64-b8"])
+def test_fan_in_and_layer_width_differ(config, sizes):
+    # a layer writes its spikes where the next layer reads them: step t at
+    # t * step_words, whatever the number of groups
+    info = D.InferenceInfo.from_config(config)
+    assert info.max_fan_in != info.max_neurons and info.step_words == 4
+    rng = np.random.default_rng(7)
+    B = info.weight_bits
+    net = random_net(rng, sizes=sizes, B=B, Q=12 if B == 8 else 8, T=4, readout="spikes")
+    spikes = rng.random((2, net.T, sizes[0])) < 0.4
+    gold = I.forward(net, spikes)
+    # hidden spikes after step 0 (where a wrong step stride would read other steps)
+    assert all(s[:, 1:].any() for s in gold.spikes[:-1])
+    for k, (res, cycles, sops) in enumerate(run_core(config, net, spikes)):
+        np.testing.assert_array_equal(res, gold.counts[k], err_msg=f"sample {k}")
+        assert sops == int(gold.sops[k].sum())
+
+
 def test_directed_theta_negative_shift_ties():
     # one input, weights chosen so potentials hit theta exactly, go negative through
     # the leak (arithmetic shift of negative values), and outputs tie

@@ -64,3 +64,25 @@ def test_rtl_engine_is_bit_exact_and_refuses_what_does_not_fit():
                 "layer": 0, "n_in": 40, "n_out": 8, "wbase": 0, "bbase": 0, "theta": 5,
                 "leak": {"shift": 0, "none": 1}, "reset": 0}))
         assert dev.info.max_fan_in == 32
+
+
+@pytest.mark.verilator
+def test_rtl_fan_in_wider_than_the_layers_is_bit_exact():
+    # max_fan_in 64 with 32 neurons per layer: 4 bitmap words per step and 2 groups,
+    # so a layer's spikes must go to step t * 4 of the next layer's input
+    from spikeforge.sim.host.inference_device import InferenceInfo
+    from spikeforge.sim.verilator.session import rtl_session
+    config = preset(TINY, max_fan_in=64)
+    rng = np.random.default_rng(5)
+    net = _net(rng, [64, 16, 10], T=4)
+    spikes = rng.random((3, net.T, 64)) < 0.3
+    gold = I.forward(net, spikes)
+    assert gold.spikes[0][:, 1:].any()              # hidden spikes after step 0
+    with rtl_session(InferenceAccelerator(config), name=session_name(config)) as link:
+        dev = InferenceDevice(link)
+        assert dev.info == InferenceInfo.from_config(config) and dev.info.step_words == 4
+        dev.load(net)
+        for k in range(len(spikes)):
+            res, cycles, sops = dev.run(spikes[k])
+            np.testing.assert_array_equal(res, gold.counts[k], err_msg=f"sample {k}")
+            assert sops == int(gold.sops[k].sum())

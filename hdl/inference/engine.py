@@ -234,7 +234,9 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
                 m.d.sync += acc[k].eq(x)
 
         # output spikes: one word of the other buffer per update; host writes buffer 0
-        o_addr = Cat(grp[:wbits], t) if wbits else t
+        # word grp of step t at t * step_words + grp, as the feeder reads it (grp has
+        # ceil_log2(groups) bits, fewer than wbits when max_fan_in > max_neurons)
+        o_addr = (t << wbits) + grp
         for b in range(2):
             out_here = streaming & b_end & (in_sel != b)
             m.d.comb += [sp_wp[b].addr.eq(Mux(out_here, o_addr, self.s_addr)),

@@ -8,8 +8,10 @@
   ``slot // per_word``, sub-word ``slot % per_word``).
 * ``weight_depth`` words per lane: ``ceil(max_neurons / group) * max_fan_in``
   (one full layer of the largest size); ``bias_rows`` rows of ``group`` Q-bit biases.
-* Spike bitmaps: words of ``group`` bits, ``step_words`` (a power of two) per step,
-  ``max_time_steps`` steps.
+* Spike bitmaps: words of ``group`` bits, ``step_words`` (a power of two covering
+  ``max(max_fan_in, max_neurons)`` bits) per step, ``max_time_steps`` steps; word ``w``
+  of step ``t`` at ``t * step_words + w``, for the host's input and a layer's output
+  (word = group) alike.
 """
 
 from __future__ import annotations
