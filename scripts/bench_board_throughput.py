@@ -16,8 +16,8 @@ One run measures, side by side, on the digits network given (``--hidden``, T):
 
 It reports samples per second on the chip (clock / cycles per sample, at the
 build's clock and at its placed fmax), the ratio to PyTorch's best, and the
-effective GOPS per DSP (useful FMAs per cycle x clock / DSPs of the build: an
-FMA counts as two operations) beside the 2.25 GOPS/DSP of the reduced-precision
+effective GOPS per DSP (useful FMAs per cycle x clock / DSPs of one core of the
+build, the build's DSPs over its cores: an FMA counts as two operations) beside the 2.25 GOPS/DSP of the reduced-precision
 accelerator on a PYNQ-Z2 that the design card names. Medians of ``--repeats``
 PyTorch runs; everything is written to JSON.
 
@@ -108,7 +108,8 @@ def main(argv=None) -> int:
 
     clock = build["target_mhz"]
     fmax = build["fmax_mhz"]
-    dsps = build["dsps"]
+    # the RTL run trains on one core: its share of the build's DSPs
+    dsps = build["dsps"] / max(1, build.get("cores") or 1)
     chip = clock * 1e6 / cps
     chip_fmax = fmax * 1e6 / cps if fmax else None
     gops = 2 * useful_per_sample / cps * clock * 1e6 / 1e9
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
         "chip_samples_per_second_at_fmax": chip_fmax,
         "useful_fmas_per_cycle": useful_per_sample / cps,
         "gops_at_clock": gops,
+        "dsps_per_core": dsps,
         "gops_per_dsp": gops / dsps if dsps else None,
         "pynq_z2_gops_per_dsp": PYNQ_GOPS_PER_DSP,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
