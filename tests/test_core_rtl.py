@@ -140,14 +140,10 @@ def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     assert report["bit_exact"] is True and report["samples"] == 3
     # The golden model on the same samples, written here: weights, spikes and order
     # from the rules the report states; minibatches [s0, s1], [s2].
+    from train_reference import trained_weights
     data = D.load("digits")
     params = golden.Params(T=8)
-    weights = golden.init_weights([64, 24, 10], 0)
-    spikes = D.encode_batch(data.x_train, np.arange(len(data.x_train)), split="train",
-                            seed=0, T=8)
-    order = np.random.default_rng([0, 2, 1]).permutation(len(data.x_train))[:3]
-    for batch in (order[:2], order[2:]):
-        weights = golden.train_step(weights, spikes[batch], data.y_train[batch], params).weights
+    weights = trained_weights([64, 24, 10], T=8, samples=3, batch=2)
     assert report["weights_sha256"] == weights_sha256(weights)
     test_spikes = D.encode_batch(data.x_test[:5], np.arange(5), split="test", seed=0, T=8)
     predicted = golden.predict(weights, test_spikes, params)

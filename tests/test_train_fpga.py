@@ -23,7 +23,7 @@ from spikeforge.sim import cli
 from spikeforge.sim.engines import fpga
 from spikeforge.sim.engines.rtl import weights_sha256
 from spikeforge.sim.golden import datasets as D
-from spikeforge.sim.golden import model as golden
+from train_reference import trained_weights
 
 # the board top of tests/test_uart_path.py: one Verilator build serves both
 CONFIG = preset("tiny")
@@ -80,13 +80,7 @@ def test_training_over_the_uart_is_bit_exact(tmp_path, capsys, monkeypatch):
     assert report["samples"] == 2
     assert report["device_info"]["lanes"] == CONFIG.features.lanes
     # the golden model on the same samples, from the rules the report states
-    data = D.load("digits")
-    params = golden.Params(T=4)
-    weights = golden.init_weights([64, 8, 10], 0)
-    spikes = D.encode_batch(data.x_train, np.arange(len(data.x_train)), split="train",
-                            seed=0, T=4)
-    order = np.random.default_rng([0, 2, 1]).permutation(len(data.x_train))[:2]
-    weights = golden.train_step(weights, spikes[order], data.y_train[order], params).weights
+    weights = trained_weights([64, 8, 10], T=4, samples=2, batch=2)
     assert report["weights_sha256"] == weights_sha256(weights)
     # the board's own counters: cycles per sample, and the wall clock of the link
     phases = report["cycles_per_phase_per_sample"]

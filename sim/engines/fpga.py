@@ -111,9 +111,7 @@ class _Board:
 class FpgaEngine(RtlEngine):
     """The board over its UART and the golden twin, compared after every command."""
 
-    name = "fpga"
-    hardware = "the board"
-    train_eval = False
+    name, hardware = "fpga", "the board"     # the rest as the rtl engine (train_eval off)
 
     @classmethod
     def add_arguments(cls, p):
@@ -196,27 +194,18 @@ class FpgaEngine(RtlEngine):
                                               if out["cycles_per_sample"] else None)
         return out
 
-    def report(self) -> dict:
+    def identity(self) -> dict:
         info = dataclasses.asdict(self.acc.info)
         info["modes"] = list(info["modes"])
-        out = {"cores": 1, "port": self.port, "baud": self.baud, "device_info": info,
-               "check_traces": self.check_traces,
-               **({} if self.build is None else {"config": self.build["config"],
-                                                 "preset": self.preset,
-                                                 "board": self.build.get("board")}),
-               "bit_exact": self.mismatch is None}
-        if self._finished_training():
-            out.update(self.metrics())
-        return out
+        return {"cores": 1, "port": self.port, "baud": self.baud, "device_info": info,
+                **({} if self.build is None else {"config": self.build["config"],
+                                                  "preset": self.preset,
+                                                  "board": self.build.get("board")})}
 
-    def summary(self, report) -> str | None:
-        if not self._finished_training():
-            return None
-        return (f"{self.stats['samples']} samples bit-exact on the board; "
-                f"{report['cycles_per_sample']:.0f} cycles per sample (ideal "
-                f"{report['ideal_cycles_per_sample']:.0f}, {report['ratio_to_ideal']:.2f}x), "
-                f"PE utilisation {report['pe_utilisation']:.2f}, "
-                f"{report['host_samples_per_second']:.1f} samples/s over the link")
+    where = " on the board"
+
+    def speed(self, report) -> str:
+        return f"{report['host_samples_per_second']:.1f} samples/s over the link"
 
 
 class FpgaInferEngine(RtlInferEngine):
@@ -240,12 +229,7 @@ class FpgaInferEngine(RtlInferEngine):
         self.config = self.board.config
         self.preset = None if self.board.build is None else self.board.build.get("preset")
         self.info = None if self.config is None else InferenceInfo.from_config(self.config)
-        self._session = None
-        self.device = None
-        self.samples = 0
-        self.mismatches = []
-        self.cycles = 0
-        self.sops = 0
+        self._reset()
 
     def _transport(self):
         """The serial transport to the board (tests put a simulated board here)."""

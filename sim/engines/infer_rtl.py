@@ -71,6 +71,10 @@ class RtlInferEngine:
             plan_network(net, self.info)
         except FitError as exc:
             raise UsageError(f"the network does not fit the {name} build: {exc}") from None
+        self._reset()
+
+    def _reset(self):
+        """No session yet, nothing run."""
         self._session = None
         self.device = None
         self.samples = 0

@@ -365,23 +365,32 @@ class RtlEngine(Engine):
             "weights_sha256": weights_sha256(self.acc.read_weights("W")),
         }
 
+    def identity(self) -> dict:
+        """The report's keys that say what ran (the build, the top)."""
+        return {"cores": self.config.features.cores, "preset": self.preset, "top": self.top,
+                "config": self.config.to_dict()}
+
     def report(self) -> dict:
-        out = {"cores": self.config.features.cores, "preset": self.preset, "top": self.top,
-               "config": self.config.to_dict(), "check_traces": self.check_traces,
+        out = {**self.identity(), "check_traces": self.check_traces,
                "bit_exact": self.mismatch is None}
         # after a difference in training the hardware numbers describe no finished run
         if self._finished_training():
             out.update(self.metrics())
         return out
 
+    #: where the run was bit-exact, and its speed, for the summary line
+    where = ""
+
+    def speed(self, report) -> str:
+        return f"{report['simulated_cycles_per_second']:.0f} simulated cycles/s"
+
     def summary(self, report) -> str | None:
         if not self._finished_training():
             return None
-        return (f"{self.stats['samples']} samples bit-exact; {report['cycles_per_sample']:.0f} "
-                f"cycles per sample (ideal {report['ideal_cycles_per_sample']:.0f}, "
-                f"{report['ratio_to_ideal']:.2f}x), PE utilisation "
-                f"{report['pe_utilisation']:.2f}, "
-                f"{report['simulated_cycles_per_second']:.0f} simulated cycles/s")
+        return (f"{self.stats['samples']} samples bit-exact{self.where}; "
+                f"{report['cycles_per_sample']:.0f} cycles per sample (ideal "
+                f"{report['ideal_cycles_per_sample']:.0f}, {report['ratio_to_ideal']:.2f}x), "
+                f"PE utilisation {report['pe_utilisation']:.2f}, {self.speed(report)}")
 
 
 def _sum_stats(losses, correct, traces_all, grads_all) -> StepStats:
