@@ -11,6 +11,12 @@ through the lane datapath's ``host`` port, a run or update started on ``run``
 and ``counters``. A request whose payload has the wrong size or a value out of
 range gets ``BAD_ARGUMENT`` and changes nothing.
 
+A request is checked in two steps: in ``CHECK`` its arguments (with the products
+and the layer-table entry they are compared with, registered the cycle before) are
+compared and the outcome registered; in ``EXECUTE`` it is rejected with that status
+or carried out. So no combinational path runs from the captured arguments through
+the checks into the actions (the response, the table, a run's start).
+
 Latency of a command other than a run: a few cycles plus one to three cycles per
 payload byte.
 """
@@ -92,10 +98,19 @@ class CommandUnit(wiring.Component):
         m.d.comb += [self.host.en.eq(0), self.host.wwe.eq(0), self.host.hwe.eq(0),
                      self.clear_flags.eq(0), self.counters.clear.eq(0),
                      self.table_last.index.eq(self.settings.layers - 1)]
+        self._early_terms(m)
+        self._bad, self._bad_code = Signal(), Signal(8)
         with m.FSM(name="command"):
             with m.State("IDLE"):
                 with m.If(cap.valid):
-                    self._execute(m)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                self._checking = True
+                self._execute(m)
+                m.next = "EXECUTE"
+            with m.State("EXECUTE"):
+                self._checking = False
+                self._execute(m)
             with m.State("CONSTS"):
                 m.d.sync += self.settings.constants.eq(self._view(proto.SET_CONSTANTS).constants)
                 self._respond(m)
@@ -166,9 +181,50 @@ class CommandUnit(wiring.Component):
 
     # ---- handlers --------------------------------------------------------------------------
 
+    def _early_terms(self, m):
+        """Products and table entries the checks compare, registered every cycle (the
+        capture holds a request's arguments from ``valid`` on, so in ``CHECK`` they are
+        those of the request)."""
+        g = self.geo
+        sl, ww, rg = (self._view(proto.SET_LAYER), self._view(proto.WRITE_WEIGHTS),
+                      self._view(proto.READ_GRADIENTS))
+        ent = self.table_read.entry
+        m.d.comb += self.table_read.index.eq(ww.layer)
+        self._ent = Signal(g.layer_layout)
+        self._sl_wend = Signal(33)        # SET_LAYER: wbase + groups(n_out) * n_in
+        self._ww_flat = Signal(33)        # weights: i * n_in + j of the layer
+        self._ww_size = Signal(33)        # weights: n_out * n_in of the layer
+        self._ww_row = Signal(g.waddr_bits + 1)     # weights: wbase + (i div P) * n_in
+        self._rg_steps = Signal(33)       # READ_GRADIENTS: count * T
+        m.d.sync += [self._ent.eq(ent),
+                     self._sl_wend.eq(sl.wbase + _groups(g, sl.n_out) * sl.n_in),
+                     self._ww_flat.eq(ww.i * ent.n_in + ww.j),
+                     self._ww_size.eq(ent.n_out * ent.n_in),
+                     self._ww_row.eq(ent.wbase + (ww.i >> g.lane_bits) * ent.n_in),
+                     self._rg_steps.eq(rg.count * self.settings.T)]
+
+    def _guard(self, m, checks, act):
+        """A handler: ``checks()`` gives ``(condition, status)`` pairs, the first true one
+        rejects the request. In ``CHECK`` they are evaluated and registered; in
+        ``EXECUTE`` the request is rejected with the registered status or ``act()`` runs
+        (so no path runs from the arguments through the checks into the actions)."""
+        if self._checking:
+            bad, code = Const(0), Const(int(Status.OK), 8)
+            for cond, status in reversed(checks()):
+                bad = bad | cond
+                code = Mux(cond, int(status), code)
+            m.d.sync += [self._bad.eq(bad), self._bad_code.eq(code)]
+        else:
+            with m.If(self._bad):
+                self._reject(m, self._bad_code)
+            if act is not None:
+                with m.Else():
+                    act()
+
     def _execute(self, m):
-        m.d.sync += [self.status.eq(Status.OK), self.nfix.eq(0), self.nelem.eq(0),
-                     self.ntail.eq(0), self.ebytes.eq(2), self.e.eq(0)]
+        if not self._checking:
+            m.d.sync += [self.status.eq(Status.OK), self.nfix.eq(0), self.nelem.eq(0),
+                         self.ntail.eq(0), self.ebytes.eq(2), self.e.eq(0)]
         handlers = {
             (Command.INFO,): self._info,
             (Command.SET_CONSTANTS,): self._set_constants,
@@ -186,14 +242,13 @@ class CommandUnit(wiring.Component):
                 with m.Case(*cmds):
                     handler(m, self._cap.nbytes)
             with m.Default():
-                self._reject(m, Status.UNKNOWN_COMMAND)
+                self._guard(m, lambda: [(Const(1), Status.UNKNOWN_COMMAND)], None)
 
     def _info(self, m, nbytes):
-        with m.If(nbytes != 0):
-            self._reject(m)
-        with m.Else():
+        def act():
             m.d.sync += self.nfix.eq(proto.nbytes(proto.INFO))
             self._respond(m)
+        self._guard(m, lambda: [(nbytes != 0, Status.BAD_ARGUMENT)], act)
 
     def _set_constants(self, m, nbytes):
         g, s = self.geo, self.settings
@@ -204,27 +259,24 @@ class CommandUnit(wiring.Component):
             ((a.reset_grad == ResetGrad.DETACH) &
              ("detach" in f.reset_grad_modes or f.inference_only)) |
             ((a.reset_grad == ResetGrad.THROUGH) & ("through" in f.reset_grad_modes)))
-        with m.If((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
-                  (a.T > g.max_time_steps) | (a.layers < 1) | (a.layers > g.max_layers) |
-                  ~mode_ok | (a.wcount > g.weight_depth)):
-            self._reject(m)
-        with m.Else():
+
+        def act():
             m.d.sync += [s.T.eq(a.T), s.layers.eq(a.layers),
                          s.through.eq(a.reset_grad == ResetGrad.THROUGH),
                          s.wcount.eq(a.wcount), self.configured.eq(1)]
             m.next = "CONSTS"
+        self._guard(m, lambda: [(
+            (nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
+            (a.T > g.max_time_steps) | (a.layers < 1) | (a.layers > g.max_layers) |
+            ~mode_ok | (a.wcount > g.weight_depth), Status.BAD_ARGUMENT)], act)
 
     def _set_layer(self, m, nbytes):
         g = self.geo
         a = self._view(proto.SET_LAYER)
         gi, go = Signal(17), Signal(17)
         m.d.comb += [gi.eq(_groups(g, a.n_in)), go.eq(_groups(g, a.n_out))]
-        with m.If((nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
-                  (a.n_in < 1) | (a.n_in > g.max_fan_in) | (a.n_out < 1) |
-                  (a.n_out > g.neurons) | (a.in_hg + gi > g.hist_groups) |
-                  (a.out_g + go > g.neuron_groups) | (a.wbase + go * a.n_in > g.weight_depth)):
-            self._reject(m)
-        with m.Else():
+
+        def act():
             w = self.table_write
             ent = w.entry
             m.d.comb += [w.en.eq(1), w.index.eq(a.layer),
@@ -233,106 +285,114 @@ class CommandUnit(wiring.Component):
                          ent.out_hg.eq(g.in_groups + a.out_g), ent.out_dg.eq(a.out_g),
                          ent.in_dg.eq(Mux(a.in_hg >= g.in_groups, a.in_hg - g.in_groups, 0))]
             self._respond(m)
+        self._guard(m, lambda: [(
+            (nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
+            (a.n_in < 1) | (a.n_in > g.max_fan_in) | (a.n_out < 1) |
+            (a.n_out > g.neurons) | (a.in_hg + gi > g.hist_groups) |
+            (a.out_g + go > g.neuron_groups) | (self._sl_wend > g.weight_depth),
+            Status.BAD_ARGUMENT)], act)
 
     def _weights(self, m, nbytes):
         g = self.geo
         a = self._view(proto.WRITE_WEIGHTS)         # layer, i, j (both commands)
         rd = self._view(proto.READ_WEIGHTS)
-        m.d.comb += self.table_read.index.eq(a.layer)
-        ent = self.table_read.entry
+        ent = self._ent                             # the layer's entry (registered)
         is_wr = self._cap.cmd == Command.WRITE_WEIGHTS
         cnt = Signal(16)
         m.d.comb += cnt.eq(Mux(is_wr, self._cap.nwords, rd.count))
-        flat = Signal(32)
-        m.d.comb += flat.eq(a.i * ent.n_in + a.j)
-        m.d.sync += [self.elay.eq(ent), self.wi.eq(a.i), self.wj.eq(a.j),
-                     self.wrow.eq(ent.wbase + (a.i >> g.lane_bits) * ent.n_in)]
-        with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
-                  (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
-                             (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
-                  (a.layer >= self.settings.layers) | (a.i >= ent.n_out) | (a.j >= ent.n_in) |
-                  (cnt == 0) | (flat + cnt > ent.n_out * ent.n_in)):
-            self._reject(m)
-        with m.Elif(is_wr):
-            m.d.sync += self.nelem.eq(cnt)
-            m.next = "WW_ADDR"
-        with m.Else():
-            m.d.sync += [self.nelem.eq(cnt), self.kind.eq(
-                Mux(rd.which == WeightKind.DW, ElementKind.DW, ElementKind.W))]
-            self._respond(m)
+
+        def act():
+            m.d.sync += [self.elay.eq(ent), self.wi.eq(a.i), self.wj.eq(a.j),
+                         self.wrow.eq(self._ww_row)]
+            with m.If(is_wr):
+                m.d.sync += self.nelem.eq(cnt)
+                m.next = "WW_ADDR"
+            with m.Else():
+                m.d.sync += [self.nelem.eq(cnt), self.kind.eq(
+                    Mux(rd.which == WeightKind.DW, ElementKind.DW, ElementKind.W))]
+                self._respond(m)
+        self._guard(m, lambda: [(
+            (is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
+            (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
+                       (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
+            (a.layer >= self.settings.layers) | (a.i >= ent.n_out) | (a.j >= ent.n_in) |
+            (cnt == 0) | (self._ww_flat + cnt > self._ww_size), Status.BAD_ARGUMENT)], act)
 
     def _load_spikes(self, m, nbytes):
         g = self.geo
         first = self._view(proto.LOAD_SPIKES).first
-        with m.If((nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | nbytes[0] |
-                  (first + self._cap.nwords > g.in_groups * g.lanes)):
-            self._reject(m)
-        with m.Else():
+
+        def act():
             m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords)]
             m.next = "LS_ADDR"
+        self._guard(m, lambda: [(
+            (nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | nbytes[0] |
+            (first + self._cap.nwords > g.in_groups * g.lanes), Status.BAD_ARGUMENT)], act)
 
     def _run(self, m, nbytes):
         a = self._view(proto.RUN)
         train = a.mode == RunMode.TRAIN
-        with m.If((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
-                  (train & Const(int(self.geo.inference_only)))):
-            self._reject(m)
-        with m.Elif(~self.configured):
-            # before any network: the state is wrong whatever the label (there is no range)
-            self._reject(m, Status.BAD_STATE)
-        with m.Elif(train & (a.label >= self.table_last.entry.n_out)):
-            self._reject(m)
-        with m.Else():
+
+        def act():
             m.d.sync += self.settings.label.eq(a.label)
             m.d.comb += [self.run.start.eq(1), self.clear_flags.eq(1),
                          self.run.kind.eq(Mux(train, RunKind.TRAIN, RunKind.FORWARD))]
             m.next = "RUNNING"
+        self._guard(m, lambda: [
+            ((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
+             (train & Const(int(self.geo.inference_only))), Status.BAD_ARGUMENT),
+            # before any network: the state is wrong whatever the label (there is no range)
+            (~self.configured, Status.BAD_STATE),
+            (train & (a.label >= self.table_last.entry.n_out), Status.BAD_ARGUMENT)], act)
 
     def _update(self, m, nbytes):
-        with m.If((nbytes != 0) | Const(int(self.geo.inference_only))):
-            self._reject(m)
-        with m.Elif(~self.configured):
-            self._reject(m, Status.BAD_STATE)
-        with m.Else():
+        def act():
             m.d.comb += [self.run.start.eq(1), self.run.kind.eq(RunKind.UPDATE)]
             m.next = "RUNNING"
+        self._guard(m, lambda: [
+            ((nbytes != 0) | Const(int(self.geo.inference_only)), Status.BAD_ARGUMENT),
+            (~self.configured, Status.BAD_STATE)], act)
 
     def _read_history(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_HISTORY)
-        with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
-                  (a.count == 0) | (a.count > self.max_payload // 2) |
-                  ((a.group << g.lane_bits) + a.first + a.count > g.hist_groups * g.lanes)):
-            self._reject(m)
-        with m.Else():
+
+        def act():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
                          self.ncur.eq(a.first), self.nelem.eq(a.count),
                          self.kind.eq(ElementKind.HISTORY)]
             self._respond(m)
+        self._guard(m, lambda: [(
+            (nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
+            (a.count == 0) | (a.count > self.max_payload // 2) |
+            ((a.group << g.lane_bits) + a.first + a.count > g.hist_groups * g.lanes),
+            Status.BAD_ARGUMENT)], act)
 
     def _read_gradients(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_GRADIENTS)
-        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
-                  (a.count == 0) | (a.count * self.settings.T > self.max_payload // 2) |
-                  ((a.which == GradientKind.U) & Const(int(not g.through))) |
-                  ((a.group << g.lane_bits) + a.first + a.count > g.neuron_groups * g.lanes)):
-            self._reject(m)
-        with m.Else():
+
+        def act():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
                          self.ncur.eq(a.first), self.tcur.eq(0),
                          self.nelem.eq(a.count * self.settings.T),
                          self.kind.eq(ElementKind.STEP_VALUE)]
             self._respond(m)
+        self._guard(m, lambda: [(
+            (nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
+            (a.count == 0) | (self._rg_steps > self.max_payload // 2) |
+            ((a.which == GradientKind.U) & Const(int(not g.through))) |
+            ((a.group << g.lane_bits) + a.first + a.count > g.neuron_groups * g.lanes),
+            Status.BAD_ARGUMENT)], act)
 
     def _read_counters(self, m, nbytes):
-        with m.If((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
-                  (self._view(proto.READ_COUNTERS).clear > 1)):
-            self._reject(m)
-        with m.Else():
+        def act():
             m.d.sync += [self.nelem.eq(len(COUNTERS)), self.ebytes.eq(4),
                          self.kind.eq(ElementKind.COUNTER)]
             self._respond(m)
+        self._guard(m, lambda: [(
+            (nbytes != proto.nbytes(proto.READ_COUNTERS)) |
+            (self._view(proto.READ_COUNTERS).clear > 1), Status.BAD_ARGUMENT)], act)
 
     def _run_done(self, m):
         with m.If(self._cap.cmd == Command.UPDATE):

@@ -6,7 +6,9 @@ commanded over the host protocol by the command unit.
 :mod:`spikeforge.hdl.protocol` (the host port checks framing and CRC). Every
 request gets exactly one response (:mod:`.command`). A run executes one phase at
 a time (an engine's whole loop over one layer, :mod:`.sequencer`), waiting for
-the lane pipeline to drain between phases.
+the lane pipeline to drain between phases. Register slices (:mod:`..stream_slice`)
+cut the handshakes between the engines and the lanes and between the scanner and
+the engines' loops, so no combinational path runs from one block through another.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from ..checked import ArgumentChecked
 from ..config import BuildConfig
 from ..protocol import BEAT_LAYOUT
+from ..stream_slice import RegisterSlice
 from .bp_engine import BPEngine
 from .command import CommandUnit
 from .counters import CounterFile
@@ -82,14 +85,20 @@ class Core(ArgumentChecked, wiring.Component):
             wiring.connect(m, port, e.control)
             m.d.comb += [e.layer.eq(seq.layer.entry), e.T.eq(s.T), e.through.eq(s.through),
                          e.wcount.eq(s.wcount)]
-        m.d.comb += [seq.lanes_idle.eq(dp.idle), dp.acc_reset.eq(seq.acc_reset)]
-
-        # lanes: operations of the busy engine; the scanner: requests of the starting one
-        m.d.comb += dp.op.valid.eq(0)
+        # lanes: operations of the busy engine, through a register slice (the lanes'
+        # hazard check, which decides dp.op.ready, starts at its flip-flops, and the
+        # engines see a registered ready); the pipeline has drained when neither the
+        # slice nor the lanes hold an operation
+        m.submodules.ops = ops = RegisterSlice(shape=g.op_layout)
+        m.d.comb += [seq.lanes_idle.eq(dp.idle & ~ops.o.valid), dp.acc_reset.eq(seq.acc_reset)]
+        m.d.comb += ops.i.valid.eq(0)
         for e in engines:
             with m.If(e.control.busy):
-                m.d.comb += [dp.op.valid.eq(e.op.valid), dp.op.payload.eq(e.op.payload),
-                             e.op.ready.eq(dp.op.ready)]
+                m.d.comb += [ops.i.valid.eq(e.op.valid), ops.i.payload.eq(e.op.payload),
+                             e.op.ready.eq(ops.i.ready)]
+        wiring.connect(m, ops.o, dp.op)
+
+        # the scanner: requests of the starting engine
         connect_requests(m, scan, [e.scan for e in engines if e.uses_scanner])
         wiring.connect(m, scan.rd, dp.scan)
 

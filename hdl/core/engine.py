@@ -20,6 +20,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
+from ..stream_slice import RegisterSlice
 from .defs import CoreGeometry
 from .history_scanner import ScanRequest
 
@@ -77,8 +78,17 @@ class Engine(wiring.Component):
                              loop.op.ready.eq(out.ready)]
 
     def scan_with(self, m, loop, *, start, base, n, descending=0, time_major=0, nz=0):
-        """Start a scan with ``start`` and feed its events to the pair ``loop``."""
+        """Start a scan with ``start`` and feed its events to the pair ``loop``, through a
+        register slice (nothing combinational between the scanner and the loop; one cycle
+        more from an event to its first operation; one scan per engine). The scanner's events go to every
+        engine that uses it: the slice takes them only while ``loop`` runs. The loop
+        ends on ``~pairs.valid & pairs_done``, and the slice holds a beat exactly while
+        its ``o.valid`` is high, so the events it still holds are not lost."""
         s = self.scan
         m.d.comb += [s.start.eq(start), s.base.eq(base), s.n.eq(n), s.descending.eq(descending),
                      s.time_major.eq(time_major), s.nz.eq(nz), loop.pairs_done.eq(s.done)]
-        wiring.connect(m, wiring.flipped(s.events), loop.pairs)
+        m.submodules.pairs = pairs = RegisterSlice(shape=s.events.payload.shape())
+        m.d.comb += [pairs.i.valid.eq(s.events.valid & loop.busy),
+                     pairs.i.payload.eq(s.events.payload),
+                     s.events.ready.eq(pairs.i.ready & loop.busy)]
+        wiring.connect(m, pairs.o, loop.pairs)

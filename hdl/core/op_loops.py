@@ -8,7 +8,8 @@ per cycle on ``op`` and holds it until the lane datapath accepts it.
   pipeline only when a layer has fewer groups than pipeline stages.
 * :class:`PairLoop` -- for every (neuron, time step) event from a history
   scanner, for every group of the other side of the layer: one operation
-  (forward accumulation, input gradient, weight gradient).
+  (forward accumulation, weight gradient; the input gradient has its own loop,
+  :class:`~.bp_engine.GinLoop`).
 * :class:`AddrLoop` -- one operation per weight address (the update).
 
 All: ``start`` (one cycle) latches the parameters; ``busy`` is high until the
@@ -115,8 +116,11 @@ class TimeGroupLoop(_Loop):
 
 
 class PairLoop(_Loop):
-    """Modes: ``FP`` (column of weights, acc[t, g]), ``WG`` (column of dW, du[t, g]),
-    ``GIN`` (row of weights of neuron ``i``, acc[t, h] of the inputs)."""
+    """Column modes: ``kind`` ``FP`` (a column of weights, ``acc[t, g]``) or ``WG`` (a
+    column of ``dW``, ``du[t, g]``); the input gradient's rows are
+    :class:`~.bp_engine.GinLoop`'s. Operation ``g`` of a pair ``(j, t)`` reads weight
+    address ``wbase + g * n_in + j`` (no multiplier: the first is ``wbase + j``, every
+    next one ``n_in`` further)."""
 
     def __init__(self, geometry: CoreGeometry):
         g = geometry
@@ -136,51 +140,44 @@ class PairLoop(_Loop):
         lay = Signal(g.layer_layout)
         grp = Signal(g.neuron_bits)
         rem = Signal(g.neuron_bits + 1)
-        wa = Signal(g.waddr_bits + 1)          # weight address of this operation (column mode)
+        wa = Signal(g.waddr_bits + 1)          # weight address of this operation (after the first)
         running = Signal()
-        is_gin = Signal()
-        m.d.comb += is_gin.eq(kind == OpKind.GIN)
         pr = self.pairs.payload
-        jg = Signal(g.neuron_bits)
         jl = Signal(g.lane_bits)
         if P & (P - 1) == 0:
-            m.d.comb += [jg.eq(pr.j >> g.lane_bits), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
+            m.d.comb += jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)
         else:
-            m.d.comb += [jg.eq(pr.j // P), jl.eq(pr.j % P)]
-        G = Signal(g.neuron_bits)
-        n = Signal(g.neuron_bits)
-        m.d.comb += [G.eq(Mux(is_gin, lay.g_in, lay.g_out)), n.eq(Mux(is_gin, lay.n_in, lay.n_out))]
+            m.d.comb += jl.eq(pr.j % P)
         o = self.op.payload
-        # first operation of a pair: column address = wbase + j, row address = wbase + (i div P) * n_in
-        base = Signal(g.waddr_bits + 1)
-        m.d.comb += base.eq(Mux(is_gin, lay.wbase + jg * lay.n_in, lay.wbase + pr.j))
+        first = Signal()
+        m.d.comb += first.eq(grp == 0)
         addr = Signal(g.waddr_bits + 1)
-        m.d.comb += addr.eq(Mux(grp == 0, base, wa))
+        m.d.comb += addr.eq(Mux(first, lay.wbase + pr.j, wa))
         m.d.comb += [
             self.op.valid.eq(running & self.pairs.valid),
             o.kind.eq(kind),
             o.t.eq(pr.t),
             o.g.eq(grp),
-            o.dg.eq(Mux(is_gin, lay.out_dg + jg, lay.out_dg + grp)),
+            o.dg.eq(lay.out_dg + grp),
             o.hg.eq(lay.out_hg + grp),
             o.waddr.eq(addr),
             o.rot.eq(jl),
-            o.row.eq(is_gin),
+            o.row.eq(0),
             o.bsel.eq(jl),
-            o.nvalid.eq(_nvalid(g, Mux(grp == 0, n, rem))),
+            o.nvalid.eq(_nvalid(g, Mux(first, lay.n_out, rem))),
         ]
         m.d.comb += self.busy.eq(running)
         step = Signal()
         m.d.comb += step.eq(self.op.valid & self.op.ready)
-        m.d.comb += self.pairs.ready.eq(step & (grp + 1 >= G))
+        m.d.comb += self.pairs.ready.eq(step & (grp + 1 >= lay.g_out))
         with m.If(self.start):
             m.d.sync += [running.eq(1), kind.eq(self.kind), lay.eq(self.layer), grp.eq(0)]
         with m.Elif(running):
             with m.If(step):
-                with m.If(grp + 1 < G):
+                with m.If(grp + 1 < lay.g_out):
                     m.d.sync += [grp.eq(grp + 1),
-                                 rem.eq(Mux(grp == 0, n, rem) - P),
-                                 wa.eq(addr + Mux(is_gin, P, lay.n_in))]
+                                 rem.eq(Mux(first, lay.n_out, rem) - P),
+                                 wa.eq(addr + lay.n_in)]
                 with m.Else():
                     m.d.sync += grp.eq(0)
             with m.If(~self.pairs.valid & self.pairs_done):
