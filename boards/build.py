@@ -412,7 +412,8 @@ _CLASSIC_ABC = ("techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clea
 
 def _synth_overrides(board: Board, mapper: str) -> dict:
     stat = f"tee -q -o {_STAT} stat -json"
-    if mapper == "abc":
+    # the classic-ABC script below is the ECP5 fallback; synth_ice40 maps with ABC itself
+    if mapper == "abc" and board.family == "ecp5":
         opts = " ".join(o for o in board.synth_opts.split() if o != "-abc9")
         return {"synth_opts": f"{opts} -run :map_luts".strip(),
                 "script_after_synth": f"{_CLASSIC_ABC}; {stat}"}

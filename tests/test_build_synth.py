@@ -37,6 +37,15 @@ def test_classic_abc_script_keeps_the_other_options():
     assert "-run map_cells:" in abc["script_after_synth"]
 
 
+def test_ice40_keeps_its_own_mapping_script():
+    """synth_ice40 maps with ABC itself: no ECP5 steps in an iCE40 build's script."""
+    board = BOARDS["icebreaker"]
+    over = flow._synth_overrides(board, "abc")
+    assert over["synth_opts"] == board.synth_opts
+    assert "ecp5" not in over["script_after_synth"] and "4:7" not in over["script_after_synth"]
+    assert "stat -json" in over["script_after_synth"]
+
+
 def test_bad_pnr_minutes_is_a_usage_error(tmp_path, capsys):
     code = cli.main(["build", "--board", "ulx3s-85f", "--pnr-minutes", "0",
                      "-o", str(tmp_path / "x")])

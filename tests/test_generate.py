@@ -78,7 +78,7 @@ def test_four_cores_lint_clean_and_manifest(tmp_path, capsys):
     assert r.returncode == 0, r.stderr[-3000:]
     man = json.loads((out / "manifest.json").read_text())
     assert man["mesh"]["rows"] == man["mesh"]["cols"] == 2 and man["mesh"]["cores"] == 4
-    assert set(man["ports"]["interface"]["members"]) == {"rx", "tx"}
+    assert set(man["ports"]["interface"]["members"]) == {"rx", "tx", "rx_abort"}
     assert man["configuration"]["features"]["lanes"] == 4
     assert man["mapping_limits"]["neurons"] == 4 * 64
     assert man["host_protocol"]["max_request_payload"] == 1024 + 6
