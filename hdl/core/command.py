@@ -246,7 +246,7 @@ class CommandUnit(wiring.Component):
         flat = Signal(32)
         m.d.comb += flat.eq(a.i * ent.n_in + a.j)
         m.d.sync += [self.elay.eq(ent), self.wi.eq(a.i), self.wj.eq(a.j),
-                     self.wrow.eq(ent.wbase + (a.i >> g.lane_bits) * ent.n_in)]
+                     self.wrow.eq(ent.wbase + (a.i >> g.lane_shift) * ent.n_in)]
         with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
                   (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
                              (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
@@ -302,7 +302,7 @@ class CommandUnit(wiring.Component):
         a = self._view(proto.READ_HISTORY)
         with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
                   (a.count == 0) | (a.count > self.max_payload // 2) |
-                  ((a.group << g.lane_bits) + a.first + a.count > g.hist_groups * g.lanes)):
+                  ((a.group << g.lane_shift) + a.first + a.count > g.hist_groups * g.lanes)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
@@ -316,7 +316,7 @@ class CommandUnit(wiring.Component):
         with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
                   (a.count == 0) | (a.count * self.settings.T > self.max_payload // 2) |
                   ((a.which == GradientKind.U) & Const(int(not g.through))) |
-                  ((a.group << g.lane_bits) + a.first + a.count > g.neuron_groups * g.lanes)):
+                  ((a.group << g.lane_shift) + a.first + a.count > g.neuron_groups * g.lanes)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
@@ -371,7 +371,7 @@ class CommandUnit(wiring.Component):
     def _write_spikes(self, m, word):
         """The spike history word of input neuron ncur = word, then the next neuron."""
         h = self.host
-        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.ncur >> self.geo.lane_bits),
+        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.ncur >> self.geo.lane_shift),
                      h.hdata.eq(word), h.hwe.eq(1)]
         m.d.sync += self.ncur.eq(self.ncur + 1)
 
@@ -396,9 +396,9 @@ class CommandUnit(wiring.Component):
                     m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur)]
                 with m.Case(K.HISTORY, K.SPIKE_COUNT):
                     m.d.comb += [h.bank.eq(self.nbank),
-                                 h.haddr.eq(self.hbase + (self.ncur >> g.lane_bits))]
+                                 h.haddr.eq(self.hbase + (self.ncur >> g.lane_shift))]
                 with m.Case(K.STEP_VALUE):
-                    dg = self.dgb + (self.ncur >> g.lane_bits)
+                    dg = self.dgb + (self.ncur >> g.lane_shift)
                     m.d.comb += [h.bank.eq(self.nbank),
                                  h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits]))]
         with m.If(el.latch):
@@ -443,4 +443,4 @@ class CommandUnit(wiring.Component):
 
 def _groups(g, n):
     """Groups of ``P`` for ``n`` neurons."""
-    return (n + g.lanes - 1) >> g.lane_bits
+    return (n + g.lanes - 1) >> g.lane_shift

@@ -70,7 +70,8 @@ class CoreGeometry:
       ``hist_groups`` history words per bank, ``acc_groups`` accumulator groups.
     * ``weight_depth`` words per weight bank (``P`` banks, skewed layout),
       ``acc_depth`` / ``du_depth`` words per accumulator / ``du`` bank.
-    * Field widths: ``time_bits`` (a step), ``lane_bits`` (a lane), ``neuron_bits``
+    * Field widths: ``time_bits`` (a step), ``lane_bits`` (a lane; ``lane_shift`` =
+      log2 ``P`` turns a group number into its first neuron), ``neuron_bits``
       (a neuron or input index), ``waddr_bits`` (a weight address), ``hist_group_bits``,
       ``acc_group_bits``, ``du_group_bits`` (group numbers), ``key_bits`` (a hazard key).
     """
@@ -94,13 +95,15 @@ class CoreGeometry:
         self.inference_only = f.inference_only
         self.modes = f.reset_grad_modes
         self.memory = impl.memory
+        self.bit_history = impl.history_write == "bit"
         P = self.lanes
         self.in_groups = ceil_div(self.max_fan_in, P)
         self.neuron_groups = ceil_div(self.neurons, P) + self.max_layers - 1
         self.hist_groups = self.in_groups + self.neuron_groups
         self.acc_groups = max(ceil_div(self.neurons, P), self.in_groups)
         self.time_bits = max(1, ceil_log2(self.max_time_steps))
-        self.lane_bits = max(1, exact_log2(P))
+        self.lane_bits = max(1, exact_log2(P))   # width of a lane number (one bit for P = 1)
+        self.lane_shift = exact_log2(P)           # a group number to its first neuron: << this
         self.acc_group_bits = max(1, ceil_log2(self.acc_groups))
         self.du_group_bits = max(1, ceil_log2(self.neuron_groups))
         self.acc_depth = 1 << (self.time_bits + self.acc_group_bits)

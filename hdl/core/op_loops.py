@@ -144,7 +144,7 @@ class PairLoop(_Loop):
         jg = Signal(g.neuron_bits)
         jl = Signal(g.lane_bits)
         if P & (P - 1) == 0:
-            m.d.comb += [jg.eq(pr.j >> g.lane_bits), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
+            m.d.comb += [jg.eq(pr.j >> g.lane_shift), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
         else:
             m.d.comb += [jg.eq(pr.j // P), jl.eq(pr.j % P)]
         G = Signal(g.neuron_bits)
