@@ -33,6 +33,7 @@ __all__ = [
 RESET_GRAD_MODES = ("detach", "through")
 MEMORY_PRIMITIVES = ("auto", "bram", "lutram")
 HISTORY_WRITES = ("word", "bit")
+COUNTER_STORES = ("registers", "bram")
 #: Most pipeline registers of an fp16 FMA (:mod:`spikeforge.hdl.fp16`).
 FMA_MAX_STAGES = 8
 
@@ -167,6 +168,9 @@ class Implementation:
     # or "bit" (a bit write enable, synchronous read ports only: block RAM with a bit
     # mask, the iCE40 EBR; an FPGA without LUT RAM would build "word" from flip-flops)
     history_write: str = "word"
+    # where the READ_COUNTERS counters live: "registers" (32 bits each) or "bram" (the low
+    # 16 bits in registers, the high 16 in a block RAM, carried over one counter a cycle)
+    counters: str = "registers"
 
     def __post_init__(self):
         _check_int("fma_stages", self.fma_stages, lo=1, hi=FMA_MAX_STAGES)
@@ -179,6 +183,9 @@ class Implementation:
         if self.history_write not in HISTORY_WRITES:
             raise ConfigError(f"history_write must be one of {list(HISTORY_WRITES)}, "
                               f"not {self.history_write!r}")
+        if self.counters not in COUNTER_STORES:
+            raise ConfigError(f"counters must be one of {list(COUNTER_STORES)}, "
+                              f"not {self.counters!r}")
 
 
 @dataclass(frozen=True)
@@ -252,7 +259,8 @@ PRESETS: dict[str, BuildConfig] = {
     # control does not fit an UP5K yet (docs/multicore.md).
     "up5k": BuildConfig(Features(lanes=1, neurons_per_core=16, max_fan_in=32,
                                  max_time_steps=8, max_layers=2),
-                        Implementation(fma_stages=3, max_payload=256, history_write="bit")),
+                        Implementation(fma_stages=3, max_payload=256, history_write="bit",
+                                       counters="bram")),
     # ULX3S-85F (208 DP16KD, 83,640 LUT4): 2x2 cores of 2 lanes, 40 neurons and fan-in
     # 128 each, enough for 64-128-10. Measured per core after packing: 18,911 LUT4 and
     # 21 DP16KD, so four cores with routers and host port are about 95 % of the LUT4:

@@ -15,11 +15,16 @@ from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
 from ..config import BuildConfig, ConfigError, check_build_config
+from ..protocol import COUNTERS
 
 __all__ = [
     "OpKind", "Space", "CoreGeometry", "F16", "f16_lt", "f16_ge", "f16_gt",
     "f16_is_zero", "f16_is_nonfinite", "count_to_f16", "ceil_div",
 ]
+
+
+#: Register bits of a counter in the ``bram`` counter store (the rest are in a block RAM).
+COUNTER_LOW_BITS = 16
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -96,6 +101,7 @@ class CoreGeometry:
         self.modes = f.reset_grad_modes
         self.memory = impl.memory
         self.bit_history = impl.history_write == "bit"
+        self.counter_store = impl.counters
         P = self.lanes
         self.in_groups = ceil_div(self.max_fan_in, P)
         self.neuron_groups = ceil_div(self.neurons, P) + self.max_layers - 1
@@ -115,6 +121,23 @@ class CoreGeometry:
         self.neuron_bits = bits_for(max(self.neurons, self.max_fan_in))
         self.key_bits = max(self.waddr_bits, self.time_bits + self.acc_group_bits,
                             self.time_bits + self.du_group_bits) + 2
+        if self.counter_store == "bram":
+            n, inc = len(COUNTERS), self.max_counter_increment
+            if inc * (n + 2) >= 1 << COUNTER_LOW_BITS:
+                raise ConfigError(
+                    f"counters='bram' cannot keep up with this core: a counter may grow by "
+                    f"{inc} a cycle and takes its carry every {n} cycles, more than its "
+                    f"{COUNTER_LOW_BITS} register bits hold; use counters='registers', or "
+                    "fewer lanes, time steps or neurons")
+
+    @property
+    def max_counter_increment(self) -> int:
+        """The most a counter can grow in one cycle (from the widths of its events:
+        skipped FMAs are ``zeros * fanout`` plus masked lanes)."""
+        P, TM = self.lanes, self.max_time_steps
+        skipped = P * TM * ((1 << self.neuron_bits) - 1) + P
+        out_skipped = P + (1 << (self.neuron_bits + 1)) - 1
+        return max(skipped, out_skipped, 2 * P)
 
     @property
     def op_layout(self) -> data.StructLayout:
