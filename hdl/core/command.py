@@ -73,8 +73,8 @@ class CommandUnit(wiring.Component):
             "nonfinite": In(1),
             "host": Out(HostAccess(g)),
             "table_write": Out(TableWrite(g)),
+            # the addressed layer (READ/WRITE_WEIGHTS), else the last layer (RUN)
             "table_read": Out(TableRead(g)),
-            "table_last": Out(TableRead(g)),
             "counters": Out(CounterRead()),
         })
 
@@ -91,7 +91,9 @@ class CommandUnit(wiring.Component):
         self._serialiser_inputs(m)
         m.d.comb += [self.host.en.eq(0), self.host.wwe.eq(0), self.host.hwe.eq(0),
                      self.clear_flags.eq(0), self.counters.clear.eq(0),
-                     self.table_last.index.eq(self.settings.layers - 1)]
+                     self.table_read.index.eq(Mux(
+                         (cap.cmd == Command.WRITE_WEIGHTS) | (cap.cmd == Command.READ_WEIGHTS),
+                         self._view(proto.WRITE_WEIGHTS).layer, self.settings.layers - 1))]
         with m.FSM(name="command"):
             with m.State("IDLE"):
                 with m.If(cap.valid):
@@ -238,8 +240,7 @@ class CommandUnit(wiring.Component):
         g = self.geo
         a = self._view(proto.WRITE_WEIGHTS)         # layer, i, j (both commands)
         rd = self._view(proto.READ_WEIGHTS)
-        m.d.comb += self.table_read.index.eq(a.layer)
-        ent = self.table_read.entry
+        ent = self.table_read.entry                 # at a.layer (the index multiplexer)
         is_wr = self._cap.cmd == Command.WRITE_WEIGHTS
         cnt = Signal(16)
         m.d.comb += cnt.eq(Mux(is_wr, self._cap.nwords, rd.count))
@@ -280,7 +281,7 @@ class CommandUnit(wiring.Component):
         with m.Elif(~self.configured):
             # before any network: the state is wrong whatever the label (there is no range)
             self._reject(m, Status.BAD_STATE)
-        with m.Elif(train & (a.label >= self.table_last.entry.n_out)):
+        with m.Elif(train & (a.label >= self.table_read.entry.n_out)):
             self._reject(m)
         with m.Else():
             m.d.sync += self.settings.label.eq(a.label)
@@ -338,7 +339,7 @@ class CommandUnit(wiring.Component):
         with m.If(self._cap.cmd == Command.UPDATE):
             self._respond(m)
         with m.Else():
-            last = self.table_last.entry
+            last = self.table_read.entry          # the last layer (a RUN)
             m.d.sync += [self.elay.eq(last), self.hbase.eq(last.out_hg), self.ncur.eq(0),
                          self.nelem.eq(last.n_out), self.kind.eq(ElementKind.SPIKE_COUNT),
                          self.best.eq(0), self.bestc.eq(0),

@@ -299,13 +299,40 @@ class LaneDatapath(wiring.Component):
                               0, op.t))
 
         # acc words written since the last acc_reset (others read as +0: no clearing pass)
-        touched = Signal(g.acc_depth)
         hit1 = Signal()
-        m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, ta, op.g), 1))
-        with m.If(self.acc_reset):
-            m.d.sync += touched.eq(0)
-        with m.Elif(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any()):
-            m.d.sync += touched.eq(touched | (Const(1, g.acc_depth) << _acc_addr(g, op.t, op.g)))
+        acc_set = Signal()
+        m.d.comb += acc_set.eq(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any())
+        if g.bit_history:
+            # a row of flags per group (bit t: word (t, group)) in a block RAM with bit
+            # enables, and a register per row saying whether the row was written since the
+            # reset; a row's first write after it writes the whole row (its one flag set)
+            TW, rows = 1 << g.time_bits, 1 << g.acc_group_bits
+            flags = Memory(shape=TW, depth=rows, init=[], attrs={"ram_style": "block"})
+            m.submodules.acc_written = flags
+            fwp = flags.write_port(granularity=1)
+            frp = flags.read_port()           # the row before this cycle's write
+            live = Signal(rows)
+            live_r, ta_r = Signal(), Signal(g.time_bits)
+            row = op.g[:g.acc_group_bits]
+            one = Signal(TW)
+            m.d.comb += [one.eq(Const(1, TW) << op.t[:g.time_bits]),
+                         frp.addr.eq(row), fwp.addr.eq(row), fwp.data.eq(one),
+                         fwp.en.eq(Mux(acc_set, Mux(live.bit_select(row, 1), one, (1 << TW) - 1),
+                                       0)),
+                         hit1.eq(live_r & frp.data.bit_select(ta_r, 1))]
+            m.d.sync += [live_r.eq(live.bit_select(row, 1)), ta_r.eq(ta)]
+            with m.If(self.acc_reset):
+                m.d.sync += live.eq(0)
+            with m.Elif(acc_set):
+                m.d.sync += live.eq(live | (Const(1, rows) << row))
+        else:
+            touched = Signal(g.acc_depth)
+            m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, ta, op.g), 1))
+            with m.If(self.acc_reset):
+                m.d.sync += touched.eq(0)
+            with m.Elif(acc_set):
+                m.d.sync += touched.eq(touched |
+                                       (Const(1, g.acc_depth) << _acc_addr(g, op.t, op.g)))
         for i in range(1, S + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
