@@ -64,6 +64,10 @@ class CommandUnit(wiring.Component):
     def __init__(self, geometry: CoreGeometry):
         self.geo = g = geometry
         self.max_payload = g.config.implementation.max_payload
+        # the most elements a request can have once its checks passed: a write of weights
+        # stays in one layer, a read in max_payload bytes, the spikes in the input groups
+        self.max_elements = min(0xFFFF, max(g.neurons * g.max_fan_in, self.max_payload // 2,
+                                            g.in_groups * g.lanes, len(COUNTERS), g.neurons))
         super().__init__({
             "req": In(stream.Signature(BEAT_LAYOUT)),
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
@@ -83,7 +87,8 @@ class CommandUnit(wiring.Component):
         g = self.geo
         m.submodules.capture = cap = RequestCapture(max_payload=self.max_payload)
         m.submodules.response = ser = ResponseSerialiser(
-            fixed_bytes=proto.nbytes(proto.INFO), tail_bytes=proto.nbytes(proto.RUN_RESULT))
+            fixed_bytes=proto.nbytes(proto.INFO), tail_bytes=proto.nbytes(proto.RUN_RESULT),
+            max_elements=self.max_elements)
         wiring.connect(m, wiring.flipped(self.req), cap.req)
         wiring.connect(m, ser.rsp, wiring.flipped(self.rsp))
         self._m, self._cap, self._ser = m, cap, ser
@@ -120,12 +125,12 @@ class CommandUnit(wiring.Component):
         P = g.lanes
         self.status = Signal(8)
         self.nfix = Signal(range(proto.nbytes(proto.INFO) + 1))
-        self.nelem = Signal(16)
+        self.nelem = Signal(range(self.max_elements + 1))
         self.ebytes = Signal(3)
         self.ntail = Signal(range(proto.nbytes(proto.RUN_RESULT) + 1))
         self.kind = Signal(ElementKind)
         self.configured = Signal()
-        self.e = Signal(16)                         # bulk word of a write loop
+        self.e = Signal(range(self.max_elements + 1))   # bulk word of a write loop
         # element walk: weights (i, j) at row address wrow; neurons ncur, steps tcur
         self.wi, self.wj = Signal(g.neuron_bits), Signal(g.neuron_bits)
         self.wrow = Signal(g.waddr_bits + 1)
@@ -219,21 +224,29 @@ class CommandUnit(wiring.Component):
     def _set_layer(self, m, nbytes):
         g = self.geo
         a = self._view(proto.SET_LAYER)
-        gi, go = Signal(17), Signal(17)
-        m.d.comb += [gi.eq(_groups(g, a.n_in)), go.eq(_groups(g, a.n_out))]
+        # sizes past their limits are refused on their own, so the sums below take their
+        # low bits (and the bases their low bits, or "past the limit")
+        n_in, n_in_over = _capped(a.n_in, g.max_fan_in)
+        n_out, n_out_over = _capped(a.n_out, g.neurons)
+        in_hg, in_hg_over = _capped(a.in_hg, g.hist_groups)
+        out_g, out_g_over = _capped(a.out_g, g.neuron_groups)
+        wbase, wbase_over = _capped(a.wbase, g.weight_depth)
+        gi, go = Signal(len(n_in) + 1), Signal(len(n_out) + 1)
+        m.d.comb += [gi.eq(_groups(g, n_in)), go.eq(_groups(g, n_out))]
         with m.If((nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
-                  (a.n_in < 1) | (a.n_in > g.max_fan_in) | (a.n_out < 1) |
-                  (a.n_out > g.neurons) | (a.in_hg + gi > g.hist_groups) |
-                  (a.out_g + go > g.neuron_groups) | (a.wbase + go * a.n_in > g.weight_depth)):
+                  (a.n_in < 1) | n_in_over | (n_in > g.max_fan_in) | (a.n_out < 1) |
+                  n_out_over | (n_out > g.neurons) | in_hg_over | (in_hg + gi > g.hist_groups) |
+                  out_g_over | (out_g + go > g.neuron_groups) |
+                  wbase_over | (wbase + go * n_in > g.weight_depth)):
             self._reject(m)
         with m.Else():
             w = self.table_write
             ent = w.entry
             m.d.comb += [w.en.eq(1), w.index.eq(a.layer),
-                         ent.n_in.eq(a.n_in), ent.n_out.eq(a.n_out), ent.g_in.eq(gi),
-                         ent.g_out.eq(go), ent.wbase.eq(a.wbase), ent.in_hg.eq(a.in_hg),
-                         ent.out_hg.eq(g.in_groups + a.out_g), ent.out_dg.eq(a.out_g),
-                         ent.in_dg.eq(Mux(a.in_hg >= g.in_groups, a.in_hg - g.in_groups, 0))]
+                         ent.n_in.eq(n_in), ent.n_out.eq(n_out), ent.g_in.eq(gi),
+                         ent.g_out.eq(go), ent.wbase.eq(wbase), ent.in_hg.eq(in_hg),
+                         ent.out_hg.eq(g.in_groups + out_g), ent.out_dg.eq(out_g),
+                         ent.in_dg.eq(Mux(in_hg >= g.in_groups, in_hg - g.in_groups, 0))]
             self._respond(m)
 
     def _weights(self, m, nbytes):
@@ -244,15 +257,21 @@ class CommandUnit(wiring.Component):
         is_wr = self._cap.cmd == Command.WRITE_WEIGHTS
         cnt = Signal(16)
         m.d.comb += cnt.eq(Mux(is_wr, self._cap.nwords, rd.count))
-        flat = Signal(32)
-        m.d.comb += flat.eq(a.i * ent.n_in + a.j)
-        m.d.sync += [self.elay.eq(ent), self.wi.eq(a.i), self.wj.eq(a.j),
-                     self.wrow.eq(ent.wbase + (a.i >> g.lane_shift) * ent.n_in)]
+        # i < n_out and j < n_in are checked on their own, so the weight index takes their
+        # low bits; a count past the largest layer is refused on its own too
+        wi, wj = a.i[:g.neuron_bits], a.j[:g.neuron_bits]
+        i_over, j_over = a.i[g.neuron_bits:].any(), a.j[g.neuron_bits:].any()
+        cnt_low, cnt_over = _capped(cnt, g.neurons * g.max_fan_in)
+        flat = Signal(2 * g.neuron_bits)
+        m.d.comb += flat.eq(wi * ent.n_in + wj)
+        m.d.sync += [self.elay.eq(ent), self.wi.eq(wi), self.wj.eq(wj),
+                     self.wrow.eq(ent.wbase + (wi >> g.lane_shift) * ent.n_in)]
         with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
                   (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
                              (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
-                  (a.layer >= self.settings.layers) | (a.i >= ent.n_out) | (a.j >= ent.n_in) |
-                  (cnt == 0) | (flat + cnt > ent.n_out * ent.n_in)):
+                  (a.layer >= self.settings.layers) | i_over | (wi >= ent.n_out) | j_over |
+                  (wj >= ent.n_in) | (cnt == 0) | cnt_over |
+                  (flat + cnt_low > ent.n_out * ent.n_in)):
             self._reject(m)
         with m.Elif(is_wr):
             m.d.sync += self.nelem.eq(cnt)
@@ -265,8 +284,11 @@ class CommandUnit(wiring.Component):
     def _load_spikes(self, m, nbytes):
         g = self.geo
         first = self._view(proto.LOAD_SPIKES).first
+        limit = g.in_groups * g.lanes
+        first_low, first_over = _capped(first, limit)
+        words_low, words_over = _capped(self._cap.nwords, limit)
         with m.If((nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | nbytes[0] |
-                  (first + self._cap.nwords > g.in_groups * g.lanes)):
+                  first_over | words_over | (first_low + words_low > limit)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords)]
@@ -281,7 +303,8 @@ class CommandUnit(wiring.Component):
         with m.Elif(~self.configured):
             # before any network: the state is wrong whatever the label (there is no range)
             self._reject(m, Status.BAD_STATE)
-        with m.Elif(train & (a.label >= self.table_read.entry.n_out)):
+        with m.Elif(train & (a.label[self.geo.neuron_bits:].any() |
+                             (a.label[:self.geo.neuron_bits] >= self.table_read.entry.n_out))):
             self._reject(m)
         with m.Else():
             m.d.sync += self.settings.label.eq(a.label)
@@ -298,12 +321,21 @@ class CommandUnit(wiring.Component):
             m.d.comb += [self.run.start.eq(1), self.run.kind.eq(RunKind.UPDATE)]
             m.next = "RUNNING"
 
+    def _past(self, a, limit):
+        """``group * P + first + count > limit`` of a READ_HISTORY / READ_GRADIENTS."""
+        g = self.geo
+        group, group_over = _capped(a.group, limit, g.lane_shift)
+        first, first_over = _capped(a.first, limit)
+        count, count_over = _capped(a.count, limit)
+        return (group_over | first_over | count_over |
+                ((group << g.lane_shift) + first + count > limit))
+
     def _read_history(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_HISTORY)
         with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
                   (a.count == 0) | (a.count > self.max_payload // 2) |
-                  ((a.group << g.lane_shift) + a.first + a.count > g.hist_groups * g.lanes)):
+                  self._past(a, g.hist_groups * g.lanes)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
@@ -314,15 +346,18 @@ class CommandUnit(wiring.Component):
     def _read_gradients(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_GRADIENTS)
+        # count > max_payload / 2 is past the limit for every T >= 1 on its own
+        half = self.max_payload // 2
+        count_low, count_over = _capped(a.count, half)
         with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
-                  (a.count == 0) | (a.count * self.settings.T > self.max_payload // 2) |
+                  (a.count == 0) | count_over | (count_low * self.settings.T > half) |
                   ((a.which == GradientKind.U) & Const(int(not g.through))) |
-                  ((a.group << g.lane_shift) + a.first + a.count > g.neuron_groups * g.lanes)):
+                  self._past(a, g.neuron_groups * g.lanes)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
                          self.ncur.eq(a.first), self.tcur.eq(0),
-                         self.nelem.eq(a.count * self.settings.T),
+                         self.nelem.eq(count_low * self.settings.T),
                          self.kind.eq(ElementKind.STEP_VALUE)]
             self._respond(m)
 
@@ -445,3 +480,14 @@ class CommandUnit(wiring.Component):
 def _groups(g, n):
     """Groups of ``P`` for ``n`` neurons."""
     return (n + g.lanes - 1) >> g.lane_shift
+
+
+def _capped(value, limit: int, shift: int = 0):
+    """``(low, over)`` of an argument checked against ``limit`` (``value << shift`` is
+    what is compared): ``over`` when ``value << shift`` alone is past ``limit``
+    (its bits above ``bits_for(limit)``), else ``low`` holds all of ``value``. A check
+    ``over | (sum of lows > limit)`` is exact with adders only as wide as ``limit``."""
+    w = max(1, bits_for(limit) - shift)
+    if len(value) <= w:
+        return value, Const(0, 1)
+    return value[:w], value[w:].any()

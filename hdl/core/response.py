@@ -10,7 +10,8 @@ Each element takes three steps through ``elem`` (:class:`ElementPort`): ``addr``
 (one cycle: the command unit presents the element's read address), ``latch``
 (one cycle: ``value`` is taken), then its bytes; ``next`` pulses with the last
 byte (``last`` when it was the final element), ``index`` counts the elements.
-``done`` pulses with the final beat. Latency: the status beat the cycle after
+``done`` pulses with the final beat. ``max_elements`` (keyword, default 65,535)
+bounds ``nelem`` and sizes the element index. Latency: the status beat the cycle after
 ``start``; an element costs ``2 + ebytes`` cycles.
 """
 
@@ -28,13 +29,17 @@ __all__ = ["ResponseSerialiser", "ElementPort"]
 class ElementPort(wiring.Signature):
     """The serialiser's element requests (members from the serialiser's side)."""
 
-    def __init__(self):
+    def __init__(self, max_elements: int = 0xFFFF):
         super().__init__({"addr": Out(1), "latch": Out(1), "value": In(32), "next": Out(1),
-                          "last": Out(1), "index": Out(16)})
+                          "last": Out(1), "index": Out(range(max_elements + 1))})
 
 
 class ResponseSerialiser(wiring.Component):
-    def __init__(self, *, fixed_bytes: int, tail_bytes: int):
+    def __init__(self, *, fixed_bytes: int, tail_bytes: int, max_elements: int = 0xFFFF):
+        for name, v in (("fixed_bytes", fixed_bytes), ("tail_bytes", tail_bytes),
+                        ("max_elements", max_elements)):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 0xFFFF:
+                raise ValueError(f"{name} must be an integer from 0 to 65535, not {v!r}")
         self.fixed_bytes, self.tail_bytes = fixed_bytes, tail_bytes
         super().__init__({
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
@@ -43,18 +48,19 @@ class ResponseSerialiser(wiring.Component):
             "status": In(8),
             "fixed": In(data.ArrayLayout(8, fixed_bytes)),
             "nfix": In(range(fixed_bytes + 1)),
-            "nelem": In(16),
+            "nelem": In(range(max_elements + 1)),
             "ebytes": In(3),
             "tail": In(data.ArrayLayout(8, tail_bytes)),
             "ntail": In(range(tail_bytes + 1)),
-            "elem": Out(ElementPort()),
+            "elem": Out(ElementPort(max_elements)),
         })
 
     def elaborate(self, platform):
         m = Module()
         rsp, el = self.rsp, self.elem
         nfix, nelem, ebytes, ntail = self.nfix, self.nelem, self.ebytes, self.ntail
-        bi = Signal(16)             # byte index within a section
+        # byte index within a section (fixed bytes, an element's 2 to 7 bytes, the tail)
+        bi = Signal(range(max(self.fixed_bytes, self.tail_bytes, 7) + 1))
         e = el.index                # element index
         val = Signal(32)
         m.d.comb += el.last.eq(e + 1 == nelem)
