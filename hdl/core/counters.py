@@ -16,11 +16,13 @@ Two stores (``Implementation.counters``):
 
 * ``registers``: 32 registers per counter; ``read.value`` is the counter at
   ``read.index`` in the same cycle.
-* ``bram``: per counter its low 16 bits in registers (added to every cycle) and a
-  carry bit; the high 16 bits of all counters in a block RAM, where one counter a
-  cycle, round robin, takes its carry (so a counter is visited every ``N`` cycles,
-  ``N`` = 19 counters; the configuration is refused when a counter could carry twice
-  between visits). A flag per counter says whether its high half was written since
+* ``bram``: per counter its low bits in registers (added to every cycle; as many as
+  it needs to carry at most once between two visits, from the largest increment of
+  its events: 5 for a cycle counter, 14 for a skipped-FMA counter of the ``up5k``
+  core, at most 16) and a carry bit; the high bits of all counters in a block RAM,
+  where one counter a cycle, round robin, takes its carry (so a counter is visited
+  every ``N`` cycles, ``N`` = 19 counters; the configuration is refused when a
+  counter would need more than 16 register bits). A flag per counter says whether its high half was written since
   the last clear (a clear is one cycle, as for registers). ``read.value`` is the
   counter at the ``read.index`` of the cycle before: the index must be held one
   cycle before the value is used (the command unit's serialiser does: its element's
@@ -36,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from ..protocol import COUNTERS
-from .defs import COUNTER_LOW_BITS, CoreGeometry
+from .defs import CoreGeometry
 from .lane_datapath import stats_layout
 from .sequencer import EngineGroup, RunPhase, activity_layout
 
@@ -104,12 +106,14 @@ class CounterFile(wiring.Component):
         m.d.comb += self.read.value.eq(Array(counters.values())[self.read.index])
 
     def _split(self, m, inc):
-        L, N = COUNTER_LOW_BITS, len(COUNTERS)
+        N = len(COUNTERS)
+        bits = self.geo.counter_low_bits                  # register bits per counter
+        HW = 32 - min(bits.values())                      # block RAM word: the widest high part
         clear = self.read.clear
-        low = [Signal(L, name=f"low_{n}") for n in COUNTERS]
-        carry = [Signal(name=f"carry_{n}") for n in COUNTERS]   # high half owes one
-        fresh = [Signal(name=f"fresh_{n}") for n in COUNTERS]   # high half written since clear
-        high = Memory(shape=32 - L, depth=N, init=[], attrs={"ram_style": "block"})
+        low = [Signal(bits[n], name=f"low_{n}") for n in COUNTERS]
+        carry = [Signal(name=f"carry_{n}") for n in COUNTERS]   # high part owes one
+        fresh = [Signal(name=f"fresh_{n}") for n in COUNTERS]   # high part written since clear
+        high = Memory(shape=HW, depth=N, init=[], attrs={"ram_style": "block"})
         m.submodules.high = high
         wp = high.write_port()
         rd_carry = high.read_port()                       # the visited counter, a cycle ahead
@@ -122,6 +126,7 @@ class CounterFile(wiring.Component):
         m.d.comb += [wp.addr.eq(ptr), wp.en.eq(1),
                      wp.data.eq(Mux(fresh_a[ptr], rd_carry.data, 0) + carry_a[ptr])]
         for i, n in enumerate(COUNTERS):
+            L = bits[n]
             total = Signal(L + 1, name=f"sum_{n}")
             m.d.comb += total.eq(low[i] + inc[n])
             with m.If(clear):
@@ -131,7 +136,17 @@ class CounterFile(wiring.Component):
                              carry[i].eq((carry[i] & (ptr != i)) | total[L])]
                 with m.If(ptr == i):
                     m.d.sync += fresh[i].eq(1)
+        # the value: the register bits of the counter, then its high part above them
         idx = self.read.index
-        m.d.comb += [rd_host.addr.eq(idx),
-                     self.read.value.eq(Cat(Array(low)[idx],
-                                            Mux(fresh_a[idx], rd_host.data, 0) + carry_a[idx]))]
+        widths = sorted(set(bits.values()))
+        low_r = Signal(max(widths))
+        high_r = Signal(HW)
+        cls = Signal(range(len(widths)))
+        m.d.comb += [rd_host.addr.eq(idx), low_r.eq(Array(low)[idx]),
+                     high_r.eq(Mux(fresh_a[idx], rd_host.data, 0) + carry_a[idx])]
+        with m.Switch(idx):
+            for i, n in enumerate(COUNTERS):
+                with m.Case(i):
+                    m.d.comb += cls.eq(widths.index(bits[n]))
+        m.d.comb += self.read.value.eq(
+            Array(Cat(low_r[:w], high_r[:32 - w]) for w in widths)[cls])

@@ -131,13 +131,26 @@ class CoreGeometry:
                     "fewer lanes, time steps or neurons")
 
     @property
-    def max_counter_increment(self) -> int:
-        """The most a counter can grow in one cycle (from the widths of its events:
+    def counter_increments(self) -> dict[str, int]:
+        """The most each counter can grow in one cycle (from the widths of its events:
         skipped FMAs are ``zeros * fanout`` plus masked lanes)."""
         P, TM = self.lanes, self.max_time_steps
-        skipped = P * TM * ((1 << self.neuron_bits) - 1) + P
-        out_skipped = P + (1 << (self.neuron_bits + 1)) - 1
-        return max(skipped, out_skipped, 2 * P)
+        most = {"fmas": P, "skipped": P * TM * ((1 << self.neuron_bits) - 1) + P,
+                "w_reads": 2 * P, "w_writes": 2 * P,
+                "bp_skipped_out": P + (1 << (self.neuron_bits + 1)) - 1}
+        return {n: most.get(n, most.get(n.split("_", 1)[-1], 1)) for n in COUNTERS}
+
+    @property
+    def max_counter_increment(self) -> int:
+        return max(self.counter_increments.values())
+
+    @property
+    def counter_low_bits(self) -> dict[str, int]:
+        """``bram`` counter store: register bits of each counter, enough that it carries
+        at most once between two visits of the block RAM (every ``len(COUNTERS)``
+        cycles)."""
+        n = len(COUNTERS)
+        return {name: bits_for(inc * (n + 2)) for name, inc in self.counter_increments.items()}
 
     @property
     def op_layout(self) -> data.StructLayout:
