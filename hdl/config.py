@@ -255,8 +255,9 @@ PRESETS: dict[str, BuildConfig] = {
     # Multi-core presets (hdl/system.py). Each core holds a share of a network: its
     # memories are sized for the blocks the mapping compiler gives it.
     # iCE40 UP5K (iCEBreaker: 5,280 LCs, 8 DSPs, 30 EBRs): the smallest core, one lane,
-    # memories of a few EBRs each. Measured: 7,739 LCs, 16 EBRs, 7 DSPs: the core's
-    # control does not fit an UP5K yet (docs/multicore.md).
+    # memories of a few EBRs each; histories, accumulator flags and counters in EBRs (the
+    # iCE40 has no LUT RAM). Measured after packing: 7,471 LCs, 20 EBRs, 4 DSPs: the
+    # core's control does not fit an UP5K yet (docs/multicore.md).
     "up5k": BuildConfig(Features(lanes=1, neurons_per_core=16, max_fan_in=32,
                                  max_time_steps=8, max_layers=2),
                         Implementation(fma_stages=3, max_payload=256, history_write="bit",

@@ -57,7 +57,7 @@ def _cells(stat_cells: dict) -> dict:
 
 
 def flat(cfg, out: Path) -> dict:
-    req = resolve("icebreaker", "core", preset_name="up5k", out_dir=out, synth_only=True)
+    req = resolve("icebreaker", "core", out_dir=out, synth_only=True)   # board, PLL
     block = BLOCKS["core"].factory(cfg)
     top = BoundaryTop(block, req.board, req.pll, board_ports=BLOCKS["core"].board_ports)
     out.mkdir(parents=True, exist_ok=True)
