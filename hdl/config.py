@@ -32,6 +32,8 @@ __all__ = [
 
 RESET_GRAD_MODES = ("detach", "through")
 MEMORY_PRIMITIVES = ("auto", "bram", "lutram")
+HISTORY_WRITES = ("word", "bit")
+COUNTER_STORES = ("registers", "bram")
 #: Most pipeline registers of an fp16 FMA (:mod:`spikeforge.hdl.fp16`).
 FMA_MAX_STAGES = 8
 
@@ -161,6 +163,14 @@ class Implementation:
     router_buffer_depth: int = 16
     memory: str = "auto"    # ram_style of the lane memories: auto, bram (block), lutram
     max_payload: int = DEFAULT_MAX_PAYLOAD   # bytes of a host request / response payload
+    # how bit t of a spike / window / du != 0 history word is written: "word" (the whole
+    # word, read-modify-write through a borrowed asynchronous read port: LUT RAM, ECP5)
+    # or "bit" (a bit write enable, synchronous read ports only: block RAM with a bit
+    # mask, the iCE40 EBR; an FPGA without LUT RAM would build "word" from flip-flops)
+    history_write: str = "word"
+    # where the READ_COUNTERS counters live: "registers" (32 bits each) or "bram" (the low
+    # 16 bits in registers, the high 16 in a block RAM, carried over one counter a cycle)
+    counters: str = "registers"
 
     def __post_init__(self):
         _check_int("fma_stages", self.fma_stages, lo=1, hi=FMA_MAX_STAGES)
@@ -170,6 +180,12 @@ class Implementation:
         if self.memory not in MEMORY_PRIMITIVES:
             raise ConfigError(
                 f"memory must be one of {list(MEMORY_PRIMITIVES)}, not {self.memory!r}")
+        if self.history_write not in HISTORY_WRITES:
+            raise ConfigError(f"history_write must be one of {list(HISTORY_WRITES)}, "
+                              f"not {self.history_write!r}")
+        if self.counters not in COUNTER_STORES:
+            raise ConfigError(f"counters must be one of {list(COUNTER_STORES)}, "
+                              f"not {self.counters!r}")
 
 
 @dataclass(frozen=True)
@@ -239,11 +255,13 @@ PRESETS: dict[str, BuildConfig] = {
     # Multi-core presets (hdl/system.py). Each core holds a share of a network: its
     # memories are sized for the blocks the mapping compiler gives it.
     # iCE40 UP5K (iCEBreaker: 5,280 LCs, 8 DSPs, 30 EBRs): the smallest core, one lane,
-    # memories of a few EBRs each. Measured: 7,739 LCs, 16 EBRs, 7 DSPs: the core's
-    # control does not fit an UP5K yet (docs/multicore.md).
+    # memories of a few EBRs each; histories, accumulator flags and counters in EBRs (the
+    # iCE40 has no LUT RAM). Measured after packing: 7,471 LCs, 20 EBRs, 4 DSPs: the
+    # core's control does not fit an UP5K yet (docs/multicore.md).
     "up5k": BuildConfig(Features(lanes=1, neurons_per_core=16, max_fan_in=32,
                                  max_time_steps=8, max_layers=2),
-                        Implementation(fma_stages=3, max_payload=256)),
+                        Implementation(fma_stages=3, max_payload=256, history_write="bit",
+                                       counters="bram")),
     # ULX3S-85F (208 DP16KD, 83,640 LUT4): 2x2 cores of 2 lanes, 40 neurons and fan-in
     # 128 each, enough for 64-128-10. Measured per core after packing: 18,911 LUT4 and
     # 21 DP16KD, so four cores with routers and host port are about 95 % of the LUT4:

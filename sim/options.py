@@ -71,6 +71,12 @@ CONFIG_OPTIONS: dict[str, ConfigOption] = {o.name: o for o in (
                  "largest host request / response payload of a core"),
     ConfigOption("--memory", ("memory",), "KIND",
                  "memory primitive of the lane memories (auto, bram, lutram)", type=str),
+    ConfigOption("--history-write", ("history_write",), "HOW",
+                 "how a history bit is written: word (read-modify-write, LUT RAM) or bit "
+                 "(bit write enable, block RAM with a bit mask such as the iCE40's)", type=str),
+    ConfigOption("--counters", ("counters",), "WHERE",
+                 "where the counters live: registers (32 bits each) or bram (low halves in "
+                 "registers, high halves in a block RAM)", type=str),
     ConfigOption("--reset-grad-modes", ("reset_grad_modes",), "MODES",
                  "reset_grad modes built, joined by '+' (detach, through, detach+through)",
                  to_fields=lambda v: {"reset_grad_modes": tuple(v.split("+")) if v else ()},

@@ -103,7 +103,7 @@ class GinLoop(_Loop):
         pr = self.pairs.payload
         jg = Signal(g.neuron_bits)
         jl = Signal(g.lane_bits)
-        m.d.comb += [jg.eq(pr.j >> g.lane_bits), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
+        m.d.comb += [jg.eq(pr.j >> g.lane_shift), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
         # groups of this event still to issue: the window summary of the inputs at t
         fresh = Signal()                  # no group of the current event issued yet
         left = Signal(H)                  # groups still to issue (after the first)
@@ -127,7 +127,7 @@ class GinLoop(_Loop):
         # lanes of the event issued so far (the rest of n_in was skipped)
         used = Signal(g.neuron_bits + 1)
         rem = Signal(g.neuron_bits + 1)
-        m.d.comb += rem.eq(lay.n_in - (hs << g.lane_bits))
+        m.d.comb += rem.eq(lay.n_in - (hs << g.lane_shift))
         nv = Signal(range(P + 1))
         m.d.comb += nv.eq(Mux(any_, _nvalid(g, rem), 0))
         base_used = Mux(fresh, 0, used)
@@ -139,7 +139,7 @@ class GinLoop(_Loop):
             o.g.eq(hs),
             o.dg.eq(lay.out_dg + jg),
             o.hg.eq(lay.in_hg + hs),
-            o.waddr.eq(lay.wbase + jg * lay.n_in + (hs << g.lane_bits)),
+            o.waddr.eq(lay.wbase + jg * lay.n_in + (hs << g.lane_shift)),
             o.rot.eq(jl),
             o.row.eq(1),
             o.bsel.eq(jl),

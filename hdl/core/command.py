@@ -11,12 +11,6 @@ through the lane datapath's ``host`` port, a run or update started on ``run``
 and ``counters``. A request whose payload has the wrong size or a value out of
 range gets ``BAD_ARGUMENT`` and changes nothing.
 
-A request is checked in two steps: in ``CHECK`` its arguments (with the products
-and the layer-table entry they are compared with, registered the cycle before) are
-compared and the outcome registered; in ``EXECUTE`` it is rejected with that status
-or carried out. So no combinational path runs from the captured arguments through
-the checks into the actions (the response, the table, a run's start).
-
 Latency of a command other than a run: a few cycles plus one to three cycles per
 payload byte.
 """
@@ -70,6 +64,10 @@ class CommandUnit(wiring.Component):
     def __init__(self, geometry: CoreGeometry):
         self.geo = g = geometry
         self.max_payload = g.config.implementation.max_payload
+        # the most elements a request can have once its checks passed: a write of weights
+        # stays in one layer, a read in max_payload bytes, the spikes in the input groups
+        self.max_elements = min(0xFFFF, max(g.neurons * g.max_fan_in, self.max_payload // 2,
+                                            g.in_groups * g.lanes, len(COUNTERS), g.neurons))
         super().__init__({
             "req": In(stream.Signature(BEAT_LAYOUT)),
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
@@ -79,8 +77,8 @@ class CommandUnit(wiring.Component):
             "nonfinite": In(1),
             "host": Out(HostAccess(g)),
             "table_write": Out(TableWrite(g)),
+            # the addressed layer (READ/WRITE_WEIGHTS), else the last layer (RUN)
             "table_read": Out(TableRead(g)),
-            "table_last": Out(TableRead(g)),
             "counters": Out(CounterRead()),
         })
 
@@ -89,7 +87,8 @@ class CommandUnit(wiring.Component):
         g = self.geo
         m.submodules.capture = cap = RequestCapture(max_payload=self.max_payload)
         m.submodules.response = ser = ResponseSerialiser(
-            fixed_bytes=proto.nbytes(proto.INFO), tail_bytes=proto.nbytes(proto.RUN_RESULT))
+            fixed_bytes=proto.nbytes(proto.INFO), tail_bytes=proto.nbytes(proto.RUN_RESULT),
+            max_elements=self.max_elements)
         wiring.connect(m, wiring.flipped(self.req), cap.req)
         wiring.connect(m, ser.rsp, wiring.flipped(self.rsp))
         self._m, self._cap, self._ser = m, cap, ser
@@ -97,20 +96,13 @@ class CommandUnit(wiring.Component):
         self._serialiser_inputs(m)
         m.d.comb += [self.host.en.eq(0), self.host.wwe.eq(0), self.host.hwe.eq(0),
                      self.clear_flags.eq(0), self.counters.clear.eq(0),
-                     self.table_last.index.eq(self.settings.layers - 1)]
-        self._early_terms(m)
-        self._bad, self._bad_code = Signal(), Signal(8)
+                     self.table_read.index.eq(Mux(
+                         (cap.cmd == Command.WRITE_WEIGHTS) | (cap.cmd == Command.READ_WEIGHTS),
+                         self._view(proto.WRITE_WEIGHTS).layer, self.settings.layers - 1))]
         with m.FSM(name="command"):
             with m.State("IDLE"):
                 with m.If(cap.valid):
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                self._checking = True
-                self._execute(m)
-                m.next = "EXECUTE"
-            with m.State("EXECUTE"):
-                self._checking = False
-                self._execute(m)
+                    self._execute(m)
             with m.State("CONSTS"):
                 m.d.sync += self.settings.constants.eq(self._view(proto.SET_CONSTANTS).constants)
                 self._respond(m)
@@ -133,12 +125,12 @@ class CommandUnit(wiring.Component):
         P = g.lanes
         self.status = Signal(8)
         self.nfix = Signal(range(proto.nbytes(proto.INFO) + 1))
-        self.nelem = Signal(16)
+        self.nelem = Signal(range(self.max_elements + 1))
         self.ebytes = Signal(3)
         self.ntail = Signal(range(proto.nbytes(proto.RUN_RESULT) + 1))
         self.kind = Signal(ElementKind)
         self.configured = Signal()
-        self.e = Signal(16)                         # bulk word of a write loop
+        self.e = Signal(range(self.max_elements + 1))   # bulk word of a write loop
         # element walk: weights (i, j) at row address wrow; neurons ncur, steps tcur
         self.wi, self.wj = Signal(g.neuron_bits), Signal(g.neuron_bits)
         self.wrow = Signal(g.waddr_bits + 1)
@@ -181,50 +173,9 @@ class CommandUnit(wiring.Component):
 
     # ---- handlers --------------------------------------------------------------------------
 
-    def _early_terms(self, m):
-        """Products and table entries the checks compare, registered every cycle (the
-        capture holds a request's arguments from ``valid`` on, so in ``CHECK`` they are
-        those of the request)."""
-        g = self.geo
-        sl, ww, rg = (self._view(proto.SET_LAYER), self._view(proto.WRITE_WEIGHTS),
-                      self._view(proto.READ_GRADIENTS))
-        ent = self.table_read.entry
-        m.d.comb += self.table_read.index.eq(ww.layer)
-        self._ent = Signal(g.layer_layout)
-        self._sl_wend = Signal(33)        # SET_LAYER: wbase + groups(n_out) * n_in
-        self._ww_flat = Signal(33)        # weights: i * n_in + j of the layer
-        self._ww_size = Signal(33)        # weights: n_out * n_in of the layer
-        self._ww_row = Signal(g.waddr_bits + 1)     # weights: wbase + (i div P) * n_in
-        self._rg_steps = Signal(33)       # READ_GRADIENTS: count * T
-        m.d.sync += [self._ent.eq(ent),
-                     self._sl_wend.eq(sl.wbase + _groups(g, sl.n_out) * sl.n_in),
-                     self._ww_flat.eq(ww.i * ent.n_in + ww.j),
-                     self._ww_size.eq(ent.n_out * ent.n_in),
-                     self._ww_row.eq(ent.wbase + (ww.i >> g.lane_bits) * ent.n_in),
-                     self._rg_steps.eq(rg.count * self.settings.T)]
-
-    def _guard(self, m, checks, act):
-        """A handler: ``checks()`` gives ``(condition, status)`` pairs, the first true one
-        rejects the request. In ``CHECK`` they are evaluated and registered; in
-        ``EXECUTE`` the request is rejected with the registered status or ``act()`` runs
-        (so no path runs from the arguments through the checks into the actions)."""
-        if self._checking:
-            bad, code = Const(0), Const(int(Status.OK), 8)
-            for cond, status in reversed(checks()):
-                bad = bad | cond
-                code = Mux(cond, int(status), code)
-            m.d.sync += [self._bad.eq(bad), self._bad_code.eq(code)]
-        else:
-            with m.If(self._bad):
-                self._reject(m, self._bad_code)
-            if act is not None:
-                with m.Else():
-                    act()
-
     def _execute(self, m):
-        if not self._checking:
-            m.d.sync += [self.status.eq(Status.OK), self.nfix.eq(0), self.nelem.eq(0),
-                         self.ntail.eq(0), self.ebytes.eq(2), self.e.eq(0)]
+        m.d.sync += [self.status.eq(Status.OK), self.nfix.eq(0), self.nelem.eq(0),
+                     self.ntail.eq(0), self.ebytes.eq(2), self.e.eq(0)]
         handlers = {
             (Command.INFO,): self._info,
             (Command.SET_CONSTANTS,): self._set_constants,
@@ -242,13 +193,14 @@ class CommandUnit(wiring.Component):
                 with m.Case(*cmds):
                     handler(m, self._cap.nbytes)
             with m.Default():
-                self._guard(m, lambda: [(Const(1), Status.UNKNOWN_COMMAND)], None)
+                self._reject(m, Status.UNKNOWN_COMMAND)
 
     def _info(self, m, nbytes):
-        def act():
+        with m.If(nbytes != 0):
+            self._reject(m)
+        with m.Else():
             m.d.sync += self.nfix.eq(proto.nbytes(proto.INFO))
             self._respond(m)
-        self._guard(m, lambda: [(nbytes != 0, Status.BAD_ARGUMENT)], act)
 
     def _set_constants(self, m, nbytes):
         g, s = self.geo, self.settings
@@ -259,146 +211,170 @@ class CommandUnit(wiring.Component):
             ((a.reset_grad == ResetGrad.DETACH) &
              ("detach" in f.reset_grad_modes or f.inference_only)) |
             ((a.reset_grad == ResetGrad.THROUGH) & ("through" in f.reset_grad_modes)))
-
-        def act():
+        with m.If((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
+                  (a.T > g.max_time_steps) | (a.layers < 1) | (a.layers > g.max_layers) |
+                  ~mode_ok | (a.wcount > g.weight_depth)):
+            self._reject(m)
+        with m.Else():
             m.d.sync += [s.T.eq(a.T), s.layers.eq(a.layers),
                          s.through.eq(a.reset_grad == ResetGrad.THROUGH),
                          s.wcount.eq(a.wcount), self.configured.eq(1)]
             m.next = "CONSTS"
-        self._guard(m, lambda: [(
-            (nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
-            (a.T > g.max_time_steps) | (a.layers < 1) | (a.layers > g.max_layers) |
-            ~mode_ok | (a.wcount > g.weight_depth), Status.BAD_ARGUMENT)], act)
 
     def _set_layer(self, m, nbytes):
         g = self.geo
         a = self._view(proto.SET_LAYER)
-        gi, go = Signal(17), Signal(17)
-        m.d.comb += [gi.eq(_groups(g, a.n_in)), go.eq(_groups(g, a.n_out))]
-
-        def act():
+        # sizes past their limits are refused on their own, so the sums below take their
+        # low bits (and the bases their low bits, or "past the limit")
+        n_in, n_in_over = _capped(a.n_in, g.max_fan_in)
+        n_out, n_out_over = _capped(a.n_out, g.neurons)
+        in_hg, in_hg_over = _capped(a.in_hg, g.hist_groups)
+        out_g, out_g_over = _capped(a.out_g, g.neuron_groups)
+        wbase, wbase_over = _capped(a.wbase, g.weight_depth)
+        gi, go = Signal(len(n_in) + 1), Signal(len(n_out) + 1)
+        m.d.comb += [gi.eq(_groups(g, n_in)), go.eq(_groups(g, n_out))]
+        with m.If((nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
+                  (a.n_in < 1) | n_in_over | (n_in > g.max_fan_in) | (a.n_out < 1) |
+                  n_out_over | (n_out > g.neurons) | in_hg_over | (in_hg + gi > g.hist_groups) |
+                  out_g_over | (out_g + go > g.neuron_groups) |
+                  wbase_over | (wbase + go * n_in > g.weight_depth)):
+            self._reject(m)
+        with m.Else():
             w = self.table_write
             ent = w.entry
             m.d.comb += [w.en.eq(1), w.index.eq(a.layer),
-                         ent.n_in.eq(a.n_in), ent.n_out.eq(a.n_out), ent.g_in.eq(gi),
-                         ent.g_out.eq(go), ent.wbase.eq(a.wbase), ent.in_hg.eq(a.in_hg),
-                         ent.out_hg.eq(g.in_groups + a.out_g), ent.out_dg.eq(a.out_g),
-                         ent.in_dg.eq(Mux(a.in_hg >= g.in_groups, a.in_hg - g.in_groups, 0))]
+                         ent.n_in.eq(n_in), ent.n_out.eq(n_out), ent.g_in.eq(gi),
+                         ent.g_out.eq(go), ent.wbase.eq(wbase), ent.in_hg.eq(in_hg),
+                         ent.out_hg.eq(g.in_groups + out_g), ent.out_dg.eq(out_g),
+                         ent.in_dg.eq(Mux(in_hg >= g.in_groups, in_hg - g.in_groups, 0))]
             self._respond(m)
-        self._guard(m, lambda: [(
-            (nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
-            (a.n_in < 1) | (a.n_in > g.max_fan_in) | (a.n_out < 1) |
-            (a.n_out > g.neurons) | (a.in_hg + gi > g.hist_groups) |
-            (a.out_g + go > g.neuron_groups) | (self._sl_wend > g.weight_depth),
-            Status.BAD_ARGUMENT)], act)
 
     def _weights(self, m, nbytes):
         g = self.geo
         a = self._view(proto.WRITE_WEIGHTS)         # layer, i, j (both commands)
         rd = self._view(proto.READ_WEIGHTS)
-        ent = self._ent                             # the layer's entry (registered)
+        ent = self.table_read.entry                 # at a.layer (the index multiplexer)
         is_wr = self._cap.cmd == Command.WRITE_WEIGHTS
         cnt = Signal(16)
         m.d.comb += cnt.eq(Mux(is_wr, self._cap.nwords, rd.count))
-
-        def act():
-            m.d.sync += [self.elay.eq(ent), self.wi.eq(a.i), self.wj.eq(a.j),
-                         self.wrow.eq(self._ww_row)]
-            with m.If(is_wr):
-                m.d.sync += self.nelem.eq(cnt)
-                m.next = "WW_ADDR"
-            with m.Else():
-                m.d.sync += [self.nelem.eq(cnt), self.kind.eq(
-                    Mux(rd.which == WeightKind.DW, ElementKind.DW, ElementKind.W))]
-                self._respond(m)
-        self._guard(m, lambda: [(
-            (is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
-            (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
-                       (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
-            (a.layer >= self.settings.layers) | (a.i >= ent.n_out) | (a.j >= ent.n_in) |
-            (cnt == 0) | (self._ww_flat + cnt > self._ww_size), Status.BAD_ARGUMENT)], act)
+        # i < n_out and j < n_in are checked on their own, so the weight index takes their
+        # low bits; a count past the largest layer is refused on its own too
+        wi, wj = a.i[:g.neuron_bits], a.j[:g.neuron_bits]
+        i_over, j_over = a.i[g.neuron_bits:].any(), a.j[g.neuron_bits:].any()
+        cnt_low, cnt_over = _capped(cnt, g.neurons * g.max_fan_in)
+        flat = Signal(2 * g.neuron_bits)
+        m.d.comb += flat.eq(wi * ent.n_in + wj)
+        m.d.sync += [self.elay.eq(ent), self.wi.eq(wi), self.wj.eq(wj),
+                     self.wrow.eq(ent.wbase + (wi >> g.lane_shift) * ent.n_in)]
+        with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
+                  (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
+                             (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
+                  (a.layer >= self.settings.layers) | i_over | (wi >= ent.n_out) | j_over |
+                  (wj >= ent.n_in) | (cnt == 0) | cnt_over |
+                  (flat + cnt_low > ent.n_out * ent.n_in)):
+            self._reject(m)
+        with m.Elif(is_wr):
+            m.d.sync += self.nelem.eq(cnt)
+            m.next = "WW_ADDR"
+        with m.Else():
+            m.d.sync += [self.nelem.eq(cnt), self.kind.eq(
+                Mux(rd.which == WeightKind.DW, ElementKind.DW, ElementKind.W))]
+            self._respond(m)
 
     def _load_spikes(self, m, nbytes):
         g = self.geo
         first = self._view(proto.LOAD_SPIKES).first
-
-        def act():
+        limit = g.in_groups * g.lanes
+        first_low, first_over = _capped(first, limit)
+        words_low, words_over = _capped(self._cap.nwords, limit)
+        with m.If((nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | nbytes[0] |
+                  first_over | words_over | (first_low + words_low > limit)):
+            self._reject(m)
+        with m.Else():
             m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords)]
             m.next = "LS_ADDR"
-        self._guard(m, lambda: [(
-            (nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | nbytes[0] |
-            (first + self._cap.nwords > g.in_groups * g.lanes), Status.BAD_ARGUMENT)], act)
 
     def _run(self, m, nbytes):
         a = self._view(proto.RUN)
         train = a.mode == RunMode.TRAIN
-
-        def act():
+        with m.If((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
+                  (train & Const(int(self.geo.inference_only)))):
+            self._reject(m)
+        with m.Elif(~self.configured):
+            # before any network: the state is wrong whatever the label (there is no range)
+            self._reject(m, Status.BAD_STATE)
+        with m.Elif(train & (a.label[self.geo.neuron_bits:].any() |
+                             (a.label[:self.geo.neuron_bits] >= self.table_read.entry.n_out))):
+            self._reject(m)
+        with m.Else():
             m.d.sync += self.settings.label.eq(a.label)
             m.d.comb += [self.run.start.eq(1), self.clear_flags.eq(1),
                          self.run.kind.eq(Mux(train, RunKind.TRAIN, RunKind.FORWARD))]
             m.next = "RUNNING"
-        self._guard(m, lambda: [
-            ((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
-             (train & Const(int(self.geo.inference_only))), Status.BAD_ARGUMENT),
-            # before any network: the state is wrong whatever the label (there is no range)
-            (~self.configured, Status.BAD_STATE),
-            (train & (a.label >= self.table_last.entry.n_out), Status.BAD_ARGUMENT)], act)
 
     def _update(self, m, nbytes):
-        def act():
+        with m.If((nbytes != 0) | Const(int(self.geo.inference_only))):
+            self._reject(m)
+        with m.Elif(~self.configured):
+            self._reject(m, Status.BAD_STATE)
+        with m.Else():
             m.d.comb += [self.run.start.eq(1), self.run.kind.eq(RunKind.UPDATE)]
             m.next = "RUNNING"
-        self._guard(m, lambda: [
-            ((nbytes != 0) | Const(int(self.geo.inference_only)), Status.BAD_ARGUMENT),
-            (~self.configured, Status.BAD_STATE)], act)
+
+    def _past(self, a, limit):
+        """``group * P + first + count > limit`` of a READ_HISTORY / READ_GRADIENTS."""
+        g = self.geo
+        group, group_over = _capped(a.group, limit, g.lane_shift)
+        first, first_over = _capped(a.first, limit)
+        count, count_over = _capped(a.count, limit)
+        return (group_over | first_over | count_over |
+                ((group << g.lane_shift) + first + count > limit))
 
     def _read_history(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_HISTORY)
-
-        def act():
+        with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
+                  (a.count == 0) | (a.count > self.max_payload // 2) |
+                  self._past(a, g.hist_groups * g.lanes)):
+            self._reject(m)
+        with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
                          self.ncur.eq(a.first), self.nelem.eq(a.count),
                          self.kind.eq(ElementKind.HISTORY)]
             self._respond(m)
-        self._guard(m, lambda: [(
-            (nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
-            (a.count == 0) | (a.count > self.max_payload // 2) |
-            ((a.group << g.lane_bits) + a.first + a.count > g.hist_groups * g.lanes),
-            Status.BAD_ARGUMENT)], act)
 
     def _read_gradients(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_GRADIENTS)
-
-        def act():
+        # count > max_payload / 2 is past the limit for every T >= 1 on its own
+        half = self.max_payload // 2
+        count_low, count_over = _capped(a.count, half)
+        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
+                  (a.count == 0) | count_over | (count_low * self.settings.T > half) |
+                  ((a.which == GradientKind.U) & Const(int(not g.through))) |
+                  self._past(a, g.neuron_groups * g.lanes)):
+            self._reject(m)
+        with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
                          self.ncur.eq(a.first), self.tcur.eq(0),
-                         self.nelem.eq(a.count * self.settings.T),
+                         self.nelem.eq(count_low * self.settings.T),
                          self.kind.eq(ElementKind.STEP_VALUE)]
             self._respond(m)
-        self._guard(m, lambda: [(
-            (nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
-            (a.count == 0) | (self._rg_steps > self.max_payload // 2) |
-            ((a.which == GradientKind.U) & Const(int(not g.through))) |
-            ((a.group << g.lane_bits) + a.first + a.count > g.neuron_groups * g.lanes),
-            Status.BAD_ARGUMENT)], act)
 
     def _read_counters(self, m, nbytes):
-        def act():
+        with m.If((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
+                  (self._view(proto.READ_COUNTERS).clear > 1)):
+            self._reject(m)
+        with m.Else():
             m.d.sync += [self.nelem.eq(len(COUNTERS)), self.ebytes.eq(4),
                          self.kind.eq(ElementKind.COUNTER)]
             self._respond(m)
-        self._guard(m, lambda: [(
-            (nbytes != proto.nbytes(proto.READ_COUNTERS)) |
-            (self._view(proto.READ_COUNTERS).clear > 1), Status.BAD_ARGUMENT)], act)
 
     def _run_done(self, m):
         with m.If(self._cap.cmd == Command.UPDATE):
             self._respond(m)
         with m.Else():
-            last = self.table_last.entry
+            last = self.table_read.entry          # the last layer (a RUN)
             m.d.sync += [self.elay.eq(last), self.hbase.eq(last.out_hg), self.ncur.eq(0),
                          self.nelem.eq(last.n_out), self.kind.eq(ElementKind.SPIKE_COUNT),
                          self.best.eq(0), self.bestc.eq(0),
@@ -431,7 +407,7 @@ class CommandUnit(wiring.Component):
     def _write_spikes(self, m, word):
         """The spike history word of input neuron ncur = word, then the next neuron."""
         h = self.host
-        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.ncur >> self.geo.lane_bits),
+        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.ncur >> self.geo.lane_shift),
                      h.hdata.eq(word), h.hwe.eq(1)]
         m.d.sync += self.ncur.eq(self.ncur + 1)
 
@@ -456,9 +432,9 @@ class CommandUnit(wiring.Component):
                     m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur)]
                 with m.Case(K.HISTORY, K.SPIKE_COUNT):
                     m.d.comb += [h.bank.eq(self.nbank),
-                                 h.haddr.eq(self.hbase + (self.ncur >> g.lane_bits))]
+                                 h.haddr.eq(self.hbase + (self.ncur >> g.lane_shift))]
                 with m.Case(K.STEP_VALUE):
-                    dg = self.dgb + (self.ncur >> g.lane_bits)
+                    dg = self.dgb + (self.ncur >> g.lane_shift)
                     m.d.comb += [h.bank.eq(self.nbank),
                                  h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits]))]
         with m.If(el.latch):
@@ -503,4 +479,15 @@ class CommandUnit(wiring.Component):
 
 def _groups(g, n):
     """Groups of ``P`` for ``n`` neurons."""
-    return (n + g.lanes - 1) >> g.lane_bits
+    return (n + g.lanes - 1) >> g.lane_shift
+
+
+def _capped(value, limit: int, shift: int = 0):
+    """``(low, over)`` of an argument checked against ``limit`` (``value << shift`` is
+    what is compared): ``over`` when ``value << shift`` alone is past ``limit``
+    (its bits above ``bits_for(limit)``), else ``low`` holds all of ``value``. A check
+    ``over | (sum of lows > limit)`` is exact with adders only as wide as ``limit``."""
+    w = max(1, bits_for(limit) - shift)
+    if len(value) <= w:
+        return value, Const(0, 1)
+    return value[:w], value[w:].any()

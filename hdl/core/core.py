@@ -55,7 +55,7 @@ class Core(ArgumentChecked, wiring.Component):
         g = self.geo
         m.submodules.cmd = cmd = CommandUnit(g)
         m.submodules.seq = seq = Sequencer(g)
-        m.submodules.table = table = LayerTable(g, reads=3)
+        m.submodules.table = table = LayerTable(g, reads=2)
         m.submodules.counters = ctr = CounterFile(g)
         m.submodules.dp = dp = LaneDatapath(g)
         m.submodules.scan = scan = HistoryScanner(g)
@@ -70,7 +70,6 @@ class Core(ArgumentChecked, wiring.Component):
         wiring.connect(m, cmd.rsp, wiring.flipped(self.rsp))
         wiring.connect(m, cmd.table_write, table.write)
         wiring.connect(m, cmd.table_read, table.read[1])
-        wiring.connect(m, cmd.table_last, table.read[2])
         wiring.connect(m, cmd.run, seq.run)
         wiring.connect(m, cmd.host, dp.host)
         wiring.connect(m, cmd.counters, ctr.read)

@@ -10,7 +10,23 @@ step's engine group count busy and stalled cycles, FMAs and skipped FMAs
 (``zeros * fanout`` events without a spike plus masked lanes); ``w_reads`` /
 ``w_writes`` the weight words; ``runs`` the runs; ``bp_skipped_out`` the input-gradient
 FMAs skipped for output sparsity (inputs whose window bit in the layer below is 0). ``read`` (:class:`CounterRead`)
-reads one counter combinationally; ``read.clear`` zeroes them all.
+reads one counter; ``read.clear`` zeroes them all.
+
+Two stores (``Implementation.counters``):
+
+* ``registers``: 32 registers per counter; ``read.value`` is the counter at
+  ``read.index`` in the same cycle.
+* ``bram``: per counter its low bits in registers (added to every cycle; as many as
+  it needs to carry at most once between two visits, from the largest increment of
+  its events: 5 for a cycle counter, 14 for a skipped-FMA counter of the ``up5k``
+  core, at most 16) and a carry bit; the high bits of all counters in a block RAM,
+  where one counter a cycle, round robin, takes its carry (so a counter is visited
+  every ``N`` cycles, ``N`` = 19 counters; the configuration is refused when a
+  counter would need more than 16 register bits). A flag per counter says whether its high half was written since
+  the last clear (a clear is one cycle, as for registers). ``read.value`` is the
+  counter at the ``read.index`` of the cycle before: the index must be held one
+  cycle before the value is used (the command unit's serialiser does: its element's
+  index is set a cycle before it latches the value). Same values as ``registers``.
 
 Latency: an event is counted one cycle after it happened (the events are
 registered on their way in); a clear takes effect in the next cycle.
@@ -18,8 +34,9 @@ registered on their way in); a clear takes effect in the next cycle.
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
@@ -65,7 +82,6 @@ class CounterFile(wiring.Component):
         ev = Signal(events_layout(self.geo))
         m.d.sync += ev.eq(self.events)
         act, lanes = ev.activity, ev.lanes
-        counters = {n: Signal(32, name=f"ctr_{n}") for n in COUNTERS}
         inc = {n: Signal(32, name=f"inc_{n}") for n in COUNTERS}
         skipped = Signal(32)
         m.d.comb += skipped.eq(ev.zeros * act.fanout)
@@ -81,10 +97,63 @@ class CounterFile(wiring.Component):
                              inc[f"{pre}_skipped"].eq(skipped + lanes.masked)]
                 if group == EngineGroup.BP:
                     m.d.comb += inc["bp_skipped_out"].eq(lanes.out_skipped)
+        if self.geo.counter_store == "bram":
+            self._split(m, inc)
+        else:
+            self._registers(m, inc)
+        return m
+
+    def _registers(self, m, inc):
+        counters = {n: Signal(32, name=f"ctr_{n}") for n in COUNTERS}
         for n, c in counters.items():
             with m.If(self.read.clear):
                 m.d.sync += c.eq(0)
             with m.Else():
                 m.d.sync += c.eq(c + inc[n])
         m.d.comb += self.read.value.eq(Array(counters.values())[self.read.index])
-        return m
+
+    def _split(self, m, inc):
+        N = len(COUNTERS)
+        bits = self.geo.counter_low_bits                  # register bits per counter
+        HW = 32 - min(bits.values())                      # block RAM word: the widest high part
+        clear = self.read.clear
+        low = [Signal(bits[n], name=f"low_{n}") for n in COUNTERS]
+        carry = [Signal(name=f"carry_{n}") for n in COUNTERS]   # high part owes one
+        fresh = [Signal(name=f"fresh_{n}") for n in COUNTERS]   # high part written since clear
+        high = Memory(shape=HW, depth=N, init=[], attrs={"ram_style": "block"})
+        m.submodules.high = high
+        wp = high.write_port()
+        rd_carry = high.read_port()                       # the visited counter, a cycle ahead
+        rd_host = high.read_port(transparent_for=(wp,))  # read.index, a cycle before
+        ptr = Signal(range(N))                            # the counter visited this cycle
+        nxt = Signal(range(N))
+        m.d.comb += [nxt.eq(Mux(ptr == N - 1, 0, ptr + 1)), rd_carry.addr.eq(nxt)]
+        m.d.sync += ptr.eq(nxt)
+        carry_a, fresh_a = Array(carry), Array(fresh)
+        m.d.comb += [wp.addr.eq(ptr), wp.en.eq(1),
+                     wp.data.eq(Mux(fresh_a[ptr], rd_carry.data, 0) + carry_a[ptr])]
+        for i, n in enumerate(COUNTERS):
+            L = bits[n]
+            total = Signal(L + 1, name=f"sum_{n}")
+            m.d.comb += total.eq(low[i] + inc[n])
+            with m.If(clear):
+                m.d.sync += [low[i].eq(0), carry[i].eq(0), fresh[i].eq(0)]
+            with m.Else():
+                m.d.sync += [low[i].eq(total[:L]),
+                             carry[i].eq((carry[i] & (ptr != i)) | total[L])]
+                with m.If(ptr == i):
+                    m.d.sync += fresh[i].eq(1)
+        # the value: the register bits of the counter, then its high part above them
+        idx = self.read.index
+        widths = sorted(set(bits.values()))
+        low_r = Signal(max(widths))
+        high_r = Signal(HW)
+        cls = Signal(range(len(widths)))
+        m.d.comb += [rd_host.addr.eq(idx), low_r.eq(Array(low)[idx]),
+                     high_r.eq(Mux(fresh_a[idx], rd_host.data, 0) + carry_a[idx])]
+        with m.Switch(idx):
+            for i, n in enumerate(COUNTERS):
+                with m.Case(i):
+                    m.d.comb += cls.eq(widths.index(bits[n]))
+        m.d.comb += self.read.value.eq(
+            Array(Cat(low_r[:w], high_r[:32 - w]) for w in widths)[cls])

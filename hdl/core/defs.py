@@ -15,11 +15,16 @@ from amaranth.lib import data, enum
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
 from ..config import BuildConfig, ConfigError, check_build_config
+from ..protocol import COUNTERS
 
 __all__ = [
     "OpKind", "Space", "CoreGeometry", "F16", "f16_lt", "f16_ge", "f16_gt",
     "f16_is_zero", "f16_is_nonfinite", "count_to_f16", "ceil_div",
 ]
+
+
+#: Register bits of a counter in the ``bram`` counter store (the rest are in a block RAM).
+COUNTER_LOW_BITS = 16
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -70,7 +75,8 @@ class CoreGeometry:
       ``hist_groups`` history words per bank, ``acc_groups`` accumulator groups.
     * ``weight_depth`` words per weight bank (``P`` banks, skewed layout),
       ``acc_depth`` / ``du_depth`` words per accumulator / ``du`` bank.
-    * Field widths: ``time_bits`` (a step), ``lane_bits`` (a lane), ``neuron_bits``
+    * Field widths: ``time_bits`` (a step), ``lane_bits`` (a lane; ``lane_shift`` =
+      log2 ``P`` turns a group number into its first neuron), ``neuron_bits``
       (a neuron or input index), ``waddr_bits`` (a weight address), ``hist_group_bits``,
       ``acc_group_bits``, ``du_group_bits`` (group numbers), ``key_bits`` (a hazard key).
     """
@@ -94,13 +100,16 @@ class CoreGeometry:
         self.inference_only = f.inference_only
         self.modes = f.reset_grad_modes
         self.memory = impl.memory
+        self.bit_history = impl.history_write == "bit"
+        self.counter_store = impl.counters
         P = self.lanes
         self.in_groups = ceil_div(self.max_fan_in, P)
         self.neuron_groups = ceil_div(self.neurons, P) + self.max_layers - 1
         self.hist_groups = self.in_groups + self.neuron_groups
         self.acc_groups = max(ceil_div(self.neurons, P), self.in_groups)
         self.time_bits = max(1, ceil_log2(self.max_time_steps))
-        self.lane_bits = max(1, exact_log2(P))
+        self.lane_bits = max(1, exact_log2(P))   # width of a lane number (one bit for P = 1)
+        self.lane_shift = exact_log2(P)           # a group number to its first neuron: << this
         self.acc_group_bits = max(1, ceil_log2(self.acc_groups))
         self.du_group_bits = max(1, ceil_log2(self.neuron_groups))
         self.acc_depth = 1 << (self.time_bits + self.acc_group_bits)
@@ -112,6 +121,36 @@ class CoreGeometry:
         self.neuron_bits = bits_for(max(self.neurons, self.max_fan_in))
         self.key_bits = max(self.waddr_bits, self.time_bits + self.acc_group_bits,
                             self.time_bits + self.du_group_bits) + 2
+        if self.counter_store == "bram":
+            n, inc = len(COUNTERS), self.max_counter_increment
+            if inc * (n + 2) >= 1 << COUNTER_LOW_BITS:
+                raise ConfigError(
+                    f"counters='bram' cannot keep up with this core: a counter may grow by "
+                    f"{inc} a cycle and takes its carry every {n} cycles, more than its "
+                    f"{COUNTER_LOW_BITS} register bits hold; use counters='registers', or "
+                    "fewer lanes, time steps or neurons")
+
+    @property
+    def counter_increments(self) -> dict[str, int]:
+        """The most each counter can grow in one cycle (from the widths of its events:
+        skipped FMAs are ``zeros * fanout`` plus masked lanes)."""
+        P, TM = self.lanes, self.max_time_steps
+        most = {"fmas": P, "skipped": P * TM * ((1 << self.neuron_bits) - 1) + P,
+                "w_reads": 2 * P, "w_writes": 2 * P,
+                "bp_skipped_out": P + (1 << (self.neuron_bits + 1)) - 1}
+        return {n: most.get(n, most.get(n.split("_", 1)[-1], 1)) for n in COUNTERS}
+
+    @property
+    def max_counter_increment(self) -> int:
+        return max(self.counter_increments.values())
+
+    @property
+    def counter_low_bits(self) -> dict[str, int]:
+        """``bram`` counter store: register bits of each counter, enough that it carries
+        at most once between two visits of the block RAM (every ``len(COUNTERS)``
+        cycles)."""
+        n = len(COUNTERS)
+        return {name: bits_for(inc * (n + 2)) for name, inc in self.counter_increments.items()}
 
     @property
     def op_layout(self) -> data.StructLayout:

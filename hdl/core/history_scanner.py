@@ -120,7 +120,7 @@ class HistoryScanner(wiring.Component):
         n_r = Signal(g.neuron_bits)
         base_r = Signal(g.hist_group_bits)
         ngroups = Signal(g.neuron_bits + 1)
-        m.d.comb += ngroups.eq((n_r + P - 1) >> g.lane_bits)
+        m.d.comb += ngroups.eq((n_r + P - 1) >> g.lane_shift)
 
         running = Signal()
         rd_grp = Signal(g.neuron_bits + 1)  # group whose data is on rd.data this cycle
@@ -150,7 +150,7 @@ class HistoryScanner(wiring.Component):
                      tt.eq(low % TM)]
         m.d.comb += [
             o.valid.eq(has),
-            o.payload.j.eq((vec_grp << g.lane_bits) | lane if P > 1 else vec_grp),
+            o.payload.j.eq((vec_grp << g.lane_shift) | lane if P > 1 else vec_grp),
             o.payload.t.eq(Mux(tm_r, vec_t, Mux(desc_r, T_r - 1 - tt, tt))),
         ]
         taking = Signal()
@@ -169,7 +169,7 @@ class HistoryScanner(wiring.Component):
         m.d.comb += valid_steps.eq((Const(1, TM + 1) << T_r) - 1)
         for k in range(P):
             word = Signal(TM, name=f"word{k}")
-            m.d.comb += word.eq(Mux((rd_grp << g.lane_bits) + k < n_r,
+            m.d.comb += word.eq(Mux((rd_grp << g.lane_shift) + k < n_r,
                                     self.rd.data[k] & valid_steps, 0))
             rev = Signal(TM, name=f"rev{k}")
             m.d.comb += rev.eq(Cat(*[word[TM - 1 - b] for b in range(TM)]) >> (TM - T_r)[:TB1])
@@ -179,7 +179,7 @@ class HistoryScanner(wiring.Component):
 
         nvalid = Signal(range(P + 1))
         remaining = Signal(g.neuron_bits + 1)
-        m.d.comb += remaining.eq(n_r - (rd_grp << g.lane_bits))
+        m.d.comb += remaining.eq(n_r - (rd_grp << g.lane_shift))
         m.d.comb += nvalid.eq(Mux(remaining >= P, P, remaining))
         pop = Signal(range(W + 1))
         m.d.comb += pop.eq(popcount(masked))

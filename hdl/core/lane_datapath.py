@@ -175,38 +175,57 @@ class LaneDatapath(wiring.Component):
 
         SH = [mem(f"s{k}", TM, g.hist_groups) for k in range(P)]
         MH = [mem(f"m{k}", TM, g.hist_groups) for k in range(P)]
-        s_wp = [SH[k].write_port() for k in range(P)]
-        m_wp = [MH[k].write_port() for k in range(P)]
-        # s: the issue port (LIF, loss, du, host) and the scanner's port, which the LIF
-        # write-back borrows for its read-modify-write (the scanner is idle then)
-        s_rp = [SH[k].read_port(transparent_for=(s_wp[k],)) for k in range(P)]
-        s_aux = [SH[k].read_port(domain="comb") for k in range(P)]
-        # m: one port, for BPA and the host, borrowed by the LIF write-back
-        m_aux = [MH[k].read_port(domain="comb") for k in range(P)]
-        if train:
-            NZ = [mem(f"nz{k}", TM, g.hist_groups) for k in range(P)]
-            nz_wp = [NZ[k].write_port() for k in range(P)]
-            # nz: one port, for the scanner and the host, borrowed by the BPB write-back
-            nz_aux = [NZ[k].read_port(domain="comb") for k in range(P)]
+        NZ = [mem(f"nz{k}", TM, g.hist_groups) for k in range(P)] if train else None
+        if g.bit_history:
+            # bit t written through a bit enable: synchronous read ports only (block RAM)
+            s_wp = [SH[k].write_port(granularity=1) for k in range(P)]
+            m_wp = [MH[k].write_port(granularity=1) for k in range(P)]
+            s_rp = [SH[k].read_port(transparent_for=(s_wp[k],)) for k in range(P)]
+            s_scan = [SH[k].read_port() for k in range(P)]
+            m_rp = [MH[k].read_port() for k in range(P)]
+            if train:
+                nz_wp = [NZ[k].write_port(granularity=1) for k in range(P)]
+                nz_rp = [NZ[k].read_port() for k in range(P)]
+            else:
+                nz_wp = [_LanePort(None, k, TM) for k in range(P)]
+                nz_rp = [_LanePort(None, k, TM) for k in range(P)]
+            s_aux = m_aux = nz_aux = None
         else:
-            nz_wp = [_LanePort(None, k, TM) for k in range(P)]
-            nz_aux = [_LanePort(None, k, TM) for k in range(P)]
-        # the registered outputs of the borrowed ports (a synchronous read)
-        s_scan = [SimpleNamespace(data=Signal(TM, name=f"s_scan{k}")) for k in range(P)]
-        m_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"m_raddr{k}"),
-                                data=Signal(TM, name=f"m_rdata{k}")) for k in range(P)]
-        nz_q = [Signal(TM, name=f"nz_q{k}") for k in range(P)]
-        for k in range(P):
-            m.d.sync += [s_scan[k].data.eq(s_aux[k].data), m_rp[k].data.eq(m_aux[k].data),
-                         nz_q[k].eq(nz_aux[k].data)]
-        nz_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"nz_raddr{k}"),
-                                 data=nz_q[k]) for k in range(P)]
+            s_wp = [SH[k].write_port() for k in range(P)]
+            m_wp = [MH[k].write_port() for k in range(P)]
+            # s: the issue port (LIF, loss, du, host) and the scanner's port, which the LIF
+            # write-back borrows for its read-modify-write (the scanner is idle then)
+            s_rp = [SH[k].read_port(transparent_for=(s_wp[k],)) for k in range(P)]
+            s_aux = [SH[k].read_port(domain="comb") for k in range(P)]
+            # m: one port, for BPA and the host, borrowed by the LIF write-back
+            m_aux = [MH[k].read_port(domain="comb") for k in range(P)]
+            if train:
+                nz_wp = [NZ[k].write_port() for k in range(P)]
+                # nz: one port, for the scanner and the host, borrowed by the BPB write-back
+                nz_aux = [NZ[k].read_port(domain="comb") for k in range(P)]
+            else:
+                nz_wp = [_LanePort(None, k, TM) for k in range(P)]
+                nz_aux = [_LanePort(None, k, TM) for k in range(P)]
+            # the registered outputs of the borrowed ports (a synchronous read)
+            s_scan = [SimpleNamespace(data=Signal(TM, name=f"s_scan{k}")) for k in range(P)]
+            m_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"m_raddr{k}"),
+                                    data=Signal(TM, name=f"m_rdata{k}")) for k in range(P)]
+            nz_q = [Signal(TM, name=f"nz_q{k}") for k in range(P)]
+            for k in range(P):
+                m.d.sync += [s_scan[k].data.eq(s_aux[k].data), m_rp[k].data.eq(m_aux[k].data),
+                             nz_q[k].eq(nz_aux[k].data)]
+            nz_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"nz_raddr{k}"),
+                                     data=nz_q[k]) for k in range(P)]
 
         # ---- scanner port ----------------------------------------------------------------
         scan_nz_r = Signal()              # which history the data on the read ports is
         m.d.sync += scan_nz_r.eq(self.scan.nz)
         for k in range(P):
-            m.d.comb += self.scan.data[k].eq(Mux(scan_nz_r, nz_q[k], s_scan[k].data))
+            m.d.comb += self.scan.data[k].eq(Mux(scan_nz_r, nz_rp[k].data, s_scan[k].data))
+        if g.bit_history:
+            for k in range(P):
+                m.d.comb += [s_scan[k].addr.eq(self.scan.addr),
+                             nz_rp[k].addr.eq(Mux(self.host.en, self.host.haddr, self.scan.addr))]
 
         vars(v).update(w_wp=w_wp, dw_wp=dw_wp, acc_wp=acc_wp, du_wp=du_wp, s_wp=s_wp, m_wp=m_wp,
                        nz_wp=nz_wp, u_wp=u_wp, w_rp=w_rp, dw_rp=dw_rp, acc_ra=acc_ra, acc_rb=acc_rb,
@@ -280,13 +299,40 @@ class LaneDatapath(wiring.Component):
                               0, op.t))
 
         # acc words written since the last acc_reset (others read as +0: no clearing pass)
-        touched = Signal(g.acc_depth)
         hit1 = Signal()
-        m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, ta, op.g), 1))
-        with m.If(self.acc_reset):
-            m.d.sync += touched.eq(0)
-        with m.Elif(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any()):
-            m.d.sync += touched.eq(touched | (Const(1, g.acc_depth) << _acc_addr(g, op.t, op.g)))
+        acc_set = Signal()
+        m.d.comb += acc_set.eq(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any())
+        if g.bit_history:
+            # a row of flags per group (bit t: word (t, group)) in a block RAM with bit
+            # enables, and a register per row saying whether the row was written since the
+            # reset; a row's first write after it writes the whole row (its one flag set)
+            TW, rows = 1 << g.time_bits, 1 << g.acc_group_bits
+            flags = Memory(shape=TW, depth=rows, init=[], attrs={"ram_style": "block"})
+            m.submodules.acc_written = flags
+            fwp = flags.write_port(granularity=1)
+            frp = flags.read_port()           # the row before this cycle's write
+            live = Signal(rows)
+            live_r, ta_r = Signal(), Signal(g.time_bits)
+            row = op.g[:g.acc_group_bits]
+            one = Signal(TW)
+            m.d.comb += [one.eq(Const(1, TW) << op.t[:g.time_bits]),
+                         frp.addr.eq(row), fwp.addr.eq(row), fwp.data.eq(one),
+                         fwp.en.eq(Mux(acc_set, Mux(live.bit_select(row, 1), one, (1 << TW) - 1),
+                                       0)),
+                         hit1.eq(live_r & frp.data.bit_select(ta_r, 1))]
+            m.d.sync += [live_r.eq(live.bit_select(row, 1)), ta_r.eq(ta)]
+            with m.If(self.acc_reset):
+                m.d.sync += live.eq(0)
+            with m.Elif(acc_set):
+                m.d.sync += live.eq(live | (Const(1, rows) << row))
+        else:
+            touched = Signal(g.acc_depth)
+            m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, ta, op.g), 1))
+            with m.If(self.acc_reset):
+                m.d.sync += touched.eq(0)
+            with m.Elif(acc_set):
+                m.d.sync += touched.eq(touched |
+                                       (Const(1, g.acc_depth) << _acc_addr(g, op.t, op.g)))
         for i in range(1, S + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
@@ -305,7 +351,6 @@ class LaneDatapath(wiring.Component):
                 du_rb[k].addr.eq(_du_addr(g, op.t + 1, op.dg)),
                 s_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
                 m_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
-                nz_rp[k].addr.eq(Mux(host.en, host.haddr, op.hg)),
             ]
             if g.through:
                 m.d.comb += u_rp[k].addr.eq(Mux(host.en, host.duaddr, _du_addr(g, op.t, op.dg)))
@@ -481,14 +526,19 @@ class LaneDatapath(wiring.Component):
             m.d.sync += self.nonfinite.eq(0)
         with m.Elif(nonfinite):
             m.d.sync += self.nonfinite.eq(1)
-        # window summary (ScanRead.win): per history group, per step, any window bit
-        win = Array(Signal(TM, name=f"win{h}") for h in range(g.hist_groups))
-        m.d.comb += self.scan.win.eq(Cat(*win))
+        # window summary (ScanRead.win): per history group, per step, any window bit. Only
+        # the LIF write-back writes it, and only at neuron groups (a layer's out_hg is past
+        # the input groups), so the input groups' bits are constant zeros, not registers
+        G0 = g.in_groups
+        win = Array(Signal(TM, name=f"win{h}") for h in range(g.neuron_groups))
+        m.d.comb += self.scan.win.eq(Cat(Const(0, G0 * TM), *win))
         any_win = Signal()
         m.d.comb += any_win.eq(Cat(*[lw[k] & f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi)
                                      for k in range(P)]).any())
-        with m.If(lif_wb):
-            m.d.sync += win[ow.hg].eq((win[ow.hg] & ~bit) | Mux(any_win, bit, 0))
+        wh = Signal(range(g.hist_groups))
+        m.d.comb += wh.eq(ow.hg - G0)
+        with m.If(lif_wb & (ow.hg >= G0)):
+            m.d.sync += win[wh].eq((win[wh] & ~bit) | Mux(any_win, bit, 0))
         res_arr = Array(res)
         lw_arr = Array(lw[k] for k in range(P))
         n_wwrites = Signal(bits_for(2 * P))
@@ -506,31 +556,49 @@ class LaneDatapath(wiring.Component):
                 du_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)),
                 du_wp[k].data.eq(res[k]),
                 du_wp[k].en.eq(wv & kind_du & lw[k]),
-                # the borrowed read ports: the word being written back, else their users'
-                s_aux[k].addr.eq(Mux(lif_wb, ow.hg, self.scan.addr)),
-                m_aux[k].addr.eq(Mux(lif_wb, ow.hg, v.m_rp[k].addr)),
-                nz_aux[k].addr.eq(Mux(bpb_wb, ow.hg, Mux(host.en, host.haddr, self.scan.addr))),
-                # read-modify-write of bit t of the word: every other bit keeps its value
-                m_wp[k].addr.eq(ow.hg),
-                m_wp[k].data.eq((m_aux[k].data & ~bit) | Mux(
-                    f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi), bit, 0)),
-                m_wp[k].en.eq(lif_wb & lw[k]),
-                nz_wp[k].addr.eq(ow.hg),
-                nz_wp[k].data.eq((nz_aux[k].data & ~bit) | Mux(f16_is_zero(res[k]), 0, bit)),
-                nz_wp[k].en.eq(bpb_wb & lw[k]),
             ]
+            # history bit t of the lanes' neurons: spike (LIF, below), window (LIF), du != 0
+            # (BPB); every other bit of the word keeps its value
+            win_k = f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi)
+            nz_k = ~f16_is_zero(res[k])
+            m.d.comb += [m_wp[k].addr.eq(ow.hg), nz_wp[k].addr.eq(ow.hg)]
+            if g.bit_history:
+                m.d.comb += [
+                    m_wp[k].data.eq(Mux(win_k, bit, 0)),
+                    m_wp[k].en.eq(Mux(lif_wb & lw[k], bit, 0)),
+                    nz_wp[k].data.eq(Mux(nz_k, bit, 0)),
+                    nz_wp[k].en.eq(Mux(bpb_wb & lw[k], bit, 0)),
+                ]
+            else:
+                m.d.comb += [
+                    # the borrowed read ports: the word being written back, else their users'
+                    s_aux[k].addr.eq(Mux(lif_wb, ow.hg, self.scan.addr)),
+                    m_aux[k].addr.eq(Mux(lif_wb, ow.hg, v.m_rp[k].addr)),
+                    nz_aux[k].addr.eq(Mux(bpb_wb, ow.hg, Mux(host.en, host.haddr,
+                                                             self.scan.addr))),
+                    # read-modify-write of bit t of the word
+                    m_wp[k].data.eq((m_aux[k].data & ~bit) | Mux(win_k, bit, 0)),
+                    m_wp[k].en.eq(lif_wb & lw[k]),
+                    nz_wp[k].data.eq((nz_aux[k].data & ~bit) | Mux(nz_k, bit, 0)),
+                    nz_wp[k].en.eq(bpb_wb & lw[k]),
+                ]
             if g.through:
                 m.d.comb += [u_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)), u_wp[k].data.eq(res[k]),
                              u_wp[k].en.eq(wv & (ow.kind == K.LIF) & lw[k])]
             # s history: LIF write-back, or the host's input spikes
+            spike_k = Mux(f16_ge(res[k], cst.v_th), bit, 0)
             with m.If(host.en):
                 m.d.comb += [s_wp[k].addr.eq(host.haddr), s_wp[k].data.eq(host.hdata),
-                             s_wp[k].en.eq(host.hwe & (host.bank == k))]
+                             s_wp[k].en.eq(Mux(host.hwe & (host.bank == k),
+                                               (1 << len(s_wp[k].en)) - 1, 0))]
             with m.Else():
-                m.d.comb += [s_wp[k].addr.eq(ow.hg),
-                             s_wp[k].data.eq((s_aux[k].data & ~bit) |
-                                             Mux(f16_ge(res[k], cst.v_th), bit, 0)),
-                             s_wp[k].en.eq(lif_wb & lw[k])]
+                m.d.comb += s_wp[k].addr.eq(ow.hg)
+                if g.bit_history:
+                    m.d.comb += [s_wp[k].data.eq(spike_k),
+                                 s_wp[k].en.eq(Mux(lif_wb & lw[k], bit, 0))]
+                else:
+                    m.d.comb += [s_wp[k].data.eq((s_aux[k].data & ~bit) | spike_k),
+                                 s_wp[k].en.eq(lif_wb & lw[k])]
             # W and dW: update, weight gradient (rotated back to the banks), host writes
             src = Signal(g.lane_bits, name=f"wbsrc{k}")
             if P > 1:

@@ -13,11 +13,12 @@ sender: each element takes two cycles through ``elem`` (:class:`ElementPort`),
 unit steps on to the following element, ``last`` when it was the final one).
 The fetcher runs one element ahead (one element buffered beside the one being
 sent, and the latched value goes straight to the sender when it is waiting),
-starting while the status and fixed bytes go out. ``done`` pulses with the
-final beat. Throughput: one byte per cycle for elements of two or more bytes
-(the fetch of the next element overlaps the bytes of this one), one element
-per two cycles for one-byte elements; latency: the status beat the cycle after
-``start``.
+starting while the status and fixed bytes go out. ``index`` is held from
+``addr`` through ``latch``. ``max_elements`` (keyword, default 65,535) bounds
+``nelem`` and sizes the element indices. ``done`` pulses with the final beat.
+Throughput: one byte per cycle for elements of two or more bytes (the fetch of
+the next element overlaps the bytes of this one), one element per two cycles
+for one-byte elements; latency: the status beat the cycle after ``start``.
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ __all__ = ["ResponseSerialiser", "ElementPort"]
 class ElementPort(wiring.Signature):
     """The serialiser's element requests (members from the serialiser's side)."""
 
-    def __init__(self):
+    def __init__(self, max_elements: int = 0xFFFF):
         super().__init__({"addr": Out(1), "latch": Out(1), "value": In(32), "next": Out(1),
-                          "last": Out(1), "index": Out(16)})
+                          "last": Out(1), "index": Out(range(max_elements + 1))})
 
 
 class ResponseSerialiser(wiring.Component):
-    def __init__(self, *, fixed_bytes: int, tail_bytes: int):
+    def __init__(self, *, fixed_bytes: int, tail_bytes: int, max_elements: int = 0xFFFF):
+        for name, v in (("fixed_bytes", fixed_bytes), ("tail_bytes", tail_bytes),
+                        ("max_elements", max_elements)):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 0xFFFF:
+                raise ValueError(f"{name} must be an integer from 0 to 65535, not {v!r}")
         self.fixed_bytes, self.tail_bytes = fixed_bytes, tail_bytes
         super().__init__({
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
@@ -49,20 +54,21 @@ class ResponseSerialiser(wiring.Component):
             "status": In(8),
             "fixed": In(data.ArrayLayout(8, fixed_bytes)),
             "nfix": In(range(fixed_bytes + 1)),
-            "nelem": In(16),
+            "nelem": In(range(max_elements + 1)),
             "ebytes": In(3),
             "tail": In(data.ArrayLayout(8, tail_bytes)),
             "ntail": In(range(tail_bytes + 1)),
-            "elem": Out(ElementPort()),
+            "elem": Out(ElementPort(max_elements)),
         })
 
     def elaborate(self, platform):
         m = Module()
         rsp, el = self.rsp, self.elem
         nfix, nelem, ebytes, ntail = self.nfix, self.nelem, self.ebytes, self.ntail
-        bi = Signal(16)             # byte index within a section
+        # byte index within a section (fixed bytes, an element's 2 to 7 bytes, the tail)
+        bi = Signal(range(max(self.fixed_bytes, self.tail_bytes, 7) + 1))
         fe = el.index               # the fetcher's element index
-        se = Signal(16)             # the sender's element index
+        se = Signal.like(el.index)  # the sender's element index
         cur, cur_ok = Signal(32), Signal()      # the element being sent
         nxt, nxt_ok = Signal(32), Signal()      # the element fetched ahead
         m.d.comb += el.last.eq(fe + 1 == nelem)
