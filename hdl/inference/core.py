@@ -48,11 +48,11 @@ class InferenceCore(ArgumentChecked, wiring.Component):
         m.submodules.engine = eng = InferenceEngine(self.geo)
         wiring.connect(m, wiring.flipped(self.req), cmd.req)
         wiring.connect(m, cmd.rsp, wiring.flipped(self.rsp))
-        for name in ("T", "layers", "Q", "potential", "table_we", "table_index", "table_entry",
-                     "w_en", "w_lane", "w_addr", "w_data", "b_en", "b_row", "b_slot", "b_data",
-                     "s_en", "s_addr", "s_piece", "s_data", "r_row"):
+        for name in ("table", "weights", "biases", "spikes", "results"):
+            wiring.connect(m, getattr(cmd, name), getattr(eng, name))
+        for name in ("T", "layers", "Q", "potential", "start"):
             m.d.comb += getattr(eng, name).eq(getattr(cmd, name))
-        m.d.comb += [eng.start.eq(cmd.start), cmd.done.eq(eng.done), cmd.r_data.eq(eng.r_data)]
+        m.d.comb += cmd.done.eq(eng.done)
 
         ctr = {name: Signal(32, name=f"ctr_{name}") for name in INF_COUNTERS}
         inc = {"cycles": 1, "busy": eng.busy, "sops": eng.sops, "beats": eng.beat,

@@ -34,36 +34,30 @@ buffer ``(l + 1) % 2``; the host loads buffer 0.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
+from amaranth import Array, Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..checked import ArgumentChecked
-from ..protocol import INF_SET_LAYER, ResetKind
+from ..protocol import INF_SET_LAYER
 from ..spike_decoder import SpikeDecoder
-from .geometry import InferenceGeometry
-
-
-def _r(n):
-    """A port shape for values 0 .. n-1 (never zero bits wide: Verilator rejects those)."""
-    return range(max(2, n))
-
+from .feeder import BitmapFeeder
+from .geometry import GeometryChecked, port_range
+from .memories import (BiasMemory, BiasWrite, LayerWrite, ResultMemory, ResultRead,
+                       SpikeBuffers, SpikeWrite, WeightMemories, WeightWrite)
+from .neurons import NeuronGroup
 
 __all__ = ["InferenceEngine"]
 
 
-class InferenceEngine(ArgumentChecked, wiring.Component):
+class InferenceEngine(GeometryChecked, wiring.Component):
     """The datapath and its loop control (see the module doc); ``geo`` is an
-    :class:`InferenceGeometry`."""
+    :class:`InferenceGeometry`. The host side writes the layer table (``table``) and
+    the memories (``weights``, ``biases``, ``spikes``: buffer 0) and reads the
+    results (``results``); the memories are :mod:`.memories`, the feeder of the
+    decoder :class:`~.feeder.BitmapFeeder`, the neurons :class:`~.neurons.NeuronGroup`."""
 
-    @classmethod
-    def check(cls, geo):
-        if not isinstance(geo, InferenceGeometry):
-            raise TypeError(f"geo must be an InferenceGeometry, not {type(geo).__name__}")
-
-    def __init__(self, geo: InferenceGeometry):
+    def __init__(self, geo):
         self.geo = g = geo
         super().__init__({
             "start": In(1), "busy": Out(1), "done": Out(1),
@@ -71,67 +65,34 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
             "layers": In(range(g.max_layers + 1)),
             "Q": In(range(g.Q + 1)),
             "potential": In(1),                     # readout: 1 potential, 0 spikes
-            "table_we": In(1), "table_index": In(_r(g.max_layers)),
-            "table_entry": In(INF_SET_LAYER),
-            "w_en": In(1), "w_lane": In(_r(g.lanes)), "w_addr": In(_r(g.weight_depth)),
-            "w_data": In(16),
-            "b_en": In(1), "b_row": In(_r(g.bias_rows)), "b_slot": In(_r(g.group)),
-            "b_data": In(signed(g.Q)),
-            "s_en": In(1), "s_addr": In(_r(g.spike_depth)), "s_piece": In(_r(g.pieces)),
-            "s_data": In(16),
-            "r_row": In(_r(g.groups)), "r_data": Out(data.ArrayLayout(16, g.group)),
+            "table": In(LayerWrite(g)),
+            "weights": In(WeightWrite(g)), "biases": In(BiasWrite(g)),
+            "spikes": In(SpikeWrite(g)), "results": In(ResultRead(g)),
             "sops": Out(range(g.group + 1)), "beat": Out(1), "update": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         g = self.geo
-        L, P, G, B, QB = g.lanes, g.per_word, g.group, g.B, g.Q
+        G = g.group
         wbits = ceil_log2(g.step_words)
 
-        # ---- layer table ---------------------------------------------------------------
+        # ---- layer table and memories --------------------------------------------------
         table = Array(Signal(INF_SET_LAYER, name=f"layer{i}") for i in range(g.max_layers))
-        with m.If(self.table_we):
-            m.d.sync += table[self.table_index].eq(self.table_entry)
-
-        # ---- memories ------------------------------------------------------------------
-        w_rd = []
-        waddr = Signal(range(g.weight_depth))
-        for lane in range(L):
-            mem = Memory(shape=16, depth=g.weight_depth, init=[])
-            m.submodules[f"weights{lane}"] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),
-                         wp.en.eq(self.w_en & (self.w_lane == lane))]
-            rp = mem.read_port()
-            m.d.comb += rp.addr.eq(waddr)
-            w_rd.append(rp)
-
-        m.submodules.biases = bmem = Memory(shape=data.ArrayLayout(signed(QB), G),
-                                            depth=g.bias_rows, init=[])
-        bwp = bmem.write_port(granularity=1)
-        brp = bmem.read_port()
-        m.d.comb += [bwp.addr.eq(self.b_row), bwp.en.eq(Mux(self.b_en, 1 << self.b_slot, 0))]
-        for k in range(G):
-            m.d.comb += bwp.data[k].eq(self.b_data)
-
-        sp_wp, sp_rp = [], []
-        for b in range(2):
-            mem = Memory(shape=G, depth=g.spike_depth, init=[])
-            m.submodules[f"spikes{b}"] = mem
-            sp_wp.append(mem.write_port(granularity=16))
-            sp_rp.append(mem.read_port())
-
-        m.submodules.results = rmem = Memory(shape=data.ArrayLayout(16, G), depth=g.groups,
-                                             init=[])
-        rwp = rmem.write_port()
-        rrp = rmem.read_port()
-        m.d.comb += [rrp.addr.eq(self.r_row), self.r_data.eq(rrp.data)]
+        with m.If(self.table.en):
+            m.d.sync += table[self.table.index].eq(self.table.entry)
+        m.submodules.weights = wmem = WeightMemories(g)
+        m.submodules.biases = bmem = BiasMemory(g)
+        m.submodules.spikes = bufs = SpikeBuffers(g)
+        m.submodules.results = rmem = ResultMemory(g)
+        wiring.connect(m, wiring.flipped(self.weights), wmem.write)
+        wiring.connect(m, wiring.flipped(self.biases), bmem.write)
+        wiring.connect(m, wiring.flipped(self.spikes), bufs.host)
+        wiring.connect(m, wiring.flipped(self.results), rmem.read)
 
         # ---- loop state ----------------------------------------------------------------
-        layer = Signal(_r(g.max_layers))
+        layer = Signal(port_range(g.max_layers))
         cur = Signal(INF_SET_LAYER)
-        nw = Signal(range(g.step_words + 1))        # bitmap words per step of this layer
         grp = Signal(range(max(2, g.groups)))
         gbase = Signal(range(g.weight_depth + g.max_fan_in + 1))
         brow = Signal(range(g.bias_rows + g.groups + 1))
@@ -139,43 +100,17 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
         nvalid = Signal(range(G + 1))
         t = Signal(range(g.max_T + 1))
         last_layer = Signal()
-        fire_layer = Signal()
         m.d.comb += [last_layer.eq(layer + 1 == self.layers),
-                     fire_layer.eq(~(last_layer & self.potential)),
                      nvalid.eq(Mux(nleft >= G, G, nleft)),
-                     brp.addr.eq(brow)]
-        in_sel = layer[0]
+                     bmem.addr.eq(brow), bufs.sel.eq(layer[0])]
 
         # ---- feeder: bitmap words of steps 0 .. T-1 into the decoder ----------------------
-        m.submodules.dec = dec = SpikeDecoder(word_width=G, index_width=max(1, ceil_log2(G * g.step_words)),
-                                              width=1)
-        f_on = Signal()                 # words left to fetch
-        f_t = Signal(range(g.max_T + 1))
-        f_w = Signal(range(g.step_words + 1))
-        f_g = Signal(range(g.groups + 1))       # group the feeder is replaying the input for
-        ngroups = Signal(range(g.groups + 1))
-        f_valid = Signal()
-        f_last = Signal()
-        adv = Signal()
-        m.d.comb += adv.eq(~f_valid | dec.i.ready)
-        f_addr = Cat(f_w[:wbits], f_t) if wbits else f_t
-        for b in range(2):
-            m.d.comb += [sp_rp[b].addr.eq(f_addr), sp_rp[b].en.eq(adv)]
-        m.d.comb += [dec.i.valid.eq(f_valid),
-                     dec.i.payload.word.eq(Mux(in_sel, sp_rp[1].data, sp_rp[0].data)),
-                     dec.i.payload.last.eq(f_last)]
-        with m.If(adv):
-            m.d.sync += [f_valid.eq(f_on), f_last.eq(f_w + 1 == nw)]
-            with m.If(f_on):
-                with m.If(f_w + 1 == nw):
-                    m.d.sync += [f_w.eq(0), f_t.eq(f_t + 1)]
-                    with m.If(f_t + 1 == self.T):
-                        # the layer's input replays for each group; it stops after the last
-                        m.d.sync += [f_t.eq(0), f_g.eq(f_g + 1)]
-                        with m.If(f_g + 1 == ngroups):
-                            m.d.sync += f_on.eq(0)
-                with m.Else():
-                    m.d.sync += f_w.eq(f_w + 1)
+        m.submodules.feeder = feeder = BitmapFeeder(g)
+        m.submodules.dec = dec = SpikeDecoder(word_width=G, width=1,
+                                              index_width=max(1, ceil_log2(G * g.step_words)))
+        wiring.connect(m, feeder.read, bufs.read)
+        wiring.connect(m, feeder.o, dec.i)
+        m.d.comb += feeder.T.eq(self.T)
 
         # ---- stage A: an index addresses the weights; stage B: add / update ----------------
         streaming = Signal()
@@ -185,69 +120,26 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
         beat = dec.o.valid & take
         with m.If(beat & dec.o.payload.last):
             m.d.sync += a_steps.eq(a_steps + 1)
-        m.d.comb += waddr.eq(gbase + dec.o.payload.index[0])
+        m.d.comb += wmem.addr.eq(gbase + dec.o.payload.index[0])
         b_add = Signal()
         b_end = Signal()
         m.d.sync += [b_add.eq(beat & (dec.o.payload.count != 0)),
                      b_end.eq(beat & dec.o.payload.last)]
-
-        acc = [Signal(signed(g.acc_bits), name=f"acc{k}") for k in range(G)]
-        v = [Signal(signed(QB), name=f"v{k}") for k in range(G)]
-        cnt = [Signal(range(g.max_T + 1), name=f"cnt{k}") for k in range(G)]
+        m.submodules.neurons = neurons = NeuronGroup(g)
         clear_group = Signal()
-        qhi = Signal(signed(QB + 1))
-        qlo = Signal(signed(QB + 1))
-        m.d.comb += [qhi.eq((Const(1, QB + 1) << (self.Q - 1)[:len(self.Q)].as_unsigned()) - 1), qlo.eq(-1 - qhi)]
-        theta = cur.theta.as_signed()
-        spikes = Signal(G)
-        v_next, c_next = [], []
-        sw = max(QB, g.acc_bits) + 3
-        for k in range(G):
-            lane, p = divmod(k, P)
-            w = w_rd[lane].data[p * B:(p + 1) * B].as_signed()
-            x = Signal(signed(g.acc_bits + 1), name=f"x{k}")
-            m.d.comb += x.eq(acc[k] + Mux(b_add, w, 0))
-            leak = Signal(signed(QB + 1), name=f"leak{k}")
-            m.d.comb += leak.eq(Mux(cur.leak.none, v[k], v[k] - (v[k] >> cur.leak.shift)))
-            total = Signal(signed(sw), name=f"sum{k}")
-            m.d.comb += total.eq(leak + x + brp.data[k])
-            vp = Signal(signed(QB), name=f"vp{k}")
-            with m.If(total > qhi):
-                m.d.comb += vp.eq(qhi)
-            with m.Elif(total < qlo):
-                m.d.comb += vp.eq(qlo)
-            with m.Else():
-                m.d.comb += vp.eq(total)
-            s = Signal(name=f"s{k}")
-            m.d.comb += [s.eq(fire_layer & (vp >= theta)), spikes[k].eq(s & (k < nvalid))]
-            vn = Signal(signed(QB), name=f"vn{k}")       # v[t] after this step's update
-            cn = Signal(range(g.max_T + 1), name=f"cn{k}")
-            m.d.comb += [vn.eq(Mux(s, Mux(cur.reset == ResetKind.ZERO, 0, vp - theta), vp)),
-                         cn.eq(cnt[k] + s)]
-            v_next.append(vn)
-            c_next.append(cn)
-            with m.If(clear_group):
-                m.d.sync += [acc[k].eq(0), v[k].eq(0), cnt[k].eq(0)]
-            with m.Elif(b_end):
-                m.d.sync += [acc[k].eq(0), v[k].eq(vn), cnt[k].eq(cn)]
-            with m.Elif(b_add):
-                m.d.sync += acc[k].eq(x)
+        m.d.comb += [neurons.add.eq(b_add), neurons.end.eq(b_end), neurons.clear.eq(clear_group),
+                     neurons.weights.eq(wmem.words), neurons.bias.eq(bmem.row),
+                     neurons.layer.eq(cur), neurons.Q.eq(self.Q),
+                     neurons.fire.eq(~(last_layer & self.potential)),
+                     neurons.nvalid.eq(nvalid), neurons.potential.eq(self.potential)]
 
-        # output spikes: one word of the other buffer per update; host writes buffer 0
-        # word grp of step t at t * step_words + grp, as the feeder reads it (grp has
-        # ceil_log2(groups) bits, fewer than wbits when max_fan_in > max_neurons)
-        o_addr = (t << wbits) + grp
-        for b in range(2):
-            out_here = streaming & b_end & (in_sel != b)
-            m.d.comb += [sp_wp[b].addr.eq(Mux(out_here, o_addr, self.s_addr)),
-                         sp_wp[b].data.eq(Mux(out_here, spikes,
-                                              Cat(*([self.s_data] * g.pieces)))),
-                         sp_wp[b].en.eq(Mux(out_here, (1 << g.pieces) - 1,
-                                            Mux(self.s_en & (b == 0), 1 << self.s_piece, 0)))]
-        # results of the last layer's group, written with its final update
-        for k in range(G):
-            m.d.comb += rwp.data[k].eq(Mux(self.potential, v_next[k].as_signed(), c_next[k]))
-        m.d.comb += rwp.addr.eq(grp)
+        # output spikes: one word of the other buffer per update, word grp of step t at
+        # t * step_words + grp, as the feeder reads it (grp has ceil_log2(groups) bits,
+        # fewer than wbits when max_fan_in > max_neurons); the last layer's group writes
+        # its results with its final update
+        m.d.comb += [bufs.out.en.eq(streaming & b_end), bufs.out.addr.eq((t << wbits) + grp),
+                     bufs.out.data.eq(neurons.spikes),
+                     rmem.write.row.eq(grp), rmem.write.data.eq(neurons.result)]
 
         m.d.comb += [self.sops.eq(Mux(streaming & b_add, nvalid, 0)),
                      self.beat.eq(streaming & b_add), self.update.eq(streaming & b_end)]
@@ -260,13 +152,12 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
                     m.d.sync += layer.eq(0)
                     m.next = "LAYER"
             with m.State("LAYER"):
-                m.d.comb += [self.busy.eq(1), clear_group.eq(1)]
+                m.d.comb += [self.busy.eq(1), clear_group.eq(1), feeder.load.eq(1),
+                             feeder.groups.eq((entry.n_out + G - 1) >> ceil_log2(G)),
+                             feeder.words.eq((entry.n_in + G - 1) >> ceil_log2(G))]
                 m.d.sync += [cur.eq(entry), grp.eq(0), gbase.eq(entry.wbase),
                              brow.eq(entry.bbase), nleft.eq(entry.n_out),
-                             ngroups.eq((entry.n_out + G - 1) >> ceil_log2(G)),
-                             nw.eq((entry.n_in + G - 1) >> ceil_log2(G)),
-                             t.eq(0), a_steps.eq(0),
-                             f_on.eq(1), f_t.eq(0), f_w.eq(0), f_g.eq(0), f_valid.eq(0)]
+                             t.eq(0), a_steps.eq(0)]
                 m.next = "STREAM"
             with m.State("STREAM"):
                 m.d.comb += [self.busy.eq(1), streaming.eq(1)]
@@ -275,7 +166,7 @@ class InferenceEngine(ArgumentChecked, wiring.Component):
                     with m.If(t + 1 == self.T):
                         # the group ends with its last update: results, next group (whose
                         # first bitmap may already wait in the decoder) or next layer
-                        m.d.comb += [rwp.en.eq(last_layer), clear_group.eq(1)]
+                        m.d.comb += [rmem.write.en.eq(last_layer), clear_group.eq(1)]
                         m.d.sync += [grp.eq(grp + 1), gbase.eq(gbase + cur.n_in),
                                      brow.eq(brow + 1), nleft.eq(nleft - nvalid), t.eq(0),
                                      a_steps.eq(0)]

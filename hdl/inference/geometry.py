@@ -18,12 +18,18 @@ from __future__ import annotations
 
 from amaranth.utils import bits_for, ceil_log2
 
+from ..checked import ArgumentChecked
 from ..config import BuildConfig, ConfigError, check_build_config
 
-__all__ = ["InferenceGeometry", "VERSION"]
+__all__ = ["InferenceGeometry", "GeometryChecked", "VERSION", "port_range"]
 
 #: INFO version of the inference core.
 VERSION = 1
+
+
+def port_range(n: int) -> range:
+    """A port shape for values 0 .. n-1 (never zero bits wide: Verilator rejects those)."""
+    return range(max(2, n))
 
 
 class InferenceGeometry:
@@ -68,3 +74,13 @@ class InferenceGeometry:
         if self.Q > 16:
             raise ConfigError(f"potential_bits must be at most 16 (16-bit results), "
                               f"not {self.Q}")
+
+
+class GeometryChecked(ArgumentChecked):
+    """A component of the inference core built from one :class:`InferenceGeometry`
+    (its only argument, checked before the component exists)."""
+
+    @classmethod
+    def check(cls, geo):
+        if not isinstance(geo, InferenceGeometry):
+            raise TypeError(f"geo must be an InferenceGeometry, not {type(geo).__name__}")
