@@ -10,7 +10,8 @@ Addressing (``docs/host-protocol.md``, "Addressing"): a request whose command is
 not ``ROUTE`` goes to core 0 and its response comes back unchanged, so a 1x1
 system answers exactly like the one-core top. ``ROUTE`` carries an
 :data:`~spikeforge.hdl.protocol.ADDRESS` (one core, all cores or a range), then
-the command and its payload. The :class:`Dispatcher` stores the routed request,
+the command and its payload. The :class:`~spikeforge.hdl.dispatch.Dispatcher`
+(:mod:`spikeforge.hdl.dispatch`, the host node) stores the routed request,
 sends it to every addressed core as NoC packets (all of them first, so the cores
 work in parallel), then collects the responses one core after the other in
 ascending core order by granting each core the right to answer
@@ -36,32 +37,24 @@ its length for the record); measured numbers in docs/multicore.md.
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
-from amaranth.lib import enum, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth import ClockSignal, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
 
 from . import protocol as proto
 from .checked import ArgumentChecked
 from .config import BuildConfig, ConfigError, check_build_config
 from .core import Core
+from .dispatch import Dispatcher, PacketType
 from .host_port import HostPort
 from .noc.mesh import Mesh
 from .noc.packet import PacketFormat
-from .protocol import BEAT_LAYOUT, AddressMode, Command, Status
+from .protocol import BEAT_LAYOUT
 
 __all__ = ["System", "Dispatcher", "CoreNode", "LocalShare", "CoreInstance", "PacketType", "HOST_NODE"]
 
 #: Node (core number) whose router the host port is attached to.
 HOST_NODE = 0
-
-
-class PacketType(enum.Enum, shape=4):
-    """The header ``type`` of the system's packets."""
-    REQUEST = 1     # request beats for a core (one per payload flit)
-    GRANT = 2       # header only: the core may send its response
-    RESPONSE = 3    # one response beat (one payload flit), core -> host node
 
 
 def _beat_word(beat):
@@ -191,243 +184,6 @@ class LocalShare(wiring.Component):
         with m.If(inp.valid & inp.ready & inp.payload.first):
             m.d.sync += to_a_reg.eq(to_a)
         return m
-
-
-class Dispatcher(wiring.Component):
-    """The host node: routed requests to the cores as packets, their responses back in order.
-
-    ``req`` / ``rsp`` are the host port's beat streams; ``net_tx`` / ``net_rx`` the
-    host node's packet streams. One request at a time: store it (one beat per
-    cycle, ``depth`` beats of buffer), send it to every addressed core, then grant
-    and collect each core's response in ascending core order: one core's streams
-    through, several are stored one at a time and emitted as records (see the
-    module docstring for the formats).
-    """
-
-    def __init__(self, fmt: PacketFormat, *, cores: int, depth: int):
-        if not isinstance(cores, int) or not 1 <= cores <= fmt.rows * fmt.cols:
-            raise ConfigError(f"cores must be between 1 and {fmt.rows * fmt.cols}, not {cores!r}")
-        self.fmt, self.cores, self.depth = fmt, cores, depth
-        super().__init__({
-            "req": In(stream.Signature(BEAT_LAYOUT)),
-            "rsp": Out(stream.Signature(BEAT_LAYOUT)),
-            "net_tx": Out(fmt.tx_signature()),
-            "net_rx": In(fmt.rx_signature()),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        fmt, N = self.fmt, self.cores
-        req, rsp, tx, rx = self.req, self.rsp, self.net_tx, self.net_rx
-        abytes = proto.nbytes(proto.ADDRESS)
-
-        m.submodules.buf = buf = Memory(shape=8, depth=self.depth, init=[])
-        wr = buf.write_port()
-        rd = buf.read_port()
-        nbits = bits_for(self.depth)
-        n = Signal(nbits)             # request beats stored / response payload bytes stored
-        pos = Signal(nbits)           # read position
-        pos_d = Signal(nbits)         # pos in the next cycle (the read port's address)
-        m.d.comb += [pos_d.eq(pos), rd.addr.eq(pos_d), wr.addr.eq(n), wr.data.eq(req.payload.data)]
-        m.d.sync += pos.eq(pos_d)
-
-        addr = Signal(8 * abytes)     # the ADDRESS bytes, shifted in
-        aview = proto.ADDRESS(addr)
-        acount = Signal(range(abytes + 2))
-        first = Signal(16)
-        last_core = Signal(16)
-        records = Signal()            # ALL / RANGE: one record per core
-        bad = Signal()
-        core = Signal(16)             # the core being sent to / collected from
-        status = Signal(8)
-        nrsp = Signal(nbits)          # response payload bytes of the collected core
-        left = Signal(fmt.length_bits)  # payload flits left in the request packet being sent
-
-        x = Signal(fmt.x_bits)
-        y = Signal(fmt.y_bits)
-        with m.Switch(core):
-            for k in range(N):
-                with m.Case(k):
-                    kx, ky = fmt.coords(k)
-                    m.d.comb += [x.eq(kx), y.eq(ky)]
-
-        def header(kind, length=0):
-            h = fmt.header(tx.payload)
-            return [h.dst_x.eq(x), h.dst_y.eq(y), h.type.eq(kind), h.length.eq(length)]
-
-        with m.FSM(name="dispatch"):
-            with m.State("IDLE"):
-                m.d.comb += req.ready.eq(1)
-                m.d.sync += [acount.eq(0), bad.eq(0), n.eq(0)]
-                with m.If(req.valid):
-                    with m.If(req.payload.data == Command.ROUTE):
-                        with m.If(req.payload.last):
-                            m.d.sync += bad.eq(1)
-                            m.next = "ERROR"
-                        with m.Else():
-                            m.next = "ADDRESS"
-                    with m.Else():   # not routed: for core 0, answered unchanged
-                        m.d.comb += [wr.en.eq(1), wr.addr.eq(0)]
-                        m.d.sync += [n.eq(1), first.eq(0), last_core.eq(0), records.eq(0)]
-                        m.next = "DISPATCH_START"
-                        with m.If(~req.payload.last):
-                            m.next = "STORE"
-
-            with m.State("ADDRESS"):
-                m.d.comb += req.ready.eq(1)
-                with m.If(req.valid):
-                    with m.If(acount < abytes):
-                        m.d.sync += [addr.eq(Cat(addr[8:], req.payload.data)),
-                                     acount.eq(acount + 1)]
-                        with m.If(req.payload.last):
-                            m.d.sync += bad.eq(1)
-                            m.next = "ERROR"
-                    with m.Else():    # the routed command: the first stored beat
-                        m.d.comb += wr.en.eq(1)
-                        m.d.sync += n.eq(1)
-                        with m.Switch(aview.mode):
-                            with m.Case(AddressMode.CORE):
-                                m.d.sync += [first.eq(aview.first), last_core.eq(aview.first),
-                                             records.eq(0), bad.eq(aview.first >= N)]
-                            with m.Case(AddressMode.ALL):
-                                m.d.sync += [first.eq(0), last_core.eq(N - 1), records.eq(1)]
-                            with m.Case(AddressMode.RANGE):
-                                end = aview.first + aview.count
-                                m.d.sync += [first.eq(aview.first), last_core.eq(end - 1),
-                                             records.eq(1),
-                                             bad.eq((aview.count == 0) | (end > N))]
-                            with m.Default():
-                                m.d.sync += bad.eq(1)
-                        with m.If(req.payload.last):
-                            m.next = "DISPATCH_START"
-                        with m.Else():
-                            m.next = "STORE"
-
-            with m.State("STORE"):
-                m.d.comb += req.ready.eq(1)
-                with m.If(req.valid):
-                    with m.If(n < self.depth):
-                        m.d.comb += wr.en.eq(1)
-                        m.d.sync += n.eq(n + 1)
-                    with m.Else():
-                        m.d.sync += bad.eq(1)
-                    with m.If(req.payload.last):
-                        m.next = "DISPATCH_START"
-
-            with m.State("DISPATCH_START"):
-                m.d.sync += core.eq(first)
-                m.d.comb += pos_d.eq(0)
-                m.next = "ERROR"
-                with m.If(~bad):
-                    m.next = "HEADER"
-
-            with m.State("HEADER"):   # a REQUEST packet of min(n - pos, max_length) beats
-                todo = n - pos
-                plen = Mux(todo > fmt.max_length, fmt.max_length, todo)
-                m.d.comb += [tx.valid.eq(1), *header(PacketType.REQUEST, plen)]
-                with m.If(tx.ready):
-                    m.d.sync += left.eq(plen)
-                    m.next = "BEATS"
-
-            with m.State("BEATS"):
-                beat = Signal(BEAT_LAYOUT)
-                m.d.comb += [beat.data.eq(rd.data), beat.first.eq(pos == 0),
-                             beat.last.eq(pos == n - 1),
-                             tx.valid.eq(1), tx.payload.eq(beat.as_value())]
-                with m.If(tx.ready):
-                    m.d.comb += pos_d.eq(pos + 1)
-                    m.d.sync += left.eq(left - 1)
-                    with m.If(pos == n - 1):
-                        with m.If(core == last_core):
-                            m.d.sync += core.eq(first)
-                            m.next = "GRANT"
-                        with m.Else():
-                            m.d.sync += core.eq(core + 1)
-                            m.d.comb += pos_d.eq(0)
-                            m.next = "HEADER"
-                    with m.Elif(left == 1):
-                        m.next = "HEADER"
-
-            with m.State("GRANT"):
-                m.d.comb += [tx.valid.eq(1), *header(PacketType.GRANT)]
-                m.d.sync += nrsp.eq(0)
-                with m.If(tx.ready):
-                    m.next = "COLLECT"
-
-            with m.State("COLLECT"):  # RESPONSE packets of the granted core, one beat each
-                got = BEAT_LAYOUT(rx.payload.data[:BEAT_LAYOUT.size])
-                with m.If(~records):      # one core: its beats stream through unchanged
-                    with m.If(rx.payload.first):
-                        m.d.comb += rx.ready.eq(1)
-                    with m.Else():
-                        m.d.comb += [rsp.valid.eq(rx.valid), rsp.payload.eq(got),
-                                     rx.ready.eq(rsp.ready)]
-                        with m.If(rx.valid & rsp.ready & got.last):
-                            m.next = "IDLE"
-                with m.Else():            # a record per core: count its payload first
-                    m.d.comb += [rx.ready.eq(1), wr.addr.eq(nrsp), wr.data.eq(got.data)]
-                    with m.If(rx.valid & ~rx.payload.first):
-                        with m.If(got.first):
-                            m.d.sync += status.eq(got.data)
-                        with m.Elif(nrsp < self.depth):
-                            m.d.comb += wr.en.eq(1)
-                            m.d.sync += nrsp.eq(nrsp + 1)
-                        with m.If(got.last):
-                            m.next = "EMIT_START"
-
-            with m.State("EMIT_START"):   # ALL / RANGE only
-                m.d.comb += pos_d.eq(0)
-                m.next = "EMIT_RECORD"
-                with m.If(core == first):
-                    m.next = "EMIT_OK"
-
-            final = core == last_core
-
-            with m.State("EMIT_OK"):
-                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(Status.OK),
-                             rsp.payload.first.eq(1)]
-                with m.If(rsp.ready):
-                    m.next = "EMIT_RECORD"
-
-            rec_byte = Signal(range(3))
-            with m.State("EMIT_RECORD"):   # status, len (2): ROUTE_RECORD
-                rec = Signal(24)
-                m.d.comb += rec.eq(Cat(status, nrsp))
-                m.d.comb += [rsp.valid.eq(1),
-                             rsp.payload.data.eq(rec.word_select(rec_byte, 8)),
-                             rsp.payload.last.eq((rec_byte == 2) & (nrsp == 0) & final)]
-                with m.If(rsp.ready):
-                    m.d.sync += rec_byte.eq(rec_byte + 1)
-                    with m.If(rec_byte == 2):
-                        m.d.sync += rec_byte.eq(0)
-                        with m.If(nrsp != 0):
-                            m.next = "EMIT_PAYLOAD"
-                        with m.Else():
-                            self._next_core(m, core, final)
-
-            with m.State("EMIT_PAYLOAD"):
-                done = pos == nrsp - 1
-                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(rd.data),
-                             rsp.payload.last.eq(done & final)]
-                with m.If(rsp.ready):
-                    m.d.comb += pos_d.eq(pos + 1)
-                    with m.If(done):
-                        self._next_core(m, core, final)
-
-            with m.State("ERROR"):       # the request is all taken: answer BAD_ARGUMENT
-                m.d.comb += [rsp.valid.eq(1), rsp.payload.data.eq(Status.BAD_ARGUMENT),
-                             rsp.payload.first.eq(1), rsp.payload.last.eq(1)]
-                with m.If(rsp.ready):
-                    m.next = "IDLE"
-        return m
-
-    @staticmethod
-    def _next_core(m, core, final):
-        with m.If(final):
-            m.next = "IDLE"
-        with m.Else():
-            m.d.sync += core.eq(core + 1)
-            m.next = "GRANT"
 
 
 class System(ArgumentChecked, wiring.Component):
