@@ -26,19 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import shutil
-import signal
 import socket
 import struct
-import tempfile
-import threading
 import time
-from pathlib import Path
 
-from spikeforge.sim.verilator import harness
 from spikeforge.sim.host.driver import HostLink, TransportError, TransportTimeout
+from spikeforge.sim.verilator import harness
+from spikeforge.sim.verilator.background import BackgroundSimulation
 
 __all__ = ["SimTransport", "rtl_session", "BRIDGE_MODULE"]
 
@@ -51,7 +46,7 @@ def _send(sock, header: dict, data: bytes = b"") -> None:
     sock.sendall(struct.pack("<I", len(text)) + text + bytes(data))
 
 
-class SimTransport:
+class SimTransport(BackgroundSimulation):
     """Transport of :class:`~spikeforge.sim.host.driver.HostLink` to a Verilator simulation.
 
     Keyword-only options: ``name`` (Verilog top name and build cache key),
@@ -85,19 +80,12 @@ class SimTransport:
                 raise ValueError(f"{key} must be a positive number of seconds, not {value!r}"
                                  if key != "min_cycles_per_s" else
                                  f"{key} must be a positive number, not {value!r}")
-        self.name = name
+        super().__init__(name, prefix="sf-bridge-")
         self.wall_timeout_s = float(wall_timeout_s)
         self.min_cycles_per_s = float(min_cycles_per_s)
-        self._sock = None
-        self._thread = None
-        self._result = None
-        self._error: BaseException | None = None
         self._closed = False
         self._broken = False
         self._total_cycles = 0
-        self._tmpdir = tempfile.mkdtemp(prefix="sf-bridge-")
-        self._path = os.path.join(self._tmpdir, "s")
-        self._cxx_opt = cxx_opt
         try:
             # ports_only: only the top's ports visible to cocotb (spikeforge.sim.verilator.ports_only)
             from spikeforge.sim.verilator import ports_only as po
@@ -108,33 +96,15 @@ class SimTransport:
                               registered_reset=registered_reset)
                 bridge_args["bulk"] = {"width": bulk_width, "depth": bulk_depth}
             verilog = po.elaborate(top, name=name) if ports_only else harness.elaborate(top, name=name)
-            self._build_args = po.BUILD_ARGS if ports_only else ()
+            build_args = po.BUILD_ARGS if ports_only else ()
             self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves,
-                                           extra_args=self._build_args, cxx_opt=cxx_opt)
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(self._path)
-            listener.listen(1)
-            self._thread = threading.Thread(
-                target=self._run, name=f"spikeforge-sim-{name}", daemon=True,
-                kwargs=dict(name=name, verilog=verilog, args=bridge_args, waves=waves))
-            self._thread.start()
-            self._sock = self._accept(listener, connect_timeout_s)
+                                           extra_args=build_args, cxx_opt=cxx_opt)
+            self._start(verilog=verilog, test_module=BRIDGE_MODULE, args=bridge_args,
+                        build_args=build_args, connect_timeout_s=connect_timeout_s,
+                        waves=waves, cxx_opt=cxx_opt)
         except BaseException:
             self._shutdown(force=True)
             raise
-        finally:
-            with contextlib.suppress(NameError, OSError):
-                listener.close()
-
-    # ---- background simulation ----
-    def _run(self, *, name, verilog, args, waves):
-        try:
-            self._result = harness.run(None, verilog_text=verilog, name=name,
-                                       extra_build_args=self._build_args,
-                                       test_module=BRIDGE_MODULE, args=args, waves=waves,
-                                       cxx_opt=self._cxx_opt)
-        except BaseException as exc:  # reported to the host thread
-            self._error = exc
 
     def _died(self) -> TransportError:
         self._broken = True
@@ -144,22 +114,6 @@ class SimTransport:
             cause = f" ({causes[-1].strip()})" if causes else ""
             return TransportError(f"the simulation of {self.name} ended abnormally{cause}:\n{text}")
         return TransportError(f"the simulation of {self.name} ended unexpectedly")
-
-    def _accept(self, listener, timeout_s):
-        listener.settimeout(0.25)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                sock, _ = listener.accept()
-                sock.settimeout(0.25)
-                return sock
-            except socket.timeout:
-                pass
-            if not self._thread.is_alive():
-                raise self._died()
-            if time.monotonic() > deadline:
-                raise TransportTimeout(f"the simulation of {self.name} did not connect within "
-                                       f"{timeout_s:.0f} s")
 
     def _recv_exact(self, n, deadline, what):
         chunks, got = [], 0
@@ -262,59 +216,7 @@ class SimTransport:
             with contextlib.suppress(OSError):
                 self._sock.close()
             self._sock = None
-        if self._thread is not None:
-            self._thread.join(timeout=2 if force else 30)
-            if self._thread.is_alive():
-                self._kill_simulator()
-                self._thread.join(timeout=30)
-        shutil.rmtree(self._tmpdir, ignore_errors=True)
-
-    def _simulator_pids(self) -> list[int]:
-        """Process ids of the simulator this transport started (children of this
-        process running the built model)."""
-        exe = str(Path(self.build_dir) / self.name)
-        me = os.getpid()
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == me and argv0 == exe:
-                pids.append(int(entry.name))
-        return pids
-
-    def simulator_cpu_seconds(self) -> float | None:
-        """CPU time (user + system) used so far by the simulator process, or ``None``
-        where it cannot be read (no ``/proc``)."""
-        pids = self._simulator_pids()
-        if len(pids) != 1:
-            return None
-        try:
-            fields = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def _kill_simulator(self) -> None:
-        """End the simulator process this transport started, by its process id."""
-        for pid in self._simulator_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            with contextlib.suppress(Exception):
-                self.close()
+        self._end_thread(force=force)
 
 
 @contextlib.contextmanager

@@ -26,19 +26,13 @@ set to a slow simulation's cycles per second.
 from __future__ import annotations
 
 import contextlib
-import os
 import select
-import shutil
-import signal
-import socket
-import tempfile
-import threading
 import time
-from pathlib import Path
 
 from spikeforge.sim.host.driver import HostLink, TransportError, TransportTimeout
 from spikeforge.sim.host.serial_transport import SerialTransport
 from spikeforge.sim.verilator import harness, ports_only
+from spikeforge.sim.verilator.background import BackgroundSimulation
 from spikeforge.sim.verilator.cocotb_tests.host_bridge import recv_message, send_message
 
 __all__ = ["UartSession", "MODEL_MODULE"]
@@ -46,7 +40,7 @@ __all__ = ["UartSession", "MODEL_MODULE"]
 MODEL_MODULE = "spikeforge.sim.verilator.cocotb_tests.uart_bridge"
 
 
-class UartSession:
+class UartSession(BackgroundSimulation):
     """``top`` (a BoardTop with ``pll=False``) in Verilator, reached over a pty.
 
     Keyword-only options: ``name`` (Verilog top name and build cache key),
@@ -60,28 +54,18 @@ class UartSession:
     def __init__(self, top, *, name: str = "board_top", timeout_s: float = 3.0,
                  clock_hz: float = 100_000.0, break_bits: int | None = None,
                  connect_timeout_s: float = 120.0, poll_bits: int = 100):
-        self.name = name
-        self._thread = None
-        self._error = None
-        self._sock = None
+        super().__init__(name, prefix="sf-uart-")
         self._closed = False
         self.transport = None
-        self._tmpdir = tempfile.mkdtemp(prefix="sf-uart-")
-        path = os.path.join(self._tmpdir, "s")
         break_bits = break_bits if break_bits is not None else 2 * top.idle_bits
-        verilog = ports_only.elaborate(top, name=name)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            verilog = ports_only.elaborate(top, name=name)
             self.build_dir = harness.build(None, name=name, verilog_text=verilog,
                                            extra_args=ports_only.BUILD_ARGS)
-            listener.bind(path)
-            listener.listen(1)
-            args = {"socket": path, "divisor": top.divisor, "break_bits": break_bits,
+            args = {"socket": self._path, "divisor": top.divisor, "break_bits": break_bits,
                     "poll_bits": poll_bits}
-            self._thread = threading.Thread(target=self._run, daemon=True, name=f"uart-{name}",
-                                            kwargs=dict(verilog=verilog, args=args))
-            self._thread.start()
-            self._sock = self._accept(listener, connect_timeout_s)
+            self._start(verilog=verilog, test_module=MODEL_MODULE, args=args,
+                        build_args=ports_only.BUILD_ARGS, connect_timeout_s=connect_timeout_s)
             hello = self._recv(connect_timeout_s, "hello")
             self.pty = hello["pty"]
             self.transport = SerialTransport(self.pty, baud=9600, clock_hz=clock_hz,
@@ -91,38 +75,8 @@ class UartSession:
         except BaseException:
             self._shutdown(force=True)
             raise
-        finally:
-            listener.close()
 
-    # ---- the simulation thread ----
-    def _run(self, *, verilog, args):
-        try:
-            harness.run(None, verilog_text=verilog, name=self.name,
-                        extra_build_args=ports_only.BUILD_ARGS, test_module=MODEL_MODULE,
-                        args=args)
-        except BaseException as exc:            # reported to the host thread
-            self._error = exc
-
-    def _died(self) -> TransportError:
-        detail = f": {self._error}" if self._error is not None else ""
-        return TransportError(f"the simulation of {self.name} ended{detail}")
-
-    def _accept(self, listener, timeout_s):
-        listener.settimeout(0.25)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                sock, _ = listener.accept()
-                sock.settimeout(0.25)
-                return sock
-            except socket.timeout:
-                pass
-            if not self._thread.is_alive():
-                raise self._died()
-            if time.monotonic() > deadline:
-                raise TransportTimeout(f"the simulation of {self.name} did not connect "
-                                       f"within {timeout_s:.0f} s")
-
+    # ---- the side channel's messages ----
     def _recv(self, timeout_s, what):
         deadline = time.monotonic() + timeout_s
         while not select.select([self._sock], [], [], 0.25)[0]:
@@ -206,34 +160,4 @@ class UartSession:
             with contextlib.suppress(OSError):
                 self._sock.close()
         self._closed = True
-        if self._thread is not None:
-            self._thread.join(timeout=2 if force else 30)
-            if self._thread.is_alive():
-                self._kill_simulator()
-                self._thread.join(timeout=30)
-        shutil.rmtree(self._tmpdir, ignore_errors=True)
-
-    def _kill_simulator(self) -> None:
-        """End the simulator process this session started (a child running the model)."""
-        exe = str(Path(self.build_dir) / self.name)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == os.getpid() and argv0 == exe:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            with contextlib.suppress(Exception):
-                self.close()
+        self._end_thread(force=force)
