@@ -19,6 +19,10 @@ after ``release``.
 :class:`RequestCapture` is this core's: the parser with this core's command set,
 and its words written to a staging memory (``max_payload / 2`` words, read
 through ``stage``; a word beyond it is counted but not stored).
+:func:`capture_members` and :func:`forward_capture` give a capture built around
+the parser its members; :func:`held_until_release` is the ``valid`` / ``release``
+state that ends a capture's FSM (the parser's, and the multi-core dispatcher's
+request store, :mod:`spikeforge.hdl.dispatch`).
 """
 
 from __future__ import annotations
@@ -32,11 +36,29 @@ from .. import protocol as proto
 from ..checked import ArgumentChecked
 from ..protocol import BEAT_LAYOUT, Command
 
-__all__ = ["RequestParser", "RequestCapture", "StageRead", "held_until_release"]
+__all__ = ["RequestParser", "RequestCapture", "StageRead", "capture_members", "forward_capture",
+           "held_until_release"]
 
 #: Fixed argument bytes of the commands that carry bulk data after them.
 _HEADER_BYTES = {Command.WRITE_WEIGHTS: proto.nbytes(proto.WRITE_WEIGHTS),
                  Command.LOAD_SPIKES: proto.nbytes(proto.LOAD_SPIKES)}
+
+
+def capture_members(arg_bytes: int) -> dict:
+    """The members every request capture has: the ``req`` beats, the ``valid`` /
+    ``release`` handshake, ``cmd``, ``arg_bytes`` of ``args``, ``nbytes``, ``nwords``."""
+    return {"req": In(stream.Signature(BEAT_LAYOUT)), "valid": Out(1), "release": In(1),
+            "cmd": Out(8), "args": Out(data.ArrayLayout(8, arg_bytes)), "nbytes": Out(17),
+            "nwords": Out(16)}
+
+
+def forward_capture(m: Module, parser: "RequestParser", capture) -> None:
+    """``parser`` (a submodule of ``m``) as the capture of ``capture`` (a component
+    with :func:`capture_members`): its beats, handshake and outputs."""
+    wiring.connect(m, wiring.flipped(capture.req), parser.req)
+    m.d.comb += [capture.valid.eq(parser.valid), parser.release.eq(capture.release)]
+    for name in ("cmd", "args", "nbytes", "nwords"):
+        m.d.comb += getattr(capture, name).eq(getattr(parser, name))
 
 
 def held_until_release(m: Module, *, valid, release) -> None:
@@ -73,13 +95,7 @@ class RequestParser(ArgumentChecked, wiring.Component):
     def __init__(self, *, headers, arg_bytes: int):
         self.headers, self.arg_bytes = dict(headers), arg_bytes
         super().__init__({
-            "req": In(stream.Signature(BEAT_LAYOUT)),
-            "valid": Out(1),
-            "release": In(1),
-            "cmd": Out(8),
-            "args": Out(data.ArrayLayout(8, arg_bytes)),
-            "nbytes": Out(17),
-            "nwords": Out(16),
+            **capture_members(arg_bytes),
             "header": Out(range(arg_bytes + 1)),
             "word": Out(stream.Signature(16, always_ready=True)),
         })
@@ -135,25 +151,14 @@ class RequestCapture(wiring.Component):
 
     def __init__(self, *, max_payload: int):
         self.words = max(1, max_payload // 2)
-        super().__init__({
-            "req": In(stream.Signature(BEAT_LAYOUT)),
-            "valid": Out(1),
-            "release": In(1),
-            "cmd": Out(8),
-            "args": Out(data.ArrayLayout(8, proto.ARGUMENT_BYTES)),
-            "nbytes": Out(17),
-            "nwords": Out(16),
-            "stage": In(StageRead(self.words)),
-        })
+        super().__init__({**capture_members(proto.ARGUMENT_BYTES),
+                          "stage": In(StageRead(self.words))})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.parser = parser = RequestParser(headers=_HEADER_BYTES,
                                                      arg_bytes=proto.ARGUMENT_BYTES)
-        wiring.connect(m, wiring.flipped(self.req), parser.req)
-        m.d.comb += [self.valid.eq(parser.valid), parser.release.eq(self.release),
-                     self.cmd.eq(parser.cmd), self.args.eq(parser.args),
-                     self.nbytes.eq(parser.nbytes), self.nwords.eq(parser.nwords)]
+        forward_capture(m, parser, self)
         m.submodules.stage = stage = Memory(shape=16, depth=self.words, init=[])
         wp = stage.write_port()
         rp = stage.read_port()

@@ -17,13 +17,13 @@ cycle.
 from __future__ import annotations
 
 from amaranth import Module, Signal
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
 from .. import protocol as proto
-from ..core.request import RequestParser
-from ..protocol import BEAT_LAYOUT, InferenceCommand as C
+from ..core.request import RequestParser, capture_members, forward_capture
+from ..protocol import InferenceCommand as C
 from .geometry import GeometryChecked
 from .memories import BiasWrite, SpikeWrite, WeightWrite
 
@@ -46,9 +46,7 @@ class InferenceCapture(GeometryChecked, wiring.Component):
     def __init__(self, geo):
         self.geo = g = geo
         super().__init__({
-            "req": In(stream.Signature(BEAT_LAYOUT)),
-            "valid": Out(1), "release": In(1),
-            "cmd": Out(8), "args": Out(data.ArrayLayout(8, ARG_BYTES)), "nbytes": Out(17),
+            **capture_members(ARG_BYTES),
             "bulk_ok": Out(1),
             "weights": Out(WeightWrite(g)), "biases": Out(BiasWrite(g)),
             "spikes": Out(SpikeWrite(g)),
@@ -59,10 +57,7 @@ class InferenceCapture(GeometryChecked, wiring.Component):
         g = self.geo
         headers = {c: proto.nbytes(lay) for c, lay in HEADERS.items()}
         m.submodules.parser = parser = RequestParser(headers=headers, arg_bytes=ARG_BYTES)
-        wiring.connect(m, wiring.flipped(self.req), parser.req)
-        m.d.comb += [self.valid.eq(parser.valid), parser.release.eq(self.release),
-                     self.cmd.eq(parser.cmd), self.args.eq(parser.args),
-                     self.nbytes.eq(parser.nbytes)]
+        forward_capture(m, parser, self)
         cmd, k, word = parser.cmd, parser.nwords, parser.word
         raw = parser.args.as_value()
         a_w = proto.INF_WRITE_WEIGHTS(raw[:proto.INF_WRITE_WEIGHTS.size])
