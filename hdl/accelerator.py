@@ -10,13 +10,12 @@ Latency and throughput: those of :class:`~spikeforge.hdl.host_port.HostPort`
 from __future__ import annotations
 
 from amaranth import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from .checked import ArgumentChecked
 from .config import BuildConfig, ConfigError, check_build_config
 from .core import Core
-from .host_port import HostPort
+from .host_port import add_host_port, host_members
 
 __all__ = ["Accelerator", "top_class", "top_for"]
 
@@ -36,23 +35,14 @@ class Accelerator(ArgumentChecked, wiring.Component):
         self.config = config
         self.max_payload = config.implementation.max_payload
         self.core = self.CORE(config)
-        super().__init__({
-            "rx": In(stream.Signature(8)),
-            "tx": Out(stream.Signature(8)),
-            # the host port's ``abort``: drop a partial request frame (an idle UART line);
-            # not named ``abort``: Verilator rejects a top-level port named like a C++ function
-            "rx_abort": In(1),
-        })
+        super().__init__(host_members())
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.port = port = HostPort(max_payload=self.max_payload)
+        port = add_host_port(m, self, max_payload=self.max_payload)
         m.submodules.core = core = self.core
-        wiring.connect(m, wiring.flipped(self.rx), port.rx)
-        wiring.connect(m, port.tx, wiring.flipped(self.tx))
         wiring.connect(m, port.req, core.req)
         wiring.connect(m, core.rsp, port.rsp)
-        m.d.comb += port.abort.eq(self.rx_abort)
         return m
 
 

@@ -64,7 +64,25 @@ from .protocol import (
     BEAT_LAYOUT, CRC8_POLY, DEFAULT_MAX_PAYLOAD, MAX_LENGTH, REQUEST_SYNC, RESPONSE_SYNC, Status,
 )
 
-__all__ = ["HostPort", "crc8_step"]
+__all__ = ["HostPort", "crc8_step", "host_members", "add_host_port"]
+
+
+def host_members() -> dict:
+    """The members of a top behind a host port: ``rx`` / ``tx``, the framed bytes in
+    and out, and ``rx_abort``, the port's ``abort`` (drop a partial request frame: an
+    idle UART line; not named ``abort``, as Verilator rejects a top-level port named
+    like a C++ function)."""
+    return {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "rx_abort": In(1)}
+
+
+def add_host_port(m: Module, top, *, max_payload: int) -> "HostPort":
+    """A :class:`HostPort` (submodule ``port`` of ``m``) behind the :func:`host_members`
+    of ``top``; returns it, for its ``req`` / ``rsp`` beat streams."""
+    m.submodules.port = port = HostPort(max_payload=max_payload)
+    wiring.connect(m, wiring.flipped(top.rx), port.rx)
+    wiring.connect(m, port.tx, wiring.flipped(top.tx))
+    m.d.comb += port.abort.eq(top.rx_abort)
+    return port
 
 
 def _crc8_matrix():
@@ -251,6 +269,12 @@ class HostPort(ArgumentChecked, wiring.Component):
         byte = self.rx.payload
         rx_fire = self.rx.valid & self.rx.ready
         m.d.comb += [req_w.addr.eq(rx_cnt), req_w.data.eq(byte), req_r.addr.eq(d_ptr)]
+
+        def receiving():    # inside a frame: take bytes; an abort between bytes drops it
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(self.abort & ~self.rx.valid):
+                m.next = "HUNT"
+
         with m.FSM(name="rx"):
             with m.State("HUNT"):
                 m.d.comb += self.rx.ready.eq(1)
@@ -258,23 +282,17 @@ class HostPort(ArgumentChecked, wiring.Component):
                 with m.If(rx_fire & (byte == REQUEST_SYNC)):
                     m.next = "CMD"
             with m.State("CMD"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.abort & ~self.rx.valid):
-                    m.next = "HUNT"   # a partial frame: dropped
+                receiving()
                 with m.If(rx_fire):
                     m.d.sync += [rx_cmd.eq(byte), rx_crc.eq(crc8_step(0, byte))]
                     m.next = "LEN0"
             with m.State("LEN0"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.abort & ~self.rx.valid):
-                    m.next = "HUNT"   # a partial frame: dropped
+                receiving()
                 with m.If(rx_fire):
                     m.d.sync += [rx_len[:8].eq(byte), rx_crc.eq(crc8_step(rx_crc, byte))]
                     m.next = "LEN1"
             with m.State("LEN1"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.abort & ~self.rx.valid):
-                    m.next = "HUNT"   # a partial frame: dropped
+                receiving()
                 full_len = Cat(rx_len[:8], byte)
                 with m.If(rx_fire):
                     m.d.sync += [rx_len[8:].eq(byte), rx_crc.eq(crc8_step(rx_crc, byte)),
@@ -287,18 +305,14 @@ class HostPort(ArgumentChecked, wiring.Component):
                     with m.Else():
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.abort & ~self.rx.valid):
-                    m.next = "HUNT"   # a partial frame: dropped
+                receiving()
                 with m.If(rx_fire):
                     m.d.comb += req_w.en.eq(1)
                     m.d.sync += [rx_crc.eq(crc8_step(rx_crc, byte)), rx_cnt.eq(rx_cnt + 1)]
                     with m.If(rx_cnt == rx_len - 1):
                         m.next = "CHECK"
             with m.State("CHECK"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.abort & ~self.rx.valid):
-                    m.next = "HUNT"   # a partial frame: dropped
+                receiving()
                 with m.If(rx_fire):
                     with m.If(byte == rx_crc):
                         m.d.sync += [outstanding.eq(1), rsp_done.eq(0)]
@@ -314,9 +328,7 @@ class HostPort(ArgumentChecked, wiring.Component):
                 with m.If(tx_idle):
                     m.next = "DISCARD"
             with m.State("DISCARD"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.abort & ~self.rx.valid):
-                    m.next = "HUNT"   # a partial frame: dropped
+                receiving()
                 with m.If(rx_fire):
                     m.d.sync += rx_cnt.eq(rx_cnt - 1)
                     with m.If(rx_cnt == 0):

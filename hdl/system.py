@@ -46,7 +46,7 @@ from .checked import ArgumentChecked
 from .config import BuildConfig, ConfigError, check_build_config
 from .core import Core
 from .dispatch import Dispatcher, PacketType
-from .host_port import HostPort
+from .host_port import add_host_port, host_members
 from .noc.mesh import Mesh
 from .noc.packet import PacketFormat
 from .protocol import BEAT_LAYOUT
@@ -209,24 +209,16 @@ class System(ArgumentChecked, wiring.Component):
         self.cores = f.cores
         #: Largest request payload the host may send (a routed core request plus its route).
         self.max_payload = impl.max_payload + proto.ROUTE_BYTES
-        super().__init__({
-            "rx": In(stream.Signature(8)),
-            "tx": Out(stream.Signature(8)),
-            # the host port's ``abort`` (as on the one-core top): drop a partial request
-            "rx_abort": In(1),
-        })
+        super().__init__(host_members())
 
     def elaborate(self, platform):
         m = Module()
         fmt = self.fmt
-        m.submodules.port = port = HostPort(max_payload=self.max_payload)
-        m.d.comb += port.abort.eq(self.rx_abort)
+        port = add_host_port(m, self, max_payload=self.max_payload)
         m.submodules.dispatch = disp = Dispatcher(fmt, cores=self.cores,
                                                   depth=self.max_payload + 1)
         m.submodules.mesh = mesh = Mesh(self.config.features, self.config.implementation)
         m.submodules.share = share = LocalShare(fmt)
-        wiring.connect(m, wiring.flipped(self.rx), port.rx)
-        wiring.connect(m, port.tx, wiring.flipped(self.tx))
         wiring.connect(m, port.req, disp.req)
         wiring.connect(m, disp.rsp, port.rsp)
         host = fmt.coords(HOST_NODE)
