@@ -14,13 +14,14 @@ import json
 import numpy as np
 import pytest
 
+from core_trials import trial
+
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
 from spikeforge.hdl.protocol import Command, Status
 from spikeforge.sim.golden import model as golden
 from spikeforge.sim.host.device import Device, DeviceInfo, MapError
 from spikeforge.sim.host.driver import DeviceError
-from spikeforge.sim.engines.compare import first_difference
 from spikeforge.sim.engines.rtl import session_name
 
 pytestmark = pytest.mark.verilator
@@ -40,27 +41,6 @@ def device(request):
         yield request.param, cfg, Device(link)
 
 
-def _check_sample(acc, weights, dWs, spikes, label, params, what):
-    res = acc.run(spikes, label)
-    traces = golden.forward(weights, spikes, params)
-    counts = golden.spike_counts(traces[-1].s)
-    assert list(res.counts) == list(counts), f"{what}: output spike counts"
-    assert res.prediction == int(np.argmax(counts)), f"{what}: prediction"
-    for l in range(len(weights)):
-        first_difference(f"{what} layer {l} s", acc.history(l, "s"), traces[l].s, kind="trace")
-        first_difference(f"{what} layer {l} m", acc.history(l, "m"), traces[l].m, kind="trace")
-        if params.reset_grad == "through":
-            first_difference(f"{what} layer {l} u", acc.potentials(l), traces[l].u, kind="trace")
-    if label is None:
-        return dWs
-    grads = golden.backward(weights, traces, spikes, label, params, dWs)
-    got_dw = acc.read_weights("dW")
-    for l in range(len(weights)):
-        first_difference(f"{what} layer {l} du", acc.du(l), grads[l].du, kind="trace")
-        first_difference(f"{what} layer {l} dW", got_dw[l], grads[l].dW, kind="W")
-    return [gr.dW for gr in grads]
-
-
 def test_engines_match_golden_on_random_layers(device):
     name, cfg, acc = device
     # Every reset_grad mode the build has (p4: detach; p2-through: both).
@@ -70,29 +50,13 @@ def test_engines_match_golden_on_random_layers(device):
 
 def _random_layers_match_golden(name, cfg, acc, mode):
     rng = np.random.default_rng(7 if mode == "detach" else 8)
-    for trial in range(2):
+    for t in range(2):
         sizes = [int(rng.integers(3, 40)), int(rng.integers(2, 24)), int(rng.integers(2, 11))]
-        T = int(rng.integers(1, cfg.features.max_time_steps + 1)) if trial else \
+        T = int(rng.integers(1, cfg.features.max_time_steps + 1)) if t else \
             cfg.features.max_time_steps
         params = golden.Params(T=T, alpha=0.5, v_th=0.5, a=0.5, beta=1.0, lr=0.125,
                                loss_scale=8.0, reset_grad=mode)
-        weights = [(rng.uniform(-1, 1, size=(o, i)) * 1.5 / np.sqrt(i)).astype(np.float16)
-                   for i, o in zip(sizes[:-1], sizes[1:])]
-        acc.load_network(sizes, params, weights)
-        for l, W in enumerate(acc.read_weights("W")):
-            first_difference(f"layer {l} W loaded", W, weights[l], kind="W")
-        dWs = golden.zero_grads(weights)
-        for k, density in enumerate((0.0, 1.0, 0.15, 0.5)):
-            spikes = rng.random((T, sizes[0])) < density
-            label = None if k == 3 else int(rng.integers(0, sizes[-1]))
-            dWs = _check_sample(acc, weights, dWs, spikes, label, params,
-                                f"{name} {mode} trial {trial} density {density}")
-        acc.update()
-        weights = golden.update(weights, dWs, params)
-        for l, W in enumerate(acc.read_weights("W")):
-            first_difference(f"layer {l} W after the update", W, weights[l], kind="W")
-        for l, dW in enumerate(acc.read_weights("dW")):
-            assert not np.any(dW.view(np.uint16)), f"layer {l}: dW not cleared by the update"
+        trial(acc, rng, sizes, params, (0.0, 1.0, 0.15, 0.5), f"{name} {mode} trial {t}")
     counters = acc.counters(clear=True)
     assert counters["runs"] > 0 and counters["fp_fmas"] > 0 and counters["wg_fmas"] > 0
 

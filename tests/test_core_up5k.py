@@ -14,10 +14,11 @@ import pytest
 
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
 from spikeforge.hdl.config import preset
-from spikeforge.sim.engines.compare import first_difference
 from spikeforge.sim.engines.rtl import session_name
 from spikeforge.sim.golden import model as golden
 from spikeforge.sim.host.device import Device, DeviceInfo
+
+from core_trials import trial
 
 pytestmark = pytest.mark.verilator
 
@@ -32,55 +33,20 @@ def device():
         yield Device(link)
 
 
-def _check_sample(acc, weights, dWs, spikes, label, params, what):
-    res = acc.run(spikes, label)
-    traces = golden.forward(weights, spikes, params)
-    counts = golden.spike_counts(traces[-1].s)
-    assert list(res.counts) == list(counts), f"{what}: output spike counts"
-    assert res.prediction == int(np.argmax(counts)), f"{what}: prediction"
-    for l in range(len(weights)):
-        first_difference(f"{what} layer {l} s", acc.history(l, "s"), traces[l].s, kind="trace")
-        first_difference(f"{what} layer {l} m", acc.history(l, "m"), traces[l].m, kind="trace")
-    if label is None:
-        return dWs
-    grads = golden.backward(weights, traces, spikes, label, params, dWs)
-    got_dw = acc.read_weights("dW")
-    for l in range(len(weights)):
-        first_difference(f"{what} layer {l} du", acc.du(l), grads[l].du, kind="trace")
-        first_difference(f"{what} layer {l} dW", got_dw[l], grads[l].dW, kind="W")
-    return [gr.dW for gr in grads]
-
-
 def test_up5k_core_matches_golden_on_random_layers(device):
     acc = device
     f = CONFIG.features
     assert acc.info == DeviceInfo.from_config(CONFIG)
     rng = np.random.default_rng(5)
-    for trial in range(3):
+    for t in range(3):
         # the largest network in the first trial: fan-in 32, 16 neurons over two layers
-        sizes = [f.max_fan_in, 12, 4] if trial == 0 else \
+        sizes = [f.max_fan_in, 12, 4] if t == 0 else \
             [int(rng.integers(3, f.max_fan_in + 1)), int(rng.integers(2, 13)),
              int(rng.integers(2, 5))]
-        T = f.max_time_steps if trial == 0 else int(rng.integers(1, f.max_time_steps + 1))
+        T = f.max_time_steps if t == 0 else int(rng.integers(1, f.max_time_steps + 1))
         params = golden.Params(T=T, alpha=0.5, v_th=0.5, a=0.5, beta=1.0, lr=0.125,
                                loss_scale=8.0, reset_grad="detach")
-        weights = [(rng.uniform(-1, 1, size=(o, i)) * 1.5 / np.sqrt(i)).astype(np.float16)
-                   for i, o in zip(sizes[:-1], sizes[1:])]
-        acc.load_network(sizes, params, weights)
-        for l, W in enumerate(acc.read_weights("W")):
-            first_difference(f"layer {l} W loaded", W, weights[l], kind="W")
-        dWs = golden.zero_grads(weights)
-        for k, density in enumerate((0.0, 1.0, 0.15, 0.5, 0.3)):
-            spikes = rng.random((T, sizes[0])) < density
-            label = None if k == 3 else int(rng.integers(0, sizes[-1]))
-            dWs = _check_sample(acc, weights, dWs, spikes, label, params,
-                                f"up5k trial {trial} density {density}")
-        acc.update()
-        weights = golden.update(weights, dWs, params)
-        for l, W in enumerate(acc.read_weights("W")):
-            first_difference(f"layer {l} W after the update", W, weights[l], kind="W")
-        for l, dW in enumerate(acc.read_weights("dW")):
-            assert not np.any(dW.view(np.uint16)), f"layer {l}: dW not cleared by the update"
+        trial(acc, rng, sizes, params, (0.0, 1.0, 0.15, 0.5, 0.3), f"up5k trial {t}")
     counters = acc.counters(clear=True)
     assert counters["runs"] > 0 and counters["fp_fmas"] > 0 and counters["wg_fmas"] > 0
     assert counters["bp_fmas"] > 0 and counters["cycles_update"] > 0
