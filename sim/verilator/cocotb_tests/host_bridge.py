@@ -183,6 +183,19 @@ async def _read_buffer(dut, n: int, width: int) -> bytes:
     return b"".join(words)[:n]
 
 
+async def _take_buffer(dut, width: int, then=None) -> bytes:
+    """From a read-only phase: the bytes the TX buffer holds (``bulk_rcount``), then one
+    cycle of the control ``then`` (``bulk_drain``: it starts again; ``bulk_abort``)."""
+    n = int(dut.bulk_rcount.value)
+    await RisingEdge(dut.clk)
+    data = await _read_buffer(dut, n, width)
+    if then is not None:
+        getattr(dut, then).value = 1
+        await RisingEdge(dut.clk)
+        getattr(dut, then).value = 0
+    return data
+
+
 def _bulk_idle(dut) -> None:
     dut.bulk_we.value = 0
     dut.bulk_go.value = 0
@@ -224,34 +237,18 @@ async def bulk_pump(dut, data: bytes, frames: int, timeout_cycles: int, *,
             if int(dut.bulk_done.value):
                 break
             if int(dut.bulk_full.value):
-                n = int(dut.bulk_rcount.value)
-                await RisingEdge(dut.clk)
-                out += await _read_buffer(dut, n, width)
-                dut.bulk_drain.value = 1
-                await RisingEdge(dut.clk)
-                dut.bulk_drain.value = 0
+                out += await _take_buffer(dut, width, "bulk_drain")
                 continue
             remaining = deadline - now_cycles()
             if remaining <= 0:
-                n = int(dut.bulk_rcount.value)
-                await RisingEdge(dut.clk)
-                out += await _read_buffer(dut, n, width)
-                dut.bulk_abort.value = 1
-                await RisingEdge(dut.clk)
-                dut.bulk_abort.value = 0
+                out += await _take_buffer(dut, width, "bulk_abort")
                 _check_frames(bytes(out))
                 raise PumpTimeout(bytes(out), cycles + now_cycles() - begin)
             await First(RisingEdge(dut.bulk_done), RisingEdge(dut.bulk_full),
                         Timer(remaining * CLOCK_NS, unit="ns"))
         cycles += now_cycles() - begin
-        n = int(dut.bulk_rcount.value)
-        await RisingEdge(dut.clk)
-        out += await _read_buffer(dut, n, width)
-        if k != len(pieces) - 1:
-            # the next piece continues the exchange: the TX buffer starts again
-            dut.bulk_drain.value = 1
-            await RisingEdge(dut.clk)
-            dut.bulk_drain.value = 0
+        # a next piece continues the exchange: the TX buffer starts again
+        out += await _take_buffer(dut, width, "bulk_drain" if k != len(pieces) - 1 else None)
     _check_frames(bytes(out))
     return bytes(out), cycles
 
