@@ -41,7 +41,8 @@ __all__ = [
     "CONSTANTS", "COUNTERS", "ResetGrad", "RunMode", "WeightKind", "HistoryKind",
     "GradientKind", "MODE_FLAGS", "INFO", "SET_CONSTANTS", "SET_LAYER", "WRITE_WEIGHTS",
     "READ_WEIGHTS", "LOAD_SPIKES", "RUN", "RUN_RESULT", "READ_HISTORY", "READ_GRADIENTS",
-    "READ_COUNTERS", "ARGUMENT_BYTES", "pack", "unpack", "nbytes",
+    "READ_COUNTERS", "Phase", "RUN_PHASE", "NO_LABEL", "WRITE_GRADIENTS", "LOAD_HISTORY",
+    "ARGUMENT_BYTES", "pack", "unpack", "nbytes",
     "AddressMode", "ADDRESS", "ROUTE_BYTES", "ROUTE_RECORD",
     "InferenceCommand", "Readout", "ResetKind", "INFERENCE_KIND_INTEGER", "INF_COUNTERS",
     "INF_INFO", "INF_SET_NETWORK", "INF_LEAK", "INF_SET_LAYER", "INF_WRITE_WEIGHTS",
@@ -132,6 +133,13 @@ class Command(enum.IntEnum, shape=8):
     READ_HISTORY = 0x28
     READ_GRADIENTS = 0x29
     READ_COUNTERS = 0x2A
+    #: Split layers over several cores (``docs/multicore.md``, "Schedule"): accumulator
+    #: values (a block's gradient, an input-gradient partial) from the host
+    WRITE_GRADIENTS = 0x2B
+    #: the spike or window history of the input groups from the host
+    LOAD_HISTORY = 0x2C
+    #: one phase of one layer-table entry
+    RUN_PHASE = 0x2D
     #: Multi-core systems: the payload is an :data:`ADDRESS`, then the command
     #: (1 byte) and its payload for the addressed core(s) (``hdl/system.py``).
     ROUTE = 0x30
@@ -179,9 +187,23 @@ class HistoryKind(enum.Enum, shape=8):
 
 
 class GradientKind(enum.Enum, shape=8):
-    """Which per-step values READ_GRADIENTS returns."""
+    """Which per-step values READ_GRADIENTS returns (WRITE_GRADIENTS writes ``ACC`` only)."""
     DU = 0
     U = 1           # potentials (``through`` builds only)
+    #: the accumulators ``acc[t, group]``: the gradient ``g`` of a block before its
+    #: backward phase, the input gradient ``g_in`` (a partial sum) after its
+    #: input-gradient phase; a word not written since the last phase that starts from
+    #: +0 (forward accumulation, input gradient without ``cont``) reads +0
+    ACC = 2
+
+
+class Phase(enum.Enum, shape=8):
+    """What RUN_PHASE runs on one layer-table entry (the steps of ``docs/core.md``)."""
+    FORWARD = 0         # accumulate, LIF: spikes, window bits (and potentials)
+    LOSS = 1            # the output gradient g of the entry's neurons, into acc
+    BACKWARD = 2        # backward terms and du, t descending, from g in acc
+    INPUT_GRAD = 3      # g_in of the entry's inputs into acc (from +0, or continued)
+    WEIGHT_GRAD = 4     # dW += du over the active inputs
 
 
 #: The build's modes in INFO.
@@ -242,6 +264,24 @@ RUN_RESULT = data.StructLayout({
     "flags": data.StructLayout({"nonfinite": 1, "reserved": 7}),
 })
 
+#: Request of RUN_PHASE. ``label``: the class relative to the entry's first neuron
+#: (LOSS), or :data:`NO_LABEL` when the class is not among the entry's neurons (every
+#: target 0); ``cont`` (INPUT_GRAD): 1 continues the partial sums loaded into ``acc``
+#: by WRITE_GRADIENTS, 0 starts from +0.0. The response payload is empty.
+RUN_PHASE = data.StructLayout({"phase": Phase, "entry": 8, "label": 16, "cont": 8})
+
+#: ``label`` of a RUN_PHASE whose entry does not hold the class.
+NO_LABEL = 0xFFFF
+
+#: Header of WRITE_GRADIENTS (``count * T`` fp16 values follow, neuron-major: value
+#: ``k`` goes to neuron ``group * lanes + first + k // T`` at step ``k % T``).
+WRITE_GRADIENTS = data.StructLayout({"which": GradientKind, "group": 16, "first": 16,
+                                     "count": 16})
+
+#: Header of LOAD_HISTORY (one 16-bit word per input neuron follows, bit t = step t,
+#: into the input groups; ``which`` SPIKES or WINDOW).
+LOAD_HISTORY = data.StructLayout({"which": HistoryKind, "first": 16})
+
 #: Request of READ_HISTORY.
 READ_HISTORY = data.StructLayout({"which": HistoryKind, "group": 16, "first": 16, "count": 16})
 
@@ -277,7 +317,7 @@ def nbytes(layout: data.Layout) -> int:
 #: Bytes of the longest fixed request arguments (the core keeps this many).
 ARGUMENT_BYTES = max(nbytes(layout) for layout in (
     SET_CONSTANTS, SET_LAYER, WRITE_WEIGHTS, READ_WEIGHTS, LOAD_SPIKES, RUN, READ_HISTORY,
-    READ_GRADIENTS, READ_COUNTERS))
+    READ_GRADIENTS, READ_COUNTERS, RUN_PHASE, WRITE_GRADIENTS, LOAD_HISTORY))
 
 #: Bytes a ROUTE adds in front of the routed command's payload (the address, the command).
 ROUTE_BYTES = nbytes(ADDRESS) + 1

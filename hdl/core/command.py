@@ -23,8 +23,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from .. import protocol as proto
-from ..protocol import (BEAT_LAYOUT, COUNTERS, Command, GradientKind, ResetGrad, RunMode,
-                        Status, WeightKind)
+from ..protocol import (BEAT_LAYOUT, COUNTERS, NO_LABEL, Command, GradientKind, HistoryKind,
+                        Phase, ResetGrad, RunMode, Status, WeightKind)
 from ..spike_decoder import popcount
 from .counters import CounterRead
 from .defs import CoreGeometry
@@ -43,7 +43,7 @@ class ElementKind(enum.Enum, shape=3):
     W = 0
     DW = 1
     HISTORY = 2         # a history word per neuron
-    STEP_VALUE = 3      # du or u, per neuron and step
+    STEP_VALUE = 3      # du, u or acc, per neuron and step
     COUNTER = 4
     SPIKE_COUNT = 5     # RUN: the output spike counts
 
@@ -95,10 +95,13 @@ class CommandUnit(wiring.Component):
         self._state(m)
         self._serialiser_inputs(m)
         m.d.comb += [self.host.en.eq(0), self.host.wwe.eq(0), self.host.hwe.eq(0),
+                     self.host.mwe.eq(0), self.host.awe.eq(0),
                      self.clear_flags.eq(0), self.counters.clear.eq(0),
                      self.table_read.index.eq(Mux(
                          (cap.cmd == Command.WRITE_WEIGHTS) | (cap.cmd == Command.READ_WEIGHTS),
-                         self._view(proto.WRITE_WEIGHTS).layer, self.settings.layers - 1))]
+                         self._view(proto.WRITE_WEIGHTS).layer,
+                         Mux(cap.cmd == Command.RUN_PHASE, self._view(proto.RUN_PHASE).entry,
+                             self.settings.layers - 1)))]
         with m.FSM(name="command"):
             with m.State("IDLE"):
                 with m.If(cap.valid):
@@ -108,6 +111,7 @@ class CommandUnit(wiring.Component):
                 self._respond(m)
             self._write_loop(m, "WW", self._write_weight)
             self._write_loop(m, "LS", self._write_spikes)
+            self._write_loop(m, "WA", self._write_acc)
             with m.State("RUNNING"):
                 with m.If(self.run.done):
                     self._run_done(m)
@@ -138,7 +142,7 @@ class CommandUnit(wiring.Component):
         self.tcur = Signal(g.time_bits + 1)
         self.hsel = Signal(2)
         self.hbase = Signal(g.hist_group_bits + 1)
-        self.dgb = Signal(g.du_group_bits + 1)
+        self.dgb = Signal(max(g.du_group_bits, g.acc_group_bits) + 1)
         self.elay = Signal(g.layer_layout)
         self.best = Signal(g.neuron_bits)
         self.bestc = Signal(bits_for(g.max_time_steps))
@@ -187,6 +191,9 @@ class CommandUnit(wiring.Component):
             (Command.READ_HISTORY,): self._read_history,
             (Command.READ_GRADIENTS,): self._read_gradients,
             (Command.READ_COUNTERS,): self._read_counters,
+            (Command.RUN_PHASE,): self._run_phase,
+            (Command.WRITE_GRADIENTS,): self._write_gradients,
+            (Command.LOAD_HISTORY,): self._load_spikes,
         }
         with m.Switch(self._cap.cmd):
             for cmds, handler in handlers.items():
@@ -282,16 +289,22 @@ class CommandUnit(wiring.Component):
             self._respond(m)
 
     def _load_spikes(self, m, nbytes):
+        """LOAD_SPIKES, and LOAD_HISTORY (spike or window words of the input groups)."""
         g = self.geo
-        first = self._view(proto.LOAD_SPIKES).first
+        hist = self._cap.cmd == Command.LOAD_HISTORY
+        a = self._view(proto.LOAD_HISTORY)
+        first = Mux(hist, a.first, self._view(proto.LOAD_SPIKES).first)
+        header = Mux(hist, proto.nbytes(proto.LOAD_HISTORY), proto.nbytes(proto.LOAD_SPIKES))
         limit = g.in_groups * g.lanes
         first_low, first_over = _capped(first, limit)
         words_low, words_over = _capped(self._cap.nwords, limit)
-        with m.If((nbytes < proto.nbytes(proto.LOAD_SPIKES) + 2) | nbytes[0] |
+        with m.If((nbytes < header + 2) | ((nbytes - header)[0]) |
+                  (hist & (a.which != HistoryKind.SPIKES) & (a.which != HistoryKind.WINDOW)) |
                   first_over | words_over | (first_low + words_low > limit)):
             self._reject(m)
         with m.Else():
-            m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords)]
+            m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords),
+                         self.hsel.eq(Mux(hist & (a.which == HistoryKind.WINDOW), 1, 0))]
             m.next = "LS_ADDR"
 
     def _run(self, m, nbytes):
@@ -311,6 +324,46 @@ class CommandUnit(wiring.Component):
             m.d.comb += [self.run.start.eq(1), self.clear_flags.eq(1),
                          self.run.kind.eq(Mux(train, RunKind.TRAIN, RunKind.FORWARD))]
             m.next = "RUNNING"
+
+    def _run_phase(self, m, nbytes):
+        g = self.geo
+        a = self._view(proto.RUN_PHASE)
+        ent = self.table_read.entry                 # at a.entry (the index multiplexer)
+        label_over = a.label[g.neuron_bits:].any()
+        with m.If((nbytes != proto.nbytes(proto.RUN_PHASE)) |
+                  (a.phase.as_value() > Phase.WEIGHT_GRAD.value) | (a.cont > 1) |
+                  Const(int(g.inference_only))):
+            self._reject(m)
+        with m.Elif(~self.configured):
+            self._reject(m, Status.BAD_STATE)
+        with m.Elif((a.entry >= self.settings.layers) |
+                    ((a.phase == Phase.LOSS) & (a.label != NO_LABEL) &
+                     (label_over | (a.label[:g.neuron_bits] >= ent.n_out)))):
+            self._reject(m)
+        with m.Else():
+            # no class among the entry's neurons: a label no lane has (all targets 0)
+            m.d.sync += [self.settings.label.eq(Mux(a.label == NO_LABEL, -1, a.label)),
+                         self.best.eq(0)]
+            r = self.run
+            m.d.comb += [r.start.eq(1), self.clear_flags.eq(1), r.kind.eq(RunKind.PHASE),
+                         r.phase.eq(a.phase), r.entry.eq(a.entry), r.cont.eq(a.cont[0])]
+            m.next = "RUNNING"
+
+    def _write_gradients(self, m, nbytes):
+        g = self.geo
+        a = self._view(proto.WRITE_GRADIENTS)
+        half = self.max_payload // 2
+        count_low, count_over = _capped(a.count, half)
+        with m.If((nbytes < proto.nbytes(proto.WRITE_GRADIENTS) + 2) |
+                  (nbytes - proto.nbytes(proto.WRITE_GRADIENTS))[0] |
+                  (a.which != GradientKind.ACC) | (a.count == 0) | count_over |
+                  (count_low * self.settings.T != self._cap.nwords) |
+                  self._past(a, g.acc_groups * g.lanes)):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += [self.dgb.eq(a.group), self.ncur.eq(a.first), self.tcur.eq(0),
+                         self.nelem.eq(self._cap.nwords)]
+            m.next = "WA_ADDR"
 
     def _update(self, m, nbytes):
         with m.If((nbytes != 0) | Const(int(self.geo.inference_only))):
@@ -349,10 +402,12 @@ class CommandUnit(wiring.Component):
         # count > max_payload / 2 is past the limit for every T >= 1 on its own
         half = self.max_payload // 2
         count_low, count_over = _capped(a.count, half)
-        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 1) |
+        acc = a.which == GradientKind.ACC
+        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 2) |
                   (a.count == 0) | count_over | (count_low * self.settings.T > half) |
                   ((a.which == GradientKind.U) & Const(int(not g.through))) |
-                  self._past(a, g.neuron_groups * g.lanes)):
+                  (acc & self._past(a, g.acc_groups * g.lanes)) |
+                  (~acc & self._past(a, g.neuron_groups * g.lanes))):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
@@ -372,6 +427,9 @@ class CommandUnit(wiring.Component):
 
     def _run_done(self, m):
         with m.If(self._cap.cmd == Command.UPDATE):
+            self._respond(m)
+        with m.Elif(self._cap.cmd == Command.RUN_PHASE):
+            m.d.sync += self.ntail.eq(proto.nbytes(proto.RUN_RESULT))     # prediction 0, flags
             self._respond(m)
         with m.Else():
             last = self.table_read.entry          # the last layer (a RUN)
@@ -405,11 +463,30 @@ class CommandUnit(wiring.Component):
         self._next_weight(m)
 
     def _write_spikes(self, m, word):
-        """The spike history word of input neuron ncur = word, then the next neuron."""
+        """The spike (or, LOAD_HISTORY, window) history word of input neuron ncur = word,
+        then the next neuron."""
         h = self.host
         m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.ncur >> self.geo.lane_shift),
-                     h.hdata.eq(word), h.hwe.eq(1)]
+                     h.hdata.eq(word), h.hwe.eq(self.hsel == 0), h.mwe.eq(self.hsel == 1)]
         m.d.sync += self.ncur.eq(self.ncur + 1)
+
+    def _write_acc(self, m, word):
+        """acc[tcur, dgb + ncur / P] of lane ncur % P = word, then the next step or neuron."""
+        h = self.host
+        m.d.comb += [h.bank.eq(self.nbank), h.accaddr.eq(self._acc_addr()), h.wdata.eq(word),
+                     h.awe.eq(1)]
+        self._next_step(m)
+
+    def _acc_addr(self):
+        g = self.geo
+        grp = self.dgb + (self.ncur >> g.lane_shift)
+        return Cat(grp[:g.acc_group_bits], self.tcur[:g.time_bits])
+
+    def _next_step(self, m):
+        with m.If(self.tcur + 1 >= self.settings.T):
+            m.d.sync += [self.tcur.eq(0), self.ncur.eq(self.ncur + 1)]
+        with m.Else():
+            m.d.sync += self.tcur.eq(self.tcur + 1)
 
     def _next_weight(self, m):
         P = self.geo.lanes
@@ -424,7 +501,6 @@ class CommandUnit(wiring.Component):
 
     def _elements(self, m):
         g, h, el, K = self.geo, self.host, self._ser.elem, ElementKind
-        T = self.settings.T
         with m.If(el.addr):
             m.d.comb += h.en.eq(1)
             with m.Switch(self.kind):
@@ -436,17 +512,15 @@ class CommandUnit(wiring.Component):
                 with m.Case(K.STEP_VALUE):
                     dg = self.dgb + (self.ncur >> g.lane_shift)
                     m.d.comb += [h.bank.eq(self.nbank),
-                                 h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits]))]
+                                 h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits])),
+                                 h.accaddr.eq(self._acc_addr())]
         with m.If(el.latch):
             m.d.comb += h.en.eq(1)
             self._element_value(m)
         with m.If(el.next):
             self._next_weight(m)
             with m.If(self.kind == K.STEP_VALUE):
-                with m.If(self.tcur + 1 >= T):
-                    m.d.sync += [self.tcur.eq(0), self.ncur.eq(self.ncur + 1)]
-                with m.Else():
-                    m.d.sync += self.tcur.eq(self.tcur + 1)
+                self._next_step(m)
             with m.Else():
                 m.d.sync += self.ncur.eq(self.ncur + 1)
             with m.If(el.last & (self.kind == K.COUNTER) &
@@ -467,7 +541,8 @@ class CommandUnit(wiring.Component):
             with m.Case(K.HISTORY):
                 m.d.comb += el.value.eq(hword)
             with m.Case(K.STEP_VALUE):
-                m.d.comb += el.value.eq(Mux(self.hsel == 1, h.u, h.du))
+                m.d.comb += el.value.eq(Mux(self.hsel == 2, h.acc,
+                                            Mux(self.hsel == 1, h.u, h.du)))
             with m.Case(K.COUNTER):
                 m.d.comb += el.value.eq(self.counters.value)
             with m.Case(K.SPIKE_COUNT):

@@ -67,8 +67,11 @@ class HostAccess(wiring.Signature):
     the host's side). ``en`` selects host addressing; reads answer one cycle after
     the address: ``w``/``dw`` at ``(bank, waddr)``, ``s``/``m``/``nz`` history words
     at ``(bank, haddr)``, ``du``/``u`` at ``(bank, duaddr)``. ``wwe`` writes
-    ``W[bank, waddr] = wdata`` and ``dW = +0`` there; ``hwe`` writes the spike history
-    word ``(bank, haddr) = hdata`` (input spikes)."""
+    ``W[bank, waddr] = wdata`` and ``dW = +0`` there; ``hwe`` / ``mwe`` write the spike /
+    window history word ``(bank, haddr) = hdata`` (input spikes and, for a split layer,
+    the window bits of its inputs); ``acc`` reads and ``awe`` writes the accumulator
+    ``(bank, accaddr)`` (``wdata``; written words read back as written until the next
+    accumulator reset, the others as +0)."""
 
     def __init__(self, geo: CoreGeometry):
         TM = geo.max_time_steps
@@ -81,7 +84,11 @@ class HostAccess(wiring.Signature):
             "haddr": Out(geo.hist_group_bits),
             "hdata": Out(TM),
             "hwe": Out(1),
+            "mwe": Out(1),
             "duaddr": Out(geo.time_bits + geo.du_group_bits),
+            "accaddr": Out(geo.time_bits + geo.acc_group_bits),
+            "awe": Out(1),
+            "acc": In(16),
             "w": In(16), "dw": In(16),
             "s": In(TM), "m": In(TM), "nz": In(TM),
             "du": In(16), "u": In(16),
@@ -301,7 +308,14 @@ class LaneDatapath(wiring.Component):
         # acc words written since the last acc_reset (others read as +0: no clearing pass)
         hit1 = Signal()
         acc_set = Signal()
-        m.d.comb += acc_set.eq(issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any())
+        m.d.comb += acc_set.eq((issue & Cat(*[op.kind == kk for kk in _ACC_KINDS]).any()) |
+                               (host.en & host.awe))
+        # the flag of the word the host reads or writes, else the operation's
+        f_g, f_t, f_ta = (Signal(g.acc_group_bits), Signal(g.time_bits),
+                          Signal(g.time_bits))
+        host_g, host_t = host.accaddr[:g.acc_group_bits], host.accaddr[g.acc_group_bits:]
+        m.d.comb += [f_g.eq(Mux(host.en, host_g, op.g)), f_t.eq(Mux(host.en, host_t, op.t)),
+                     f_ta.eq(Mux(host.en, host_t, ta))]
         if g.bit_history:
             # a row of flags per group (bit t: word (t, group)) in a block RAM with bit
             # enables, and a register per row saying whether the row was written since the
@@ -313,26 +327,26 @@ class LaneDatapath(wiring.Component):
             frp = flags.read_port()           # the row before this cycle's write
             live = Signal(rows)
             live_r, ta_r = Signal(), Signal(g.time_bits)
-            row = op.g[:g.acc_group_bits]
+            row = f_g
             one = Signal(TW)
-            m.d.comb += [one.eq(Const(1, TW) << op.t[:g.time_bits]),
+            m.d.comb += [one.eq(Const(1, TW) << f_t),
                          frp.addr.eq(row), fwp.addr.eq(row), fwp.data.eq(one),
                          fwp.en.eq(Mux(acc_set, Mux(live.bit_select(row, 1), one, (1 << TW) - 1),
                                        0)),
                          hit1.eq(live_r & frp.data.bit_select(ta_r, 1))]
-            m.d.sync += [live_r.eq(live.bit_select(row, 1)), ta_r.eq(ta)]
+            m.d.sync += [live_r.eq(live.bit_select(row, 1)), ta_r.eq(f_ta)]
             with m.If(self.acc_reset):
                 m.d.sync += live.eq(0)
             with m.Elif(acc_set):
                 m.d.sync += live.eq(live | (Const(1, rows) << row))
         else:
             touched = Signal(g.acc_depth)
-            m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, ta, op.g), 1))
+            m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, f_ta, f_g), 1))
             with m.If(self.acc_reset):
                 m.d.sync += touched.eq(0)
             with m.Elif(acc_set):
                 m.d.sync += touched.eq(touched |
-                                       (Const(1, g.acc_depth) << _acc_addr(g, op.t, op.g)))
+                                       (Const(1, g.acc_depth) << _acc_addr(g, f_t, f_g)))
         for i in range(1, S + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
@@ -345,7 +359,7 @@ class LaneDatapath(wiring.Component):
             m.d.comb += [
                 w_rp[k].addr.eq(waddr),
                 dw_rp[k].addr.eq(Mux(host.en, host.waddr, op.waddr)),   # column mode only
-                acc_ra[k].addr.eq(_acc_addr(g, ta, op.g)),
+                acc_ra[k].addr.eq(Mux(host.en, host.accaddr, _acc_addr(g, ta, op.g))),
                 acc_rb[k].addr.eq(_acc_addr(g, op.t - 1, op.g)),
                 du_ra[k].addr.eq(Mux(host.en, host.duaddr, _du_addr(g, op.t, op.dg))),
                 du_rb[k].addr.eq(_du_addr(g, op.t + 1, op.dg)),
@@ -365,6 +379,7 @@ class LaneDatapath(wiring.Component):
             host.m.eq(Array(m_rp[k].data for k in range(P))[hb]),
             host.nz.eq(Array(nz_rp[k].data for k in range(P))[hb]),
             host.du.eq(Array(du_ra[k].data for k in range(P))[hb]),
+            host.acc.eq(Mux(hit1, Array(acc_ra[k].data for k in range(P))[hb], F16.POS_ZERO)),
         ]
         if g.through:
             m.d.comb += host.u.eq(Array(u_rp[k].data for k in range(P))[hb])
@@ -528,10 +543,12 @@ class LaneDatapath(wiring.Component):
             m.d.sync += self.nonfinite.eq(1)
         # window summary (ScanRead.win): per history group, per step, any window bit. Only
         # the LIF write-back writes it, and only at neuron groups (a layer's out_hg is past
-        # the input groups), so the input groups' bits are constant zeros, not registers
+        # the input groups). The input groups' bits are constant ones: their window words
+        # come from the host (a split layer's inputs, LOAD_HISTORY), every group of them is
+        # issued and the lanes are masked by the words themselves
         G0 = g.in_groups
         win = Array(Signal(TM, name=f"win{h}") for h in range(g.neuron_groups))
-        m.d.comb += self.scan.win.eq(Cat(Const(0, G0 * TM), *win))
+        m.d.comb += self.scan.win.eq(Cat(Const((1 << (G0 * TM)) - 1, G0 * TM), *win))
         any_win = Signal()
         m.d.comb += any_win.eq(Cat(*[lw[k] & f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi)
                                      for k in range(P)]).any())
@@ -549,10 +566,14 @@ class LaneDatapath(wiring.Component):
             m.d.comb += n_wwrites.eq(popcount(lw))
         m.d.comb += self.stats.w_writes.eq(n_wwrites)
         for k in range(P):
+            with m.If(host.en):
+                m.d.comb += [acc_wp[k].addr.eq(host.accaddr), acc_wp[k].data.eq(host.wdata),
+                             acc_wp[k].en.eq(host.awe & (host.bank == k))]
+            with m.Else():
+                m.d.comb += [acc_wp[k].addr.eq(_acc_addr(g, ow.t, ow.g)),
+                             acc_wp[k].data.eq(res[k]),
+                             acc_wp[k].en.eq(wv & kind_acc & lw[k])]
             m.d.comb += [
-                acc_wp[k].addr.eq(_acc_addr(g, ow.t, ow.g)),
-                acc_wp[k].data.eq(res[k]),
-                acc_wp[k].en.eq(wv & kind_acc & lw[k]),
                 du_wp[k].addr.eq(_du_addr(g, ow.t, ow.dg)),
                 du_wp[k].data.eq(res[k]),
                 du_wp[k].en.eq(wv & kind_du & lw[k]),
@@ -561,11 +582,13 @@ class LaneDatapath(wiring.Component):
             # (BPB); every other bit of the word keeps its value
             win_k = f16_gt(res[k], cst.lo) & f16_lt(res[k], cst.hi)
             nz_k = ~f16_is_zero(res[k])
-            m.d.comb += [m_wp[k].addr.eq(ow.hg), nz_wp[k].addr.eq(ow.hg)]
+            m.d.comb += [m_wp[k].addr.eq(Mux(host.en, host.haddr, ow.hg)),
+                         nz_wp[k].addr.eq(ow.hg)]
+            host_m = host.en & host.mwe & (host.bank == k)     # the host's window word
             if g.bit_history:
                 m.d.comb += [
-                    m_wp[k].data.eq(Mux(win_k, bit, 0)),
-                    m_wp[k].en.eq(Mux(lif_wb & lw[k], bit, 0)),
+                    m_wp[k].data.eq(Mux(host.en, host.hdata, Mux(win_k, bit, 0))),
+                    m_wp[k].en.eq(Mux(host_m, (1 << TM) - 1, Mux(lif_wb & lw[k], bit, 0))),
                     nz_wp[k].data.eq(Mux(nz_k, bit, 0)),
                     nz_wp[k].en.eq(Mux(bpb_wb & lw[k], bit, 0)),
                 ]
@@ -577,8 +600,9 @@ class LaneDatapath(wiring.Component):
                     nz_aux[k].addr.eq(Mux(bpb_wb, ow.hg, Mux(host.en, host.haddr,
                                                              self.scan.addr))),
                     # read-modify-write of bit t of the word
-                    m_wp[k].data.eq((m_aux[k].data & ~bit) | Mux(win_k, bit, 0)),
-                    m_wp[k].en.eq(lif_wb & lw[k]),
+                    m_wp[k].data.eq(Mux(host.en, host.hdata,
+                                        (m_aux[k].data & ~bit) | Mux(win_k, bit, 0))),
+                    m_wp[k].en.eq(host_m | (lif_wb & lw[k])),
                     nz_wp[k].data.eq((nz_aux[k].data & ~bit) | Mux(nz_k, bit, 0)),
                     nz_wp[k].en.eq(bpb_wb & lw[k]),
                 ]

@@ -41,7 +41,9 @@ __all__ = ["RequestParser", "RequestCapture", "StageRead", "capture_members", "f
 
 #: Fixed argument bytes of the commands that carry bulk data after them.
 _HEADER_BYTES = {Command.WRITE_WEIGHTS: proto.nbytes(proto.WRITE_WEIGHTS),
-                 Command.LOAD_SPIKES: proto.nbytes(proto.LOAD_SPIKES)}
+                 Command.LOAD_SPIKES: proto.nbytes(proto.LOAD_SPIKES),
+                 Command.WRITE_GRADIENTS: proto.nbytes(proto.WRITE_GRADIENTS),
+                 Command.LOAD_HISTORY: proto.nbytes(proto.LOAD_HISTORY)}
 
 
 def capture_members(arg_bytes: int) -> dict:

@@ -9,6 +9,12 @@ phase), then waits until the engine is no longer busy and the lane pipeline has
 drained (``lanes_idle``) before the next step. ``run.done`` rises when the run is
 over (until the next start).
 
+A run of kind ``PHASE`` (RUN_PHASE, the split-layer schedule of
+``docs/multicore.md``) runs the steps of one :class:`~spikeforge.hdl.protocol.Phase`
+on the layer-table entry ``run.entry`` only (:data:`PHASE_STEPS`); its input-gradient
+step starts from the accumulators as loaded when ``run.cont`` is set, from +0.0
+otherwise.
+
 ``layer`` reads the layer table at the current layer. ``activity`` tells the
 counters what the core is doing this cycle.
 """
@@ -22,6 +28,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
+from ..protocol import Phase
 from .bp_engine import BPPhase
 from .defs import CoreGeometry
 from .engine import EngineControl
@@ -31,13 +38,14 @@ from .loss import LossPhase
 from .wg_engine import WGPhase
 
 __all__ = ["Sequencer", "Step", "RunKind", "RunPhase", "EngineGroup", "RunControl", "STEPS",
-           "activity_layout"]
+           "activity_layout", "PHASE_STEPS"]
 
 
 class RunKind(enum.Enum, shape=2):
     FORWARD = 0     # RUN, forward only
     TRAIN = 1       # RUN with a label: forward and backward
     UPDATE = 2      # UPDATE: W = fma(neg_lr, dW, W)
+    PHASE = 3       # RUN_PHASE: the steps of one phase on one layer-table entry
 
 
 class Step(enum.Enum, shape=4):
@@ -92,12 +100,23 @@ STEPS = {
 #: Steps that start with every accumulator reading +0.
 _ACC_RESET_STEPS = (Step.FP_ACC, Step.BP_GIN)
 
+#: The steps of each phase of RUN_PHASE (first, ..., last).
+PHASE_STEPS = {
+    Phase.FORWARD: (Step.FP_ACC, Step.FP_LIF),
+    Phase.LOSS: (Step.LOSS_G, Step.LOSS_B),
+    Phase.BACKWARD: (Step.BP_TERM, Step.BP_DU),
+    Phase.INPUT_GRAD: (Step.BP_GIN,),
+    Phase.WEIGHT_GRAD: (Step.WG_GRAD,),
+}
+
 
 class RunControl(wiring.Signature):
     """Start of a run and its end (members from the starter's side)."""
 
     def __init__(self):
-        super().__init__({"start": Out(1), "kind": Out(RunKind), "done": In(1)})
+        super().__init__({"start": Out(1), "kind": Out(RunKind), "done": In(1),
+                          # kind PHASE: which phase, on which entry, continuing acc or not
+                          "phase": Out(Phase), "entry": Out(8), "cont": Out(1)})
 
 
 def activity_layout(geo: CoreGeometry) -> data.StructLayout:
@@ -131,6 +150,7 @@ class Sequencer(wiring.Component):
         step = Signal(Step)
         cur = Signal(range(g.max_layers))   # layer of the step
         running, train, wait, start = Signal(), Signal(), Signal(), Signal()
+        single, cont = Signal(), Signal()     # a PHASE run; its input gradient continues
         last_layer = Signal(range(g.max_layers))
         lay = self.layer.entry
         controls = {"fp": self.fp, "bp": self.bp, "wg": self.wg, "loss": self.loss}
@@ -146,7 +166,8 @@ class Sequencer(wiring.Component):
                                  self.activity.phase.eq(info.run_phase),
                                  self.activity.group.eq(info.group)]
         m.d.comb += [
-            self.acc_reset.eq(start & Cat(*[step == st for st in _ACC_RESET_STEPS]).any()),
+            self.acc_reset.eq(start & Cat(*[step == st for st in _ACC_RESET_STEPS]).any() &
+                              ~(cont & (step == Step.BP_GIN))),
             self.activity.busy.eq(busy),
             self.activity.fanout.eq(Mux(step == Step.BP_GIN, lay.n_in, lay.n_out)),
         ]
@@ -163,6 +184,9 @@ class Sequencer(wiring.Component):
             with m.If(~wait):
                 m.d.comb += start.eq(1)
                 m.d.sync += wait.eq(1)
+            with m.Elif(~busy & self.lanes_idle & single &
+                        Cat(*[step == steps[-1] for steps in PHASE_STEPS.values()]).any()):
+                finish()
             with m.Elif(~busy & self.lanes_idle):
                 m.d.sync += wait.eq(0)
                 with m.Switch(step):
@@ -195,6 +219,13 @@ class Sequencer(wiring.Component):
         with m.If(self.run.start):
             update = self.run.kind == RunKind.UPDATE
             m.d.sync += [running.eq(1), wait.eq(0), cur.eq(0), self.run.done.eq(0),
-                         train.eq(self.run.kind == RunKind.TRAIN),
+                         train.eq(self.run.kind == RunKind.TRAIN), single.eq(0), cont.eq(0),
                          step.eq(Mux(update, Step.WG_UPD, Step.FP_ACC))]
+            with m.If(self.run.kind == RunKind.PHASE):
+                m.d.sync += [single.eq(1), cont.eq(self.run.cont),
+                             cur.eq(self.run.entry[:len(cur)])]
+                with m.Switch(self.run.phase):
+                    for ph, steps in PHASE_STEPS.items():
+                        with m.Case(ph):
+                            m.d.sync += step.eq(steps[0])
         return m

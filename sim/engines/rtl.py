@@ -1,5 +1,5 @@
-"""The ``rtl`` training engine: the Verilator model of a one-core accelerator, checked bit
-for bit.
+"""The ``rtl`` training engine: the Verilator model of an accelerator (one core, or a
+network split over the cores of a multi-core system), checked bit for bit.
 
 :class:`RtlEngine` implements the engine interface of
 :mod:`spikeforge.sim.engines.base` (so ``spikeforge train --engine rtl`` runs the
@@ -11,6 +11,13 @@ the core's ``dW`` (and with ``check_traces`` its spike / window history and
 weights; in inference every output count. The first difference raises a
 :class:`~spikeforge.sim.engines.compare.Mismatch` naming layer, neuron, input or
 time step and both values.
+
+With ``cores > 1`` the system top is built with that many cores and the network runs
+over them by the split-layer schedule (:class:`~spikeforge.sim.host.split.SplitDevice`,
+``docs/multicore.md``): the same checks, the same bits; the cycles per sample are then
+the device cycles of the schedule's phases (cores in parallel where it runs them so),
+the ideal is the busiest core's useful FMAs / lanes, and the report adds per-core
+cycles and utilisation and the cycles the host spent moving data.
 
 Metrics: simulated cycles per sample and per phase (forward, backward, update),
 the ideal cycles (useful FMAs / lanes + pipeline fill per phase, useful FMAs
@@ -35,6 +42,7 @@ from spikeforge.sim.golden import fp16
 from spikeforge.sim.golden import model as golden
 from spikeforge.hdl.system import System
 from spikeforge.sim.host.device import CoreLink, Device, DeviceInfo, MapError, NetworkMap
+from spikeforge.sim.host.mapping import MappingError, compile_mapping
 from spikeforge.sim.options import add_config_arguments, config_from_options
 
 __all__ = ["useful_fmas", "RtlEngine", "weights_sha256", "Mismatch", "session_name",
@@ -91,6 +99,34 @@ def useful_fmas(weights, spikes, traces, grads, params) -> dict:
     return {"forward": fwd, "backward": bwd}
 
 
+def useful_fmas_per_core(mapping, weights, spikes, traces, grads, params) -> list[int]:
+    """The FMAs of :func:`useful_fmas` (forward and backward) that each core of
+    ``mapping`` does: its blocks' share of every layer."""
+    T = params.T
+    per = [0] * mapping.cores
+    s_in_layers = [spikes] + [tr.s for tr in traces[:-1]]
+    for l, blocks in enumerate(mapping.layers):
+        tr, s_in = traces[l], s_in_layers[l]
+        reset = np.zeros_like(tr.s)
+        reset[1:] = tr.s[:-1]
+        nz = None if grads is None else fp16.ne(grads[l].du, np.float16(0))
+        for b in blocks:
+            sl = slice(b.lo, b.hi)
+            n = int(s_in.sum()) * b.n + int((~reset[:, sl]).sum())
+            if nz is not None:
+                n += int(tr.m[:, sl].sum()) + int((~tr.s[:, sl]).sum())
+                if params.reset_grad == "through":
+                    n += 2 * tr.s[:, sl].size
+                if l == len(mapping.layers) - 1:
+                    n += 3 * b.n
+                if l:
+                    m_below = traces[l - 1].m
+                    n += sum(int(nz[t, sl].sum()) * int(m_below[t].sum()) for t in range(T))
+                n += sum(int(nz[t, sl].sum()) * int(s_in[t].sum()) for t in range(T))
+            per[b.core] += n
+    return per
+
+
 def session_name(config: BuildConfig) -> str:
     """Verilog top name (and build cache name) of the one-core accelerator of ``config``."""
     return "accelerator_" + hashlib.sha256(config.to_json().encode()).hexdigest()[:8]
@@ -133,9 +169,9 @@ class RtlEngine(Engine):
                  preset="digits", check_traces=False, top="accelerator", config=None):
         """``config``, if given, is the :class:`BuildConfig` to build (in place of the
         preset; ``preset`` then only names it in the report)."""
-        if cores != 1:
-            raise UsageError(f"--cores {cores} is not available yet with --engine rtl; "
-                             "allowed: 1")
+        self.split = (config.features.cores if config is not None else cores) > 1
+        if self.split and top == "accelerator":
+            top = "system"          # the one top with several cores
         if top not in TOPS:
             raise UsageError(f"--top {top} is unknown; allowed: {', '.join(TOPS)}")
         self.top = top
@@ -158,14 +194,18 @@ class RtlEngine(Engine):
                       "fmas_done": 0, "fmas_skipped": 0,
                       "useful": {"forward": 0, "backward": 0, "update": 0},
                       "counters": {}, "sim_seconds": 0.0, "sim_cycles": 0,
-                      "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0}
+                      "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0,
+                      "core_cycles": None, "core_fmas": None, "core_useful": None}
 
     def _check_fits(self, info: DeviceInfo, built: str) -> None:
         """One sentence (:class:`UsageError`) when the network or its constants do not fit
         what ``built`` (a preset, a board) holds."""
         try:
-            NetworkMap.build(self.sizes, info)
-        except MapError as exc:
+            if self.split:
+                self.mapping = compile_mapping(self.sizes, self.config)
+            else:
+                NetworkMap.build(self.sizes, info)
+        except (MapError, MappingError) as exc:
             raise UsageError(f"{exc} ({built})") from None
         if self.params.T > info.max_time_steps:
             raise UsageError(f"--T {self.params.T} exceeds the {info.max_time_steps} time "
@@ -175,9 +215,13 @@ class RtlEngine(Engine):
                              f"{built}; built: {', '.join(info.modes)}")
 
     def describe(self) -> str:
+        f = self.config.features
+        if self.split:
+            return (f"engine rtl: the Verilator model of {f.cores} cores ({f.rows}x{f.cols} "
+                    f"mesh, {self.preset}: {f.lanes} lanes each), the network split over "
+                    "them, checked bit for bit against the golden model")
         return (f"engine rtl: the Verilator model of one core ({self.preset}: "
-                f"{self.config.features.lanes} lanes), checked bit for bit against the golden "
-                "model")
+                f"{f.lanes} lanes), checked bit for bit against the golden model")
 
     # -- the session -----------------------------------------------------------------
 
@@ -198,11 +242,18 @@ class RtlEngine(Engine):
         self._session = self._open()
         self.link = self._session.__enter__()
         try:
-            self.acc = Device(CoreLink(self.link, 0) if self.top == "system" else self.link)
+            if self.split:
+                from spikeforge.sim.host.split import SplitDevice
+                self.acc = SplitDevice(self.link, self.config,
+                                       cores=self.config.features.cores)
+            else:
+                self.acc = Device(CoreLink(self.link, 0) if self.top == "system" else self.link)
             self._connected()
             self.acc.load_network(self.sizes, self.params, self.weights)
             self._check(self._check_weights, "after loading")
             self.acc.counters(clear=True)
+            if self.split:      # the cycles of training samples only
+                self.acc.compute_cycles = self.acc.transfer_cycles = 0
         except BaseException:
             self._session.__exit__(None, None, None)
             raise
@@ -255,6 +306,12 @@ class RtlEngine(Engine):
         st["cycles"]["update"] += c["cycles_update"]
         st["fmas_done"] += c["fp_fmas"] + c["bp_fmas"] + c["wg_fmas"]
         st["fmas_skipped"] += c["fp_skipped"] + c["bp_skipped"] + c["wg_skipped"]
+        if self.split:
+            per = self.acc.core_counters
+            busy = [k["cycles_forward"] + k["cycles_backward"] + k["cycles_update"] for k in per]
+            fmas = [k["fp_fmas"] + k["bp_fmas"] + k["wg_fmas"] for k in per]
+            for key, add in (("core_cycles", busy), ("core_fmas", fmas)):
+                st[key] = add if st[key] is None else [a + b for a, b in zip(st[key], add)]
         return c
 
     # -- the engine interface --------------------------------------------------------
@@ -302,6 +359,11 @@ class RtlEngine(Engine):
         if res.nonfinite:
             return res, traces, grads
         use = useful_fmas(self.weights, spikes, traces, grads, p)
+        if self.split:
+            per = useful_fmas_per_core(self.acc.mapping, self.weights, spikes, traces, grads, p)
+            st = self.stats
+            st["core_useful"] = per if st["core_useful"] is None else \
+                [a + b for a, b in zip(st["core_useful"], per)]
         self.stats["useful"]["forward"] += use["forward"]
         self.stats["useful"]["backward"] += use["backward"]
         # dependent phases, each paying one pipeline fill: per layer the forward sums and
@@ -322,6 +384,7 @@ class RtlEngine(Engine):
         """Inference on the core; every output count is checked against the golden model
         (losses and spike densities are the golden twin's)."""
         self.phase = "inference"
+        kept = (self.acc.compute_cycles, self.acc.transfer_cycles) if self.split else None
         traces = golden.forward(self.weights, spikes, self.params)
         want = golden.spike_counts(traces[-1].s)
         preds = np.zeros(len(spikes), dtype=np.int64)
@@ -332,6 +395,8 @@ class RtlEngine(Engine):
                         sample=f"test {k}")
             preds[k] = res.prediction
         self.acc.counters(clear=True)       # inference is not part of the training counts
+        if kept is not None:
+            self.acc.compute_cycles, self.acc.transfer_cycles = kept
         spikes_l, slots_l = layer_activity(traces)
         return EvalStats(predictions=preds, loss=golden.loss_value(traces[-1].s, labels),
                          spikes=spikes_l, slots=slots_l)
@@ -346,6 +411,28 @@ class RtlEngine(Engine):
         cycles = sum(st["cycles"].values())
         useful = sum(st["useful"].values())
         ideal = useful / P + st["phases"] * (S + 1)
+        split = {}
+        if self.split:
+            # the schedule's cycles: the phases as they ran (in parallel where broadcast);
+            # the ideal: the busiest core's useful FMAs (its share of the update too)
+            cycles = self.acc.compute_cycles
+            cores = self.acc.cores
+            upd = st["useful"]["update"] / cores
+            busiest = max(st["core_useful"]) + upd if st["core_useful"] else upd
+            ideal = busiest / P + st["phases"] * (S + 1)
+            core_cycles = st["core_cycles"] or [0] * cores
+            core_fmas = st["core_fmas"] or [0] * cores
+            split = {
+                "cores_used": cores,
+                "mapping": self.acc.mapping.to_dict(),
+                "per_core": [{"core": k, "busy_cycles_per_sample": core_cycles[k] / n,
+                              "fmas_per_sample": core_fmas[k] / n,
+                              "useful_fmas_per_sample": (st["core_useful"][k] / n
+                                                         if st["core_useful"] else 0),
+                              "utilisation": (core_fmas[k] / (cycles * P)) if cycles else 0.0}
+                             for k in range(cores)],
+                "transfer_cycles_per_sample": self.acc.transfer_cycles / n,
+            }
         return {
             "cycles_per_sample": cycles / n,
             "ideal_cycles_per_sample": ideal / n,
@@ -355,7 +442,8 @@ class RtlEngine(Engine):
             "fmas_skipped": st["fmas_skipped"],
             "fmas_skipped_output": st["counters"].get("bp_skipped_out", 0),
             "useful_fmas": useful,
-            "pe_utilisation": (st["fmas_done"] / (cycles * P)) if cycles else 0.0,
+            "pe_utilisation": (st["fmas_done"] / (cycles * P * (self.acc.cores if self.split
+                                                                else 1))) if cycles else 0.0,
             "simulated_cycles_per_second": ((st["sim_cycles"] / st["sim_seconds"])
                                             if st["sim_seconds"] else 0.0),
             "simulated_cycles_per_cpu_second": ((st["sim_cycles"] / st["sim_cpu_seconds"])
@@ -363,6 +451,7 @@ class RtlEngine(Engine):
             "counters_per_sample": {k: v / n for k, v in st["counters"].items()},
             "lanes": P,
             "weights_sha256": weights_sha256(self.acc.read_weights("W")),
+            **split,
         }
 
     def identity(self) -> dict:

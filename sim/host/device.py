@@ -27,9 +27,9 @@ import numpy as np
 from amaranth.lib import data
 
 from spikeforge.hdl import protocol as proto
-from spikeforge.hdl.protocol import (CONSTANTS, COUNTERS, AddressMode, Command, GradientKind,
-                                     HistoryKind, ResetGrad, RunMode, Status, WeightKind, pack,
-                                     unpack)
+from spikeforge.hdl.protocol import (CONSTANTS, COUNTERS, NO_LABEL, AddressMode, Command,
+                                     GradientKind, HistoryKind, Phase, ResetGrad, RunMode, Status,
+                                     WeightKind, pack, unpack)
 
 __all__ = ["DeviceInfo", "LayerMap", "NetworkMap", "MapError", "Device",
            "drive_sync", "drive_async", "plans", "RunResult", "HISTORY",
@@ -218,6 +218,43 @@ class plans:
         for start in range(0, n, chunk):
             yield (Command.LOAD_SPIKES, pack(proto.LOAD_SPIKES, {"first": start}) +
                    words[start:start + chunk].astype("<u2").tobytes())
+
+    @staticmethod
+    def load_history(info: DeviceInfo, which: str, bits: np.ndarray) -> Plan:
+        """LOAD_HISTORY: the ``(T, n)`` spike (``"s"``) or window (``"m"``) bits of the
+        inputs into the input groups."""
+        bits = np.asarray(bits, dtype=bool)
+        T, n = bits.shape
+        words = (bits.astype(np.uint16) << np.arange(T, dtype=np.uint16)[:, None]).sum(
+            axis=0, dtype=np.uint16)
+        chunk = (info.max_payload - proto.nbytes(proto.LOAD_HISTORY)) // 2
+        for start in range(0, n, chunk):
+            yield (Command.LOAD_HISTORY, pack(proto.LOAD_HISTORY, {
+                "which": HISTORY[which], "first": start}) +
+                words[start:start + chunk].astype("<u2").tobytes())
+
+    @staticmethod
+    def run_phase(phase: Phase, entry: int, label: int | None = None,
+                  cont: bool = False) -> Plan:
+        """RUN_PHASE: one phase on layer-table entry ``entry``; returns whether a written
+        value was inf or NaN."""
+        p = yield (Command.RUN_PHASE, pack(proto.RUN_PHASE, {
+            "phase": phase, "entry": entry, "label": NO_LABEL if label is None else int(label),
+            "cont": int(cont)}))
+        return bool(unpack(proto.RUN_RESULT, p).flags.nonfinite)
+
+    @staticmethod
+    def write_acc(info: DeviceInfo, values: np.ndarray, group: int = 0) -> Plan:
+        """WRITE_GRADIENTS: the ``(T, n)`` fp16 ``values`` into the accumulators of neurons
+        (or inputs) ``group * lanes ..`` at steps ``0 .. T-1``."""
+        values = np.asarray(values, dtype=np.float16)
+        T, n = values.shape
+        chunk = max(1, ((info.max_payload - proto.nbytes(proto.WRITE_GRADIENTS)) // 2) // T)
+        for start in range(0, n, chunk):
+            cnt = min(chunk, n - start)
+            yield (Command.WRITE_GRADIENTS, pack(proto.WRITE_GRADIENTS, {
+                "which": GradientKind.ACC, "group": group, "first": start, "count": cnt}) +
+                _f16_bytes(values[:, start:start + cnt].T.reshape(-1)))
 
     @staticmethod
     def run(label: int | None) -> Plan:

@@ -1,0 +1,248 @@
+"""One network over the cores of a multi-core system: the split-layer schedule, driven by
+the host.
+
+:class:`SplitDevice` has the one-core :class:`~spikeforge.sim.host.device.Device` API
+(load a network, run a sample forward or forward and backward with its label, update,
+read weights, history, ``du`` and counters as whole layers), over the cores of a
+:class:`~spikeforge.sim.host.device.SystemDevice` and the blocks of a
+:class:`~spikeforge.sim.host.mapping.Mapping`. A sample runs as ``docs/multicore.md``
+("Schedule") says, one phase of one layer-table entry at a time (RUN_PHASE):
+
+1. per layer, upwards: the layer's inputs go into the input groups of every core whose
+   block does not read them locally (LOAD_HISTORY), the blocks run FORWARD (on several
+   cores at once), and the host reads their spikes (and window bits, which the
+   input-gradient phase of the layer above needs);
+2. the blocks of the output layer run LOSS, each with its part of the one-hot label;
+3. per layer, downwards: each block's gradient ``g`` goes into its accumulators
+   (WRITE_GRADIENTS; the output layer's are already there), the blocks run BACKWARD;
+   the input gradient travels along the blocks in ascending neuron order, each core
+   continuing the partial sum it receives (INPUT_GRAD, READ_GRADIENTS ``ACC``; SPEC
+   section 3: the same bits on any core count); WEIGHT_GRAD on every block;
+4. UPDATE on every used core.
+
+Every value moves through the host (the NoC carries the commands); core-to-core
+transfers are the next step. ``compute_cycles`` and ``transfer_cycles`` add up the
+device cycles of the phases and of the data moved, per sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikeforge.hdl.protocol import GradientKind, Phase
+
+from .device import (WEIGHTS, MapError, RunResult, SystemDevice, drive_sync, plans)
+from .mapping import Mapping, MappingError, compile_mapping
+
+__all__ = ["SplitDevice"]
+
+
+class SplitDevice:
+    """A network over ``cores`` cores of the system behind ``link`` (see the module
+    doc). ``config`` is the system's build configuration (the mapping's limits)."""
+
+    def __init__(self, link, config, *, cores: int):
+        self.link, self.config = link, config
+        built = config.features.cores
+        if not isinstance(cores, int) or isinstance(cores, bool) or not 1 <= cores <= built:
+            raise ValueError(f"cores must be between 1 and the {built} built, not {cores!r}")
+        self.cores = cores
+        self.system = SystemDevice(link, built)
+        self.info = self.system.core[0].info
+        self.mapping: Mapping | None = None
+        self.params = None
+        self.compute_cycles = 0         # device cycles of the phases (RUN_PHASE, UPDATE)
+        self.transfer_cycles = 0        # device cycles of the data the host moved
+        self.core_counters: list[dict] = []
+        self._spikes = None
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _do(self, k: int, plan, *, compute=False):
+        out = drive_sync(plan, lambda cmd, payload: self._transact(k, cmd, payload, compute))
+        return out
+
+    def _transact(self, k, cmd, payload, compute):
+        p = self.system.core[k].link.transact(cmd, payload)
+        self._count(compute)
+        return p
+
+    def _count(self, compute):
+        cycles = getattr(self.link, "last_cycles", None) or 0
+        if compute:
+            self.compute_cycles += cycles
+        else:
+            self.transfer_cycles += cycles
+
+    def _phase(self, blocks, phase: Phase, *, labels=None, cont=False) -> bool:
+        """``phase`` on every block of ``blocks`` (one layer): one broadcast when they sit
+        at the same entry of consecutive cores and need no label, else core by core.
+        Returns whether a core reported an inf or NaN."""
+        entries = {b.entry for b in blocks}
+        first, count = blocks[0].core, len(blocks)
+        if (labels is None and len(entries) == 1 and count > 1 and
+                [b.core for b in blocks] == list(range(first, first + count))):
+            e = blocks[0].entry
+            flags = self.system.broadcast(lambda: plans.run_phase(phase, e, cont=cont),
+                                          first=first, count=count)
+            self._count(True)
+            return any(flags)
+        bad = False
+        for i, b in enumerate(blocks):
+            label = None if labels is None else labels[i]
+            bad |= self._do(b.core, plans.run_phase(phase, b.entry, label, cont), compute=True)
+        return bad
+
+    def _entry(self, b):
+        return self.mapping.core_maps[b.core].netmap.layers[b.entry]
+
+    def _local(self, b) -> bool:
+        return self._entry(b).in_hg != 0
+
+    # -- the network -------------------------------------------------------------------
+
+    def load_network(self, sizes, params, weights=None):
+        """Map ``sizes`` over the cores, load each core's layer table and constants (and the
+        weight blocks when given; ``dW`` is cleared)."""
+        try:
+            self.mapping = compile_mapping(sizes, self.config, cores=self.cores, T=params.T)
+        except MappingError as exc:
+            raise MapError(str(exc)) from None
+        self.params = params
+        for cm in self.mapping.core_maps:
+            self._do(cm.core, plans.configure(self.info, cm.netmap, params))
+        self._inputs = [None] * self.cores      # what each core's input groups hold
+        if weights is not None:
+            self.write_weights(weights)
+
+    @property
+    def sizes(self):
+        return self.mapping.sizes
+
+    def write_weights(self, weights):
+        sizes = self.sizes
+        for l, W in enumerate(weights):
+            if W.shape != (sizes[l + 1], sizes[l]):
+                raise MapError(f"weights[{l}] has shape {W.shape}, the network needs "
+                               f"{(sizes[l + 1], sizes[l])}")
+            for b in self.mapping.layers[l]:
+                self._do(b.core, plans.write_weights(self.info, b.entry, W[b.lo:b.hi]))
+
+    def read_weights(self, which: str = "W"):
+        out = []
+        for l, blocks in enumerate(self.mapping.layers):
+            n_in = self.sizes[l]
+            out.append(np.concatenate([
+                self._do(b.core, plans.read_weights(self.info, b.entry, (b.n, n_in),
+                                                    WEIGHTS[which])) for b in blocks]))
+        return out
+
+    def _read_blocks(self, l, read):
+        return np.concatenate([read(b) for b in self.mapping.layers[l]], axis=-1)
+
+    def history(self, layer: int, which: str = "s"):
+        T = self.params.T
+        return self._read_blocks(layer, lambda b: self._do(b.core, plans.read_history(
+            self.info, which, self.info.input_groups + self._entry(b).out_g, b.n, T)))
+
+    def du(self, layer: int):
+        T = self.params.T
+        return self._read_blocks(layer, lambda b: self._do(b.core, plans.read_gradients(
+            self.info, GradientKind.DU, self._entry(b).out_g, b.n, T)))
+
+    # -- a sample ----------------------------------------------------------------------
+
+    def load_spikes(self, spikes):
+        spikes = np.asarray(spikes, dtype=bool)
+        if spikes.shape != (self.params.T, self.sizes[0]):
+            raise MapError(f"spikes have shape {spikes.shape}, the network needs "
+                           f"{(self.params.T, self.sizes[0])}")
+        self._spikes = spikes
+
+    def run(self, spikes, label=None) -> RunResult:
+        self.load_spikes(spikes)
+        return self.run_loaded(label)
+
+    def _inputs_of(self, b, layer_s, layer_m, *, window: bool):
+        """The inputs of block ``b`` (and their window bits) into its core's input groups,
+        unless they are there already or the block reads them locally."""
+        if self._local(b):
+            return
+        l = b.layer
+        have = self._inputs[b.core]
+        if have is None or have[0] != l or (window and not have[1]):
+            s_in = self._spikes if l == 0 else layer_s[l - 1]
+            if have is None or have[0] != l:
+                self._do(b.core, plans.load_history(self.info, "s", s_in))
+            if window and l:
+                self._do(b.core, plans.load_history(self.info, "m", layer_m[l - 1]))
+            self._inputs[b.core] = (l, window and l > 0)
+
+    def run_loaded(self, label=None) -> RunResult:
+        """The loaded sample forward (and, with ``label``, backward: ``dW`` accumulates on
+        every core) by the split-layer schedule."""
+        T = self.params.T
+        layers = self.mapping.layers
+        L = len(layers)
+        layer_s, layer_m = [], []
+        nonfinite = False
+        self._inputs = [None] * self.cores      # the previous sample's inputs are stale
+        for l, blocks in enumerate(layers):
+            for b in blocks:
+                self._inputs_of(b, layer_s, layer_m, window=False)
+            nonfinite |= self._phase(blocks, Phase.FORWARD)
+            layer_s.append(self.history(l, "s"))
+            # the window bits of a layer whose next layer reads it from the input groups
+            if l + 1 < L and label is not None and \
+                    not all(self._local(b) for b in layers[l + 1]):
+                layer_m.append(self.history(l, "m"))
+            else:
+                layer_m.append(None)
+        out = layer_s[-1]
+        counts = out.sum(axis=0).astype(np.int64)
+        prediction = int(np.argmax(counts))            # the lowest index among the most
+        if label is not None:
+            labels = [label - b.lo if b.lo <= label < b.hi else None for b in layers[-1]]
+            nonfinite |= self._phase(layers[-1], Phase.LOSS, labels=labels)
+            nonfinite |= self._backward(layer_s, layer_m)
+        return RunResult(counts, prediction, nonfinite)
+
+    def _backward(self, layer_s, layer_m) -> bool:
+        T = self.params.T
+        layers = self.mapping.layers
+        bad = False
+        g = None                                        # the gradient of layer l, (T, n)
+        for l in range(len(layers) - 1, -1, -1):
+            blocks = layers[l]
+            if g is not None:
+                for b in blocks:
+                    self._do(b.core, plans.write_acc(self.info, g[:, b.lo:b.hi]))
+            bad |= self._phase(blocks, Phase.BACKWARD)
+            if l:
+                partial = None
+                for b in blocks:                        # ascending neurons
+                    self._inputs_of(b, layer_s, layer_m, window=True)
+                    if partial is not None:
+                        self._do(b.core, plans.write_acc(self.info, partial))
+                    bad |= self._phase([b], Phase.INPUT_GRAD, cont=partial is not None)
+                    partial = self._do(b.core, plans.read_gradients(
+                        self.info, GradientKind.ACC, 0, self.sizes[l], T))
+                g = partial
+            for b in blocks:
+                self._inputs_of(b, layer_s, layer_m, window=False)
+            bad |= self._phase(blocks, Phase.WEIGHT_GRAD)
+        return bad
+
+    def update(self):
+        if self.cores > 1:
+            self.system.broadcast(plans.update, first=0, count=self.cores)
+            self._count(True)
+        else:
+            self._do(0, plans.update(), compute=True)
+
+    def counters(self, clear: bool = False) -> dict:
+        """The counters summed over the used cores (each core's in ``core_counters``)."""
+        self.core_counters = [self._do(k, plans.read_counters(clear))
+                              for k in range(self.cores)]
+        return {name: sum(c[name] for c in self.core_counters)
+                for name in self.core_counters[0]}
