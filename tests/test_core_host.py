@@ -61,7 +61,10 @@ def test_train_rtl_checks_the_network_before_building(capsys):
     assert "--T 9" in capsys.readouterr().err
 
 
-def test_train_rtl_rejects_more_cores(capsys):
+def test_train_rtl_checks_the_mapping_over_cores_before_building(capsys):
     from spikeforge.sim import cli
-    assert cli.main(["train", "--engine", "rtl", "--cores", "4", "--samples", "1"]) == 2
-    assert "--cores 4" in capsys.readouterr().err
+    # 2 x 64 neurons of tiny cores cannot hold 200 + 10
+    assert cli.main(["train", "--engine", "rtl", "--cores", "2", "--preset", "tiny",
+                     "--hidden", "200", "--samples", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit 2 core(s)" in err and "neurons" in err

@@ -46,12 +46,13 @@ TRAIN_EVERY = 40            # exchanges between two training samples
 REQ_SYNC, RSP_SYNC = 0xA5, 0x5A
 OK, BAD_CRC, BAD_LENGTH, UNKNOWN_COMMAND, BAD_ARGUMENT, BAD_STATE = range(6)
 INFO, SET_CONSTANTS, SET_LAYER, WRITE_WEIGHTS, READ_WEIGHTS, LOAD_SPIKES, RUN, UPDATE, \
-    READ_HISTORY, READ_GRADIENTS, READ_COUNTERS = range(0x20, 0x2B)
-COMMANDS = set(range(0x20, 0x2B))
+    READ_HISTORY, READ_GRADIENTS, READ_COUNTERS, WRITE_GRADIENTS, LOAD_HISTORY, \
+    RUN_PHASE = range(0x20, 0x2E)
+COMMANDS = set(range(0x20, 0x2E))
 # fixed payload sizes of the command table (bytes)
 SIZE = {INFO: 0, SET_CONSTANTS: 2 + 1 + 1 + 4 + 8 * 2, SET_LAYER: 1 + 2 + 2 + 2 + 2 + 4,
         READ_WEIGHTS: 1 + 2 + 2 + 1 + 2, RUN: 1 + 2, UPDATE: 0, READ_HISTORY: 1 + 2 + 2 + 2,
-        READ_GRADIENTS: 1 + 2 + 2 + 2, READ_COUNTERS: 1}
+        READ_GRADIENTS: 1 + 2 + 2 + 2, READ_COUNTERS: 1, RUN_PHASE: 1 + 1 + 2 + 1}
 WW_HEADER, LS_HEADER = 1 + 2 + 2, 2
 
 
@@ -175,7 +176,12 @@ class Fuzzer:
             return pre + frame(cmd, payload), [Expect(BAD_ARGUMENT, cmd)]
         if kind == "state":
             if self.net is None:
-                # a run or an update before any network is loaded
+                # a run, a phase or an update before any network is loaded
+                if rng.random() < 0.3:
+                    return pre + frame(RUN_PHASE, struct.pack(
+                        "<BBHB", int(rng.integers(0, 5)), int(rng.integers(0, 256)),
+                        int(rng.integers(0, 0x10000)), int(rng.integers(0, 2)))), \
+                        [Expect(BAD_STATE, RUN_PHASE)]
                 if rng.random() < 0.5:
                     return pre + frame(UPDATE), [Expect(BAD_STATE, UPDATE)]
                 return pre + frame(RUN, struct.pack("<BH", int(rng.integers(0, 2)),
@@ -189,7 +195,7 @@ class Fuzzer:
         rng, f, P = self.rng, self.f, self.P
         layers = 0 if self.net is None else len(self.net[0]) - 1
         sizes = self.net[0] if self.net else None
-        r = int(rng.integers(0, 12))
+        r = int(rng.integers(0, 15))
         if r == 0:      # a layer that is not loaded
             return READ_WEIGHTS, struct.pack("<BHHBH", int(rng.integers(layers, 256)), 0, 0,
                                              int(rng.integers(0, 2)), 1)
@@ -234,6 +240,32 @@ class Fuzzer:
             which = 1 if "through" not in f.reset_grad_modes else int(rng.integers(2, 256))
             which, count = [(which, 1), (0, 0)][int(rng.integers(0, 2))]
             return READ_GRADIENTS, struct.pack("<BHHH", which, 0, 0, count)
+        if r == 12:     # an unknown phase, or cont past 1; with a network, an entry past it
+            # or a loss label past the entry's neurons
+            phase, entry, label, cont = [(int(rng.integers(5, 256)), 0, 0, 0),
+                                         (0, 0, 0, int(rng.integers(2, 256)))][
+                int(rng.integers(0, 2))]
+            if sizes and rng.random() < 0.5:
+                phase, entry, label, cont = [(0, int(rng.integers(layers, 256)), 0, 0),
+                                             (1, layers - 1, int(rng.integers(sizes[-1],
+                                                                              0xFFFF)), 0)][
+                    int(rng.integers(0, 2))]
+            return RUN_PHASE, struct.pack("<BBHB", phase, entry, label, cont)
+        if r == 13:     # WRITE_GRADIENTS: a kind other than acc, or count * T != the values
+            which, count, values = [(int(rng.choice([0, 1, 3, 255])), 1, 16),
+                                    (2, 0, 2), (2, 1, 16 + 1)][int(rng.integers(0, 3))]
+            T = self.net[1] if self.net else 1
+            if which == 2 and count == 1:
+                values = T + 1
+            return WRITE_GRADIENTS, struct.pack("<BHHH", which, 0, 0, count) + \
+                self.rand(2 * values)
+        if r == 14:     # LOAD_HISTORY: a kind other than spikes and window, or past the inputs
+            if rng.random() < 0.5:
+                return LOAD_HISTORY, struct.pack("<BH", int(rng.integers(2, 256)), 0) + \
+                    self.rand(2)
+            inputs = -(-f.max_fan_in // P) * P          # the input groups' neurons
+            return LOAD_HISTORY, struct.pack("<BH", int(rng.integers(0, 2)),
+                                             inputs) + self.rand(2)
         return READ_COUNTERS, bytes([int(rng.integers(2, 256))])
 
     def read(self, pre):

@@ -104,5 +104,7 @@ class Core(ArgumentChecked, wiring.Component):
         # counters
         ev = ctr.events
         m.d.comb += [ev.activity.eq(seq.activity), ev.lanes.eq(dp.stats), ev.zeros.eq(scan.zeros),
-                     ev.run.eq(cmd.run.start & (cmd.run.kind != RunKind.UPDATE))]
+                     # RUNs only (a RUN_PHASE is a part of a sample: the host counts those)
+                     ev.run.eq(cmd.run.start & ((cmd.run.kind == RunKind.FORWARD) |
+                                                (cmd.run.kind == RunKind.TRAIN)))]
         return m

@@ -8,7 +8,7 @@ just loaded and ``run`` (a RUN started). Per cycle: ``cycles_<phase>`` counts
 the cycles of a run's forward / backward / update part; the counters of the
 step's engine group count busy and stalled cycles, FMAs and skipped FMAs
 (``zeros * fanout`` events without a spike plus masked lanes); ``w_reads`` /
-``w_writes`` the weight words; ``runs`` the runs; ``bp_skipped_out`` the input-gradient
+``w_writes`` the weight words; ``runs`` the RUN commands (not RUN_PHASE); ``bp_skipped_out`` the input-gradient
 FMAs skipped for output sparsity (inputs whose window bit in the layer below is 0). ``read`` (:class:`CounterRead`)
 reads one counter; ``read.clear`` zeroes them all.
 

@@ -55,6 +55,7 @@ class SplitDevice:
         self.transfer_cycles = 0        # device cycles of the data the host moved
         self.core_counters: list[dict] = []
         self._spikes = None
+        self._runs = 0                  # samples run since the counters were cleared
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -181,9 +182,9 @@ class SplitDevice:
     def run_loaded(self, label=None) -> RunResult:
         """The loaded sample forward (and, with ``label``, backward: ``dW`` accumulates on
         every core) by the split-layer schedule."""
-        T = self.params.T
         layers = self.mapping.layers
         L = len(layers)
+        self._runs += 1
         layer_s, layer_m = [], []
         nonfinite = False
         self._inputs = [None] * self.cores      # the previous sample's inputs are stale
@@ -241,8 +242,13 @@ class SplitDevice:
             self._do(0, plans.update(), compute=True)
 
     def counters(self, clear: bool = False) -> dict:
-        """The counters summed over the used cores (each core's in ``core_counters``)."""
+        """The counters summed over the used cores (each core's in ``core_counters``);
+        ``runs`` is the samples the schedule ran (a core counts RUNs, not phases)."""
         self.core_counters = [self._do(k, plans.read_counters(clear))
                               for k in range(self.cores)]
-        return {name: sum(c[name] for c in self.core_counters)
-                for name in self.core_counters[0]}
+        out = {name: sum(c[name] for c in self.core_counters)
+               for name in self.core_counters[0]}
+        out["runs"] = self._runs
+        if clear:
+            self._runs = 0
+        return out
