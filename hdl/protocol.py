@@ -158,6 +158,9 @@ COUNTERS = (
     "wg_busy", "wg_stalled", "wg_fmas", "wg_skipped",
     "w_reads", "w_writes", "runs",
     "bp_skipped_out",
+    # flits the core's network interface took from the NoC and gave to it (a multi-core
+    # system; 0 behind the one-core top)
+    "noc_flits_in", "noc_flits_out",
 )
 
 

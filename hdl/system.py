@@ -45,6 +45,7 @@ from . import protocol as proto
 from .checked import ArgumentChecked
 from .config import BuildConfig, ConfigError, check_build_config
 from .core import Core
+from .core.counters import NOC_EVENTS
 from .dispatch import Dispatcher, PacketType
 from .host_port import add_host_port, host_members
 from .noc.mesh import Mesh
@@ -81,12 +82,15 @@ class CoreNode(wiring.Component):
             "net_tx": Out(fmt.tx_signature()),
             "req": Out(stream.Signature(BEAT_LAYOUT)),
             "rsp": In(stream.Signature(BEAT_LAYOUT)),
+            "flits": Out(NOC_EVENTS),       # flits taken and given this cycle (counters)
         })
 
     def elaborate(self, platform):
         m = Module()
         fmt = self.fmt
         rx, tx = self.net_rx, self.net_tx
+        m.d.comb += [self.flits.flits_in.eq(rx.valid & rx.ready),
+                     self.flits.flits_out.eq(tx.valid & tx.ready)]
 
         granted = Signal()
         head = fmt.header(rx.payload.data)
@@ -229,6 +233,8 @@ class System(ArgumentChecked, wiring.Component):
             m.submodules[f"node_{k}"] = node
             wiring.connect(m, node.req, core.req)
             wiring.connect(m, core.rsp, node.rsp)
+            if hasattr(core, "noc"):
+                m.d.comb += core.noc.eq(node.flits)
             if k == HOST_NODE:
                 wiring.connect(m, disp.net_tx, share.a_tx)
                 wiring.connect(m, share.a_rx, disp.net_rx)
@@ -254,6 +260,7 @@ class CoreInstance(wiring.Component):
         super().__init__({
             "req": In(stream.Signature(BEAT_LAYOUT)),
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
+            "noc": In(NOC_EVENTS),
         })
 
     def elaborate(self, platform):
@@ -264,5 +271,5 @@ class CoreInstance(wiring.Component):
             i_req__valid=self.req.valid, i_req__payload=self.req.payload,
             o_req__ready=self.req.ready,
             o_rsp__valid=self.rsp.valid, o_rsp__payload=self.rsp.payload,
-            i_rsp__ready=self.rsp.ready)
+            i_rsp__ready=self.rsp.ready, i_noc=self.noc.as_value())
         return m

@@ -33,7 +33,11 @@ def _increments(ev):
         if group == EngineGroup.BP:
             inc["bp_skipped_out"] = ev["out_skipped"]
     inc["w_reads"], inc["w_writes"], inc["runs"] = ev["w_reads"], ev["w_writes"], ev["run"]
+    inc["noc_flits_in"], inc["noc_flits_out"] = ev["flits_in"], ev["flits_out"]
     return inc
+
+
+_FLITS = random.Random(7)
 
 
 def _random_event(rng, geo, busy_run):
@@ -51,6 +55,9 @@ def _random_event(rng, geo, busy_run):
         "w_reads": rng.randrange(2 * P + 1), "w_writes": rng.randrange(2 * P + 1),
         "out_skipped": rng.randrange(1 << (geo.neuron_bits + 2)),
         "run": int(rng.random() < 0.05),
+        # the network interface's flits from their own generator (the stream above is
+        # tuned so the low halves carry many times)
+        "flits_in": _FLITS.randrange(2), "flits_out": _FLITS.randrange(2),
     }
 
 
@@ -79,6 +86,8 @@ def test_counters_count_by_the_rules_and_read_back(store):
                 ctx.set(getattr(ev_port.lanes, f), ev[f])
             ctx.set(ev_port.zeros, ev["zeros"])
             ctx.set(ev_port.run, ev["run"])
+            ctx.set(ev_port.noc.flits_in, ev["flits_in"])
+            ctx.set(ev_port.noc.flits_out, ev["flits_out"])
             # a new index every few cycles; the value is checked once it was held a cycle
             if held >= 2 and rng.random() < 0.5:
                 index, held = rng.randrange(len(COUNTERS)), 0

@@ -23,7 +23,7 @@ from ..protocol import BEAT_LAYOUT
 from ..stream_slice import RegisterSlice
 from .bp_engine import BPEngine
 from .command import CommandUnit
-from .counters import CounterFile
+from .counters import NOC_EVENTS, CounterFile
 from .defs import CoreGeometry
 from .fp_engine import FPEngine
 from .history_scanner import HistoryScanner, connect_requests
@@ -48,6 +48,8 @@ class Core(ArgumentChecked, wiring.Component):
         super().__init__({
             "req": In(stream.Signature(BEAT_LAYOUT)),
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
+            # flits of the core's network interface this cycle (the counters); 0 alone
+            "noc": In(NOC_EVENTS),
         })
 
     def elaborate(self, platform):
@@ -104,6 +106,7 @@ class Core(ArgumentChecked, wiring.Component):
         # counters
         ev = ctr.events
         m.d.comb += [ev.activity.eq(seq.activity), ev.lanes.eq(dp.stats), ev.zeros.eq(scan.zeros),
+                     ev.noc.eq(self.noc),
                      # RUNs only (a RUN_PHASE is a part of a sample: the host counts those)
                      ev.run.eq(cmd.run.start & ((cmd.run.kind == RunKind.FORWARD) |
                                                 (cmd.run.kind == RunKind.TRAIN)))]

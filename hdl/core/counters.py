@@ -9,7 +9,9 @@ the cycles of a run's forward / backward / update part; the counters of the
 step's engine group count busy and stalled cycles, FMAs and skipped FMAs
 (``zeros * fanout`` events without a spike plus masked lanes); ``w_reads`` /
 ``w_writes`` the weight words; ``runs`` the RUN commands (not RUN_PHASE); ``bp_skipped_out`` the input-gradient
-FMAs skipped for output sparsity (inputs whose window bit in the layer below is 0). ``read`` (:class:`CounterRead`)
+FMAs skipped for output sparsity (inputs whose window bit in the layer below is 0);
+``noc_flits_in`` / ``noc_flits_out`` the flits of the core's network interface
+(``events.noc``, driven by the system's node; 0 behind the one-core top). ``read`` (:class:`CounterRead`)
 reads one counter; ``read.clear`` zeroes them all.
 
 Two stores (``Implementation.counters``):
@@ -21,7 +23,7 @@ Two stores (``Implementation.counters``):
   its events: 5 for a cycle counter, 14 for a skipped-FMA counter of the ``up5k``
   core, at most 16) and a carry bit; the high bits of all counters in a block RAM,
   where one counter a cycle, round robin, takes its carry (so a counter is visited
-  every ``N`` cycles, ``N`` = 19 counters; the configuration is refused when a
+  every ``N`` cycles, ``N`` = 21 counters; the configuration is refused when a
   counter would need more than 16 register bits). A flag per counter says whether its high half was written since
   the last clear (a clear is one cycle, as for registers). ``read.value`` is the
   counter at the ``read.index`` of the cycle before: the index must be held one
@@ -45,7 +47,7 @@ from .defs import CoreGeometry
 from .lane_datapath import stats_layout
 from .sequencer import EngineGroup, RunPhase, activity_layout
 
-__all__ = ["CounterFile", "CounterRead", "events_layout"]
+__all__ = ["CounterFile", "CounterRead", "events_layout", "NOC_EVENTS"]
 
 
 class CounterRead(wiring.Signature):
@@ -61,7 +63,12 @@ def events_layout(geo: CoreGeometry) -> data.StructLayout:
         "lanes": stats_layout(geo),
         "zeros": bits_for(geo.lanes * geo.max_time_steps),
         "run": 1,
+        "noc": NOC_EVENTS,
     })
+
+
+#: Flits a core's network interface moved in a cycle (``Core.noc``).
+NOC_EVENTS = data.StructLayout({"flits_in": 1, "flits_out": 1})
 
 
 _GROUPS = {EngineGroup.FP: "fp", EngineGroup.BP: "bp", EngineGroup.WG: "wg"}
@@ -86,7 +93,8 @@ class CounterFile(wiring.Component):
         skipped = Signal(32)
         m.d.comb += skipped.eq(ev.zeros * act.fanout)
         m.d.comb += [inc["w_reads"].eq(lanes.w_reads), inc["w_writes"].eq(lanes.w_writes),
-                     inc["runs"].eq(ev.run)]
+                     inc["runs"].eq(ev.run), inc["noc_flits_in"].eq(ev.noc.flits_in),
+                     inc["noc_flits_out"].eq(ev.noc.flits_out)]
         for phase, name in _PHASES.items():
             m.d.comb += inc[name].eq(act.phase == phase)
         for group, pre in _GROUPS.items():

@@ -432,6 +432,12 @@ class RtlEngine(Engine):
                               "utilisation": (core_fmas[k] / (cycles * P)) if cycles else 0.0}
                              for k in range(cores)],
                 "transfer_cycles_per_sample": self.acc.transfer_cycles / n,
+                # every flit is a command or its answer between the host node and a core
+                # (the host moves the data between the phases): one link class so far
+                "noc_flits_per_sample": {
+                    "host_to_core": st["counters"].get("noc_flits_in", 0) / n,
+                    "core_to_host": st["counters"].get("noc_flits_out", 0) / n,
+                    "core_to_core": 0.0},
             }
         return {
             "cycles_per_sample": cycles / n,
