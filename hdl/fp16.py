@@ -36,7 +36,7 @@ no registers at all.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,7 +71,7 @@ def _check_stages(stages, lo=1):
         raise ValueError(f"stages must be an integer between {lo} and {MAX_STAGES}, not {stages!r}")
 
 
-# --- the six combinational steps --------------------------------------------------------
+# --- the seven combinational steps ------------------------------------------------------
 # Each step takes a dict of Values and returns a dict holding everything later steps need.
 # ``w(key, value)`` names an intermediate (a comb Signal) so that it is built once.
 
@@ -82,15 +82,23 @@ def _decode(w, x, n):
     return dict(
         sign=x[15],
         sig=w(f"{n}_sig", Cat(frac, ~sub)),      # 11-bit significand with hidden bit
-        eff=w(f"{n}_eff", Mux(sub, 1, exp)),     # effective biased exponent, 1..30 (31: special)
+        eff=w(f"{n}_eff", Cat(exp[0] | sub, exp[1:5])),  # max(exp, 1), 1..30 (31: special)
         zero=sub & (frac == 0),
         inf=(exp == 31) & (frac == 0),
         nan=(exp == 31) & (frac != 0),
     )
 
 
-def _step_multiply(w, v):
-    """Decode, 11x11 significand product (one DSP), special cases."""
+def _ctz11(w, sig, name):
+    """Trailing zeros of an 11-bit significand (any value when it is zero)."""
+    _, n = lzc(w, Cat(Const(0b11111, 5), *[sig[i] for i in reversed(range(11))]), name)
+    return n
+
+
+def _step_decode(w, v):
+    """Decode, exponent sum, special cases, and the first, short part of both alignment
+    shifts: ``sig_b`` is shifted by ``es mod 8`` into the multiplier's 18-bit port (the
+    multiplier does that part of the product's alignment), the addend by ``eff_c mod 4``."""
     a, b, c = _decode(w, v["a"], "a"), _decode(w, v["b"], "b"), _decode(w, v["c"], "c")
     sp = w("sp", a["sign"] ^ b["sign"])
     sc = c["sign"]
@@ -98,46 +106,58 @@ def _step_multiply(w, v):
     nan = w("nan", a["nan"] | b["nan"] | c["nan"]
             | (a["inf"] & b["zero"]) | (a["zero"] & b["inf"])
             | (pinf & c["inf"] & (sp != sc)))
+    es = w("es", a["eff"] + b["eff"])       # 2..60: product lsb weighs 2**(es-50)
     return dict(
-        prod=a["sig"] * b["sig"],                    # 22 bits: maps to one MULT18X18D
-        es=a["eff"] + b["eff"],                      # 2..60: product lsb weighs 2**(es-50)
-        sig_c=c["sig"], eff_c=c["eff"], sp=sp, sc=sc,
-        is_special=nan | pinf | c["inf"],
-        special=Mux(nan, CANONICAL_NAN, Cat(Const(_INF, 15), Mux(pinf, sp, sc))))
+        sig_a=a["sig"], sig_b8=w("sig_b8", (b["sig"] << es[0:3])[0:18]),
+        es=es,
+        # trailing zeros of the product (the sum of the operands'): for the sticky bit
+        tz=w("tz", _ctz11(w, a["sig"], "tza") + _ctz11(w, b["sig"], "tzb")),
+        pnz=~(a["zero"] | b["zero"]),
+        c4=w("c4", c["sig"] << c["eff"][0:2]), eff_c4=c["eff"][2:5], sp=sp, sc=sc,
+        nan=nan, inf=pinf | c["inf"], inf_sign=Mux(pinf, sp, sc))
 
 
-_PASS = ("sp", "sc", "is_special", "special")
+_PASS = ("sp", "sc", "nan", "inf", "inf_sign")
+
+
+def _step_multiply(w, v):
+    """The significand product (one MULT18X18D) alone on its path; beside it, the addend
+    in the window and the product's flags that need only the exponents."""
+    es = v["es"]
+    # Product bits below the window (below 2**-26, i.e. bit positions below 24 - es) are
+    # non-zero iff the product is and its trailing zeros are fewer: tz + es < 24.
+    jam = v["pnz"] & ((v["tz"] + es) < 24)
+    return {**{k: v[k] for k in _PASS},
+            # sig_a * sig_b * 2**(es mod 8), 29 bits: one MULT18X18D
+            "prod8": v["sig_a"] * v["sig_b8"],
+            "es8": es[3:6], "jam": jam, "es_ge47": es >= 47, "es_eq46": es == 46,
+            # addend lsb weighs 2**(eff_c - 25): window position eff_c + 1
+            "cw": w("cw", Cat(Const(0, 1), v["c4"] << Cat(Const(0, 2), v["eff_c4"]))[0:_W])}
 
 
 def _step_align(w, v):
-    """Place product and addend in the window."""
-    prod, es = v["prod"], v["es"]
-    # In units of 2**-48 the product is prod << (es - 2); its bits below 2**-26 (positions
-    # below 22 - sh of prod) only matter as a sticky bit.
-    sh = w("sh", (es - 2)[0:6])
-    pw = (prod << sh)[22:22 + _W]
-    jam = (prod & (Const((1 << 22) - 1, 22) >> sh)) != 0
+    """Place the product in the window: its lsb at position es - 24."""
+    prod8 = v["prod8"]                       # the product shifted by es mod 8
+    pw = (prod8 << Cat(Const(0, 3), v["es8"]))[24:24 + _W]
     # |a*b| >= 2**17 (both operands normal here) overflows whatever c is:
-    # prod*2**(es-50) >= 2**17  <=>  es >= 47, or es == 46 and prod >= 2**21.
-    ovf = (es >= 47) | ((es == 46) & prod[21])
-    cw = (v["sig_c"] << (v["eff_c"] + 1))[0:_W]     # addend lsb weighs 2**(eff_c - 25)
-    return {**{k: v[k] for k in _PASS}, "pw": pw, "jam": jam, "ovf": ovf, "cw": cw}
+    # prod*2**(es-50) >= 2**17  <=>  es >= 47, or es == 46 and prod >= 2**21 (bit 27 of
+    # prod8 then). Such a product becomes some value in [2**17, 1.5 * 2**17) (bit 43 set,
+    # bit 42 clear): with |c| < 2**16 the sum stays in 44 bits, above 2**16, with the
+    # product's sign, and rounds to inf.
+    ovf = v["es_ge47"] | (v["es_eq46"] & prod8[27])
+    # Round to odd at 2**-26: the jammed bits are OR-ed into the lowest bit.
+    pw = w("pw", Cat(pw[0] | v["jam"], pw[1:_W - 2], pw[_W - 2] & ~ovf, pw[_W - 1] | ovf))
+    return {**{k: v[k] for k in _PASS}, "pw": pw, "cw": v["cw"]}
 
 
 def _step_add(w, v):
     """Signed sum as sign and magnitude."""
-    # The jammed product bits are OR-ed into the lowest bit (round to odd). An overflowing
-    # product gets bit 43 (2**17) and a zero addend: the sum keeps the product's sign and
-    # rounds to inf in the last step.
-    ovf = v["ovf"]
-    pw = w("pw", Cat(v["pw"][0] | v["jam"], v["pw"][1:_W - 1], v["pw"][_W - 1] | ovf))
-    cw = w("cw", Mux(ovf, 0, v["cw"]))
-    p_minus_c = w("p_minus_c", pw - cw)       # 45 bits; bit 44 set when cw > pw
-    c_wins = p_minus_c[_W]
-    effsub = v["sp"] != v["sc"]
-    mag = Mux(effsub, Mux(c_wins, (cw - pw)[0:_W], p_minus_c[0:_W]), (pw + cw)[0:_W])
-    sign = Mux(effsub & c_wins, v["sc"], v["sp"])
-    return {**{k: v[k] for k in _PASS}, "mag": mag, "sign": sign}
+    pw, cw = v["pw"], v["cw"]
+    effsub = w("effsub", v["sp"] != v["sc"])
+    t = w("p_pm_c", Mux(effsub, pw - cw, pw + cw))   # 45 bits; bit 44: cw > pw (subtracting)
+    c_wins = effsub & t[_W]
+    mag = Mux(c_wins, (cw - pw)[0:_W], t[0:_W])
+    return {**{k: v[k] for k in _PASS}, "mag": mag, "sign": Mux(c_wins, v["sc"], v["sp"])}
 
 
 def lzc(w, x, name):
@@ -152,24 +172,34 @@ def lzc(w, x, name):
 
 
 def _step_count(w, v):
-    """Leading zeros of the sum above the subnormal boundary (at most 31)."""
+    """Leading zeros of the sum above the subnormal boundary (at most 31), and the first
+    part of the normalising shift, by a multiple of 8."""
     mag = v["mag"]
     top_zero, lz = lzc(w, mag[_W - 32:_W], "lzc")   # 31 when the top 32 bits are zero
     zero = top_zero & (mag[:_W - 32] == 0)
+    h = lz[3:5]
+    y = w("norm8", (mag << Cat(Const(0, 3), h))[0:_W])
+    # The bits of y below 25 end below the guard bit whatever the fine shift is.
+    low = Array([mag[0:25] != 0, mag[0:17] != 0, mag[0:9] != 0, mag[0]])[h]
     # Exact zero sum: -0 only when both the product and the addend are -0 (RNE).
-    return dict(is_special=v["is_special"], special=v["special"], mag=mag, lz=lz,
+    return dict(nan=v["nan"], inf=v["inf"], inf_sign=v["inf_sign"],
+                y=y[25:_W], low=low, lz=lz,
                 sign=Mux(zero, v["sp"] & v["sc"], v["sign"]))
 
 
 def _step_normalise(w, v):
-    """Shift left by the count; the bits below the guard bit give the sticky bit."""
-    mag, lz = v["mag"], v["lz"]
-    x = w("norm", (mag << lz)[0:_W])
-    # After the shift, bits 0..31 come from mag bits below 32 - lz.
-    sticky = (mag[0:32] & (Const((1 << 32) - 1, 32) >> lz)) != 0
-    return dict(is_special=v["is_special"], special=v["special"], sign=v["sign"],
-                sig=x[_W - 11:_W], guard=x[_W - 12], sticky=sticky,
-                e1=(_NORM_SHIFT_MAX - lz)[0:5])
+    """The rest of the shift (by lz mod 8), the sticky bit, the exponent field."""
+    y, lz = v["y"], v["lz"]                  # y: bits 25..43 of mag << (lz - lz mod 8)
+    f = lz[0:3]
+    x = w("norm", (y << f)[0:len(y)])        # bits 25..43 of mag << lz
+    # bits 25..31 of y end below the guard bit (32) when i + f < 32
+    tail = Cat(y[i] & (f <= 6 - i) for i in range(7))
+    # Biased exponent: 32 - lz when the leading one reaches bit 43 (lz < 31), otherwise
+    # (a subnormal or zero result, lz = 31) its hidden bit (bit 36 of y).
+    ef = w("ef", Mux(lz == 31, y[36 - 25], (32 - lz)[0:6]))
+    return dict(nan=v["nan"], inf=v["inf"], inf_sign=v["inf_sign"], sign=v["sign"],
+                frac=x[-11:-1], guard=x[-12], sticky=v["low"] | (tail != 0),
+                ef=ef, ovf=ef >= 31)
 
 
 def round_pack(w, v, prefix: str = ""):
@@ -187,14 +217,22 @@ def round_pack(w, v, prefix: str = ""):
 
 def _step_round(w, v):
     """Round to nearest even, pack, overflow to inf, special values."""
-    return round_pack(w, v)
+    frac = v["frac"]
+    base = Cat(frac, v["ef"][0:5])                # (E-1)*2**10 + significand, 15 bits
+    up = w("base_up", (base + 1)[0:15])           # 0x7BFF + 1 = 0x7C00 is inf already
+    inc = v["guard"] & (v["sticky"] | frac[0])
+    normal = Cat(Mux(v["ovf"], _INF, Mux(inc, up, base)), v["sign"])
+    special = Mux(v["nan"], CANONICAL_NAN, Cat(Const(_INF, 15), v["inf_sign"]))
+    return dict(result=w("result", Mux(v["nan"] | v["inf"], special, normal)))
 
 
-_STEPS = (_step_multiply, _step_align, _step_add, _step_count, _step_normalise, _step_round)
+_STEPS = (_step_decode, _step_multiply, _step_align, _step_add, _step_count,
+          _step_normalise, _step_round)
+STEP_NAMES = "DMASCNR"
 
 #: Which step boundaries of a six-step datapath carry a register for each ``stages``
 #: value: boundary k (1..6) is after step k (6 is the output), 0 is the input. Extra
-#: stages delay the output. The FMA and the add lane share it.
+#: stages delay the output. The add lane uses it.
 SIX_STEP_BOUNDARIES = {
     0: (),
     1: (6,),
@@ -206,12 +244,27 @@ SIX_STEP_BOUNDARIES = {
     7: (0, 1, 2, 3, 4, 5, 6),
 }
 
+#: The FMA's retiming table: the step boundaries (k: after step k of
+#: ``D M A S C N R``; 7 is the output, 0 the input) that hold a register for each
+#: ``stages`` value. The multiplier (step M) has a register on both sides from 3 stages on.
+FMA_BOUNDARIES = {
+    0: (),
+    1: (7,),
+    2: (3, 7),
+    3: (1, 2, 7),
+    4: (1, 2, 4, 7),
+    5: (1, 2, 4, 6, 7),
+    6: (1, 2, 3, 4, 6, 7),
+    7: (1, 2, 3, 4, 5, 6, 7),
+    8: (0, 1, 2, 3, 4, 5, 6, 7),
+}
+
 
 def register_boundaries(stages: int) -> tuple[int, ...]:
-    """The step boundaries that hold a register for ``stages`` (extra registers beyond 7
-    delay the output)."""
+    """The step boundaries of the FMA that hold a register for ``stages``
+    (:data:`FMA_BOUNDARIES`)."""
     _check_stages(stages, lo=0)
-    return SIX_STEP_BOUNDARIES[min(stages, 7)]
+    return FMA_BOUNDARIES[stages]
 
 
 def _register(m, values, en, domain, name):
@@ -234,7 +287,7 @@ def fma_pipeline(m: Module, a, b, c, *, stages: int = DEFAULT_STAGES, en=None,
     """
     _check_stages(stages, lo=0)
     return build_steps(m, _STEPS, register_boundaries(stages), {"a": a, "b": b, "c": c},
-                       extra=max(0, stages - 7), en=en, domain=domain, name=name)["result"]
+                       en=en, domain=domain, name=name)["result"]
 
 
 def build_steps(m: Module, steps, where, values: dict, *, extra: int = 0, en=None,
