@@ -36,7 +36,7 @@ no registers at all.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -46,7 +46,7 @@ from .config import FMA_MAX_STAGES, Implementation
 __all__ = [
     "OPERANDS", "DEFAULT_STAGES", "MAX_STAGES", "CANONICAL_NAN",
     "FMA", "fma_pipeline", "fma_comb", "register_boundaries", "pipeline_control",
-    "build_steps", "lzc", "round_pack", "SIX_STEP_BOUNDARIES", "StreamPipeline",
+    "build_steps", "dsp_registers", "FMA_BOUNDARIES", "lzc", "round_pack", "SIX_STEP_BOUNDARIES", "StreamPipeline",
 ]
 
 #: Operand layout of one FMA: ``a`` in bits 0..15, ``b`` in 16..31, ``c`` in 32..47.
@@ -96,9 +96,7 @@ def _ctz11(w, sig, name):
 
 
 def _step_decode(w, v):
-    """Decode, exponent sum, special cases, and the first, short part of both alignment
-    shifts: ``sig_b`` is shifted by ``es mod 8`` into the multiplier's 18-bit port (the
-    multiplier does that part of the product's alignment), the addend by ``eff_c mod 4``."""
+    """Decode, exponent sum, special cases."""
     a, b, c = _decode(w, v["a"], "a"), _decode(w, v["b"], "b"), _decode(w, v["c"], "c")
     sp = w("sp", a["sign"] ^ b["sign"])
     sc = c["sign"]
@@ -106,18 +104,27 @@ def _step_decode(w, v):
     nan = w("nan", a["nan"] | b["nan"] | c["nan"]
             | (a["inf"] & b["zero"]) | (a["zero"] & b["inf"])
             | (pinf & c["inf"] & (sp != sc)))
-    es = w("es", a["eff"] + b["eff"])       # 2..60: product lsb weighs 2**(es-50)
     return dict(
-        sig_a=a["sig"], sig_b8=w("sig_b8", (b["sig"] << es[0:3])[0:18]),
-        es=es,
+        sig_a=a["sig"], sig_b=b["sig"],
+        es=w("es", a["eff"] + b["eff"]),       # 2..60: product lsb weighs 2**(es-50)
         # trailing zeros of the product (the sum of the operands'): for the sticky bit
         tz=w("tz", _ctz11(w, a["sig"], "tza") + _ctz11(w, b["sig"], "tzb")),
         pnz=~(a["zero"] | b["zero"]),
-        c4=w("c4", c["sig"] << c["eff"][0:2]), eff_c4=c["eff"][2:5], sp=sp, sc=sc,
+        sig_c=c["sig"], eff_c=c["eff"], sp=sp, sc=sc, effsub=sp != sc,
         nan=nan, inf=pinf | c["inf"], inf_sign=Mux(pinf, sp, sc))
 
 
-_PASS = ("sp", "sc", "nan", "inf", "inf_sign")
+def _step_preshift(w, v):
+    """The first, short part of both alignment shifts: ``sig_b`` is shifted by
+    ``es mod 8`` into the multiplier's 18-bit port (the multiplier does that part of the
+    product's alignment), the addend by ``eff_c mod 4``."""
+    es = v["es"]
+    return {**{k: v[k] for k in _PASS + ("sig_a", "es", "tz", "pnz")},
+            "sig_b8": w("sig_b8", (v["sig_b"] << es[0:3])[0:18]),
+            "c4": w("c4", v["sig_c"] << v["eff_c"][0:2]), "eff_c4": v["eff_c"][2:5]}
+
+
+_PASS = ("sp", "sc", "effsub", "nan", "inf", "inf_sign")
 
 
 def _step_multiply(w, v):
@@ -128,8 +135,9 @@ def _step_multiply(w, v):
     # non-zero iff the product is and its trailing zeros are fewer: tz + es < 24.
     jam = v["pnz"] & ((v["tz"] + es) < 24)
     return {**{k: v[k] for k in _PASS},
-            # sig_a * sig_b * 2**(es mod 8), 29 bits: one MULT18X18D
-            "prod8": v["sig_a"] * v["sig_b8"],
+            # sig_a * sig_b * 2**(es mod 8), 29 bits: one MULT18X18D (made apart, with
+            # its own registers, on an ECP5: fma_pipeline)
+            **({"prod8": v["sig_a"] * v["sig_b8"]} if "sig_a" in v else {}),
             "es8": es[3:6], "jam": jam, "es_ge47": es >= 47, "es_eq46": es == 46,
             # addend lsb weighs 2**(eff_c - 25): window position eff_c + 1
             "cw": w("cw", Cat(Const(0, 1), v["c4"] << Cat(Const(0, 2), v["eff_c4"]))[0:_W])}
@@ -147,16 +155,21 @@ def _step_align(w, v):
     ovf = v["es_ge47"] | (v["es_eq46"] & prod8[27])
     # Round to odd at 2**-26: the jammed bits are OR-ed into the lowest bit.
     pw = w("pw", Cat(pw[0] | v["jam"], pw[1:_W - 2], pw[_W - 2] & ~ovf, pw[_W - 1] | ovf))
-    return {**{k: v[k] for k in _PASS}, "pw": pw, "cw": v["cw"]}
+    # the addend, complemented for an effective subtraction
+    return {**{k: v[k] for k in _PASS}, "pw": pw,
+            "cwx": w("cwx", v["cw"] ^ v["effsub"].replicate(_W))}
 
 
 def _step_add(w, v):
     """Signed sum as sign and magnitude."""
-    pw, cw = v["pw"], v["cw"]
-    effsub = w("effsub", v["sp"] != v["sc"])
-    t = w("p_pm_c", Mux(effsub, pw - cw, pw + cw))   # 45 bits; bit 44: cw > pw (subtracting)
-    c_wins = effsub & t[_W]
-    mag = Mux(c_wins, (cw - pw)[0:_W], t[0:_W])
+    pw, cwx, effsub = v["pw"], v["cwx"], v["effsub"]
+    # Adding: pw + cw. Subtracting: t = pw - cw (mod 2**44), and u = pw + ~cw, whose
+    # complement is cw - pw. Two carry chains side by side.
+    # (the carry-in effsub enters through an extra low bit: one chain)
+    t = w("p_pm_c", (Cat(effsub, pw) + Cat(effsub, cwx))[1:_W + 1])
+    u = w("p_nc", pw + cwx)       # bit 44: pw > cw (subtracting); equal gives 0 either way
+    c_wins = effsub & ~u[_W]
+    mag = Mux(c_wins, ~u[0:_W], t)
     return {**{k: v[k] for k in _PASS}, "mag": mag, "sign": Mux(c_wins, v["sc"], v["sp"])}
 
 
@@ -226,9 +239,10 @@ def _step_round(w, v):
     return dict(result=w("result", Mux(v["nan"] | v["inf"], special, normal)))
 
 
-_STEPS = (_step_decode, _step_multiply, _step_align, _step_add, _step_count,
-          _step_normalise, _step_round)
-STEP_NAMES = "DMASCNR"
+_STEPS = (_step_decode, _step_preshift, _step_multiply, _step_align, _step_add,
+          _step_count, _step_normalise, _step_round)
+STEP_NAMES = "DPMASCNR"
+_MUL = 3      # the multiplier is step 3 (P-M between boundaries 2 and 3)
 
 #: Which step boundaries of a six-step datapath carry a register for each ``stages``
 #: value: boundary k (1..6) is after step k (6 is the output), 0 is the input. Extra
@@ -245,18 +259,18 @@ SIX_STEP_BOUNDARIES = {
 }
 
 #: The FMA's retiming table: the step boundaries (k: after step k of
-#: ``D M A S C N R``; 7 is the output, 0 the input) that hold a register for each
+#: ``D P M A S C N R``; 8 is the output, 0 the input) that hold a register for each
 #: ``stages`` value. The multiplier (step M) has a register on both sides from 3 stages on.
 FMA_BOUNDARIES = {
     0: (),
-    1: (7,),
-    2: (3, 7),
-    3: (1, 2, 7),
-    4: (1, 2, 4, 7),
-    5: (1, 2, 4, 6, 7),
-    6: (1, 2, 3, 4, 6, 7),
-    7: (1, 2, 3, 4, 5, 6, 7),
-    8: (0, 1, 2, 3, 4, 5, 6, 7),
+    1: (8,),
+    2: (4, 8),
+    3: (2, 3, 8),
+    4: (2, 3, 5, 8),
+    5: (2, 3, 5, 7, 8),
+    6: (2, 3, 4, 5, 7, 8),
+    7: (2, 3, 4, 5, 6, 7, 8),
+    8: (1, 2, 3, 4, 5, 6, 7, 8),
 }
 
 
@@ -277,26 +291,73 @@ def _register(m, values, en, domain, name):
 
 
 def fma_pipeline(m: Module, a, b, c, *, stages: int = DEFAULT_STAGES, en=None,
-                 domain: str = "sync", name: str = "fma"):
+                 domain: str = "sync", name: str = "fma", platform=None):
     """Build ``round(a*b + c)`` into ``m`` with ``stages`` registers, all enabled by ``en``.
 
     ``a``, ``b``, ``c`` are 16-bit values (binary16 patterns). Returns the 16-bit result,
     valid ``stages`` enabled cycles after its operands. With ``stages=0`` the datapath is
     combinational. ``en`` (default: always) is the pipeline clock enable; the caller keeps
-    the valid bits.
+    the valid bits. ``platform`` (the one ``elaborate`` gets): on an ECP5, with registers
+    on both sides of the multiplier (3 stages or more), the product is an explicit
+    ``MULT18X18D`` whose own input and output registers are those two registers
+    (:func:`dsp_registers`); elsewhere, and in simulation, a plain ``*`` between fabric
+    registers. Both give the same bits at the same cycles.
     """
     _check_stages(stages, lo=0)
-    return build_steps(m, _STEPS, register_boundaries(stages), {"a": a, "b": b, "c": c},
-                       en=en, domain=domain, name=name)["result"]
+    where = register_boundaries(stages)
+    values = {"a": a, "b": b, "c": c}
+    if not dsp_registers(platform, stages):
+        return build_steps(m, _STEPS, where, values, en=en, domain=domain,
+                           name=name)["result"]
+    en = Const(1) if en is None else en
+    kw = dict(en=en, domain=domain, name=name)
+    before = _MUL - 1
+    v = build_steps(m, _STEPS[:before], tuple(k for k in where if k < before), values, **kw)
+    prod = _ecp5_multiply(m, v.pop("sig_a"), v.pop("sig_b8"), **kw)
+    # the registers on both sides of the multiplier
+    v = build_steps(m, _STEPS[before:_MUL], (0, 1), v, first=_MUL, **kw)
+    v["prod8"] = prod
+    return build_steps(m, _STEPS[_MUL:], tuple(k - _MUL for k in where if k > _MUL), v,
+                       first=_MUL + 1, **kw)["result"]
+
+
+def dsp_registers(platform, stages: int) -> bool:
+    """Whether :func:`fma_pipeline` puts the multiplier's two registers inside the ECP5's
+    ``MULT18X18D`` for this platform (Yosys 0.70 packs no register into it: its
+    ``MULT18X18D`` is always combinational, about 3.9 ns at speed 6)."""
+    where = register_boundaries(stages)
+    return getattr(platform, "family", None) == "ecp5" and {_MUL - 1, _MUL} <= set(where)
+
+
+def _ecp5_multiply(m, x, y, *, en, domain, name):
+    """``x * y`` (unsigned, at most 18 bits each) in a ``MULT18X18D`` with its A and B
+    input registers and its output register, all clocked by ``domain`` and enabled by
+    ``en``: the product of the operands of two enabled cycles before."""
+    p = Signal(36, name=f"{name}_dsp_p")
+    xa, yb = Cat(x, Const(0, 18 - len(x))), Cat(y, Const(0, 18 - len(y)))
+    ports = {f"i_{port}{i}": val[i] for port, val in (("A", xa), ("B", yb)) for i in range(18)}
+    ports.update({f"i_C{i}": Const(0) for i in range(18)})
+    ports.update({f"o_P{i}": p[i] for i in range(36)})
+    regs = {f"p_REG_{r}_{k}": v for r in ("INPUTA", "INPUTB", "OUTPUT")
+            for k, v in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
+    m.submodules[f"{name}_mult"] = Instance(
+        "MULT18X18D", **regs,
+        p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE", p_GSR="DISABLED",
+        p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
+        p_SOURCEB_MODE="B_SHIFT", p_HIGHSPEED_CLK="NONE",
+        i_SIGNEDA=Const(0), i_SIGNEDB=Const(0), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
+        i_CLK0=ClockSignal(domain), i_CE0=en, i_RST0=Const(0), **ports)
+    return p[0:len(x) + len(y)]
 
 
 def build_steps(m: Module, steps, where, values: dict, *, extra: int = 0, en=None,
-                domain: str = "sync", name: str):
+                domain: str = "sync", name: str, first: int = 1):
     """Chain the combinational ``steps`` (functions ``step(w, values) -> values``) on
     ``values``, with a register of every value at each boundary in ``where`` (0: the
     input, k: after step k) and ``extra`` more registers at the output; every register
     is enabled by ``en`` (default: always). ``w(key, value)`` names an intermediate.
-    Returns the last step's values."""
+    ``first`` numbers the steps (for the registers' names). Returns the last step's
+    values."""
     en = Const(1) if en is None else en
 
     def w(key, value):
@@ -306,11 +367,11 @@ def build_steps(m: Module, steps, where, values: dict, *, extra: int = 0, en=Non
 
     v = dict(values)
     if 0 in where:
-        v = _register(m, v, en, domain, f"{name}_s0")
+        v = _register(m, v, en, domain, f"{name}_s{first - 1}")
     for k, step in enumerate(steps, start=1):
         v = step(w, v)
         if k in where:
-            v = _register(m, v, en, domain, f"{name}_s{k}")
+            v = _register(m, v, en, domain, f"{name}_s{first + k - 1}")
     for n in range(extra):
         v = _register(m, v, en, domain, f"{name}_x{n}")
     return v
@@ -392,5 +453,9 @@ class FMA(StreamPipeline):
     STAGES = (1, MAX_STAGES)
     DEFAULT = DEFAULT_STAGES
 
+    def elaborate(self, platform):
+        self._platform = platform
+        return super().elaborate(platform)
+
     def datapath(self, m, p, *, stages, en):
-        return fma_pipeline(m, p.a, p.b, p.c, stages=stages, en=en)
+        return fma_pipeline(m, p.a, p.b, p.c, stages=stages, en=en, platform=self._platform)
