@@ -12,9 +12,13 @@ below the smallest binary16 ulp (2**-24). Product bits below the window are
 OR-ed into its lowest bit (round to odd), which keeps the single final
 rounding exact. The sum is normalised by a left shift of at most 31 places (the
 shift stops at the subnormal boundary, so subnormal results need no special
-case) and rounded once. Six combinational steps (multiply, align, add, count
-leading zeros, normalise, round); ``stages`` registers go between them as
-:func:`register_boundaries` says. A product of magnitude >= 2**17 overflows whatever the
+case) and rounded once. Eight combinational steps (decode, pre-shift, multiply,
+align, add, count leading zeros, normalise, round); ``stages`` registers go between
+them as :data:`FMA_BOUNDARIES` says. The shifts are split across registers (Yosys'
+ABC9 maps a shifter between two registers as one wide multiplexer per bit), and the
+multiplier does the low three bits of the product's alignment. On an ECP5 the
+product is a ``MULT18X18D`` with its own input and output registers
+(:func:`dsp_registers`). A product of magnitude >= 2**17 overflows whatever the
 addend is and is flagged early.
 
 Interface and timing:
