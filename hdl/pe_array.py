@@ -41,5 +41,6 @@ class PEArray(FMA):
         return self._lanes
 
     def datapath(self, m, p, *, stages, en):
-        return Cat(fma_pipeline(m, p[k].a, p[k].b, p[k].c, stages=stages, en=en, name=f"lane{k}")
+        return Cat(fma_pipeline(m, p[k].a, p[k].b, p[k].c, stages=stages, en=en, name=f"lane{k}",
+                                platform=self._platform)
                    for k in range(self._lanes))

@@ -2,7 +2,7 @@
 """Benchmark: what one fp16 FMA lane and one add lane cost on ECP5, per ``stages`` value,
 and the PE array.
 
-    python scripts/fp16_cost.py                          # FMA stages 1..7, 16-lane PE array
+    python scripts/fp16_cost.py                          # FMA stages 1..8, 16-lane PE array
     python scripts/fp16_cost.py --stages 4 6 --lanes 16 --json runs/fp16_cost.json
     python scripts/fp16_cost.py --stages --lanes 0 --add-stages 3 4 5   # add lanes only
 
@@ -53,8 +53,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stages", type=int, nargs="*", default=list(range(1, 8)),
-                   help=f"FMA stages values to build (1..{MAX_STAGES}; default 1..7)")
+    p.add_argument("--stages", type=int, nargs="*", default=list(range(1, MAX_STAGES + 1)),
+                   help=f"FMA stages values to build (1..{MAX_STAGES}; default all)")
     p.add_argument("--lanes", type=int, default=16,
                    help="lanes of the PE array built at the default stages (0: none)")
     p.add_argument("--array-stages", type=int, default=DEFAULT_STAGES)
