@@ -47,7 +47,8 @@ def measure(hidden, cores: int, lanes: int, samples: int, log=print) -> dict:
     out = {k: report.get(k) for k in (
         "bit_exact", "weights_sha256", "cycles_per_sample", "ideal_cycles_per_sample",
         "ratio_to_ideal", "pe_utilisation", "transfer_cycles_per_sample", "per_core",
-        "simulated_cycles_per_second")}
+        "schedule_ideal_cycles_per_sample", "schedule_cycles_per_phase_per_sample",
+        "noc_flits_per_sample", "simulated_cycles_per_second")}
     out.update(cores=cores, lanes=lanes, samples=samples, wall_seconds=wall)
     log(f"  {cores} core(s): {out['cycles_per_sample']:.0f} cycles/sample, ideal "
         f"{out['ideal_cycles_per_sample']:.0f} ({out['ratio_to_ideal']:.2f}x), "

@@ -68,3 +68,11 @@ def test_train_rtl_checks_the_mapping_over_cores_before_building(capsys):
                      "--hidden", "200", "--samples", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not fit 2 core(s)" in err and "neurons" in err
+
+
+def test_train_rtl_refuses_an_inference_preset_in_one_sentence(capsys):
+    from spikeforge.sim import cli
+    assert cli.main(["train", "--engine", "rtl", "--preset", "inference-int8",
+                     "--samples", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "inference-only" in err[0] and "tiny" in err[0]

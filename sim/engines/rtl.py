@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from spikeforge.hdl.accelerator import Accelerator as AcceleratorTop
-from spikeforge.hdl.config import BuildConfig
+from spikeforge.hdl.config import BuildConfig, ConfigError
 from spikeforge.sim.engines.base import Engine, EvalStats, StepStats
 from spikeforge.sim.engines.compare import Mismatch, first_difference
 from spikeforge.sim.engines.golden import layer_activity, step_stats
@@ -99,11 +99,12 @@ def useful_fmas(weights, spikes, traces, grads, params) -> dict:
     return {"forward": fwd, "backward": bwd}
 
 
-def useful_fmas_per_core(mapping, weights, spikes, traces, grads, params) -> list[int]:
-    """The FMAs of :func:`useful_fmas` (forward and backward) that each core of
-    ``mapping`` does: its blocks' share of every layer."""
+def useful_fmas_per_block(mapping, weights, spikes, traces, grads, params) -> dict:
+    """The FMAs of :func:`useful_fmas` (forward and backward) of every block of
+    ``mapping``, by phase: ``{(layer, core): {"forward", "loss", "backward",
+    "input_grad", "weight_grad"}}``."""
     T = params.T
-    per = [0] * mapping.cores
+    out = {}
     s_in_layers = [spikes] + [tr.s for tr in traces[:-1]]
     for l, blocks in enumerate(mapping.layers):
         tr, s_in = traces[l], s_in_layers[l]
@@ -112,19 +113,44 @@ def useful_fmas_per_core(mapping, weights, spikes, traces, grads, params) -> lis
         nz = None if grads is None else fp16.ne(grads[l].du, np.float16(0))
         for b in blocks:
             sl = slice(b.lo, b.hi)
-            n = int(s_in.sum()) * b.n + int((~reset[:, sl]).sum())
+            n = dict.fromkeys(("forward", "loss", "backward", "input_grad", "weight_grad"), 0)
+            n["forward"] = int(s_in.sum()) * b.n + int((~reset[:, sl]).sum())
             if nz is not None:
-                n += int(tr.m[:, sl].sum()) + int((~tr.s[:, sl]).sum())
+                n["backward"] = int(tr.m[:, sl].sum()) + int((~tr.s[:, sl]).sum())
                 if params.reset_grad == "through":
-                    n += 2 * tr.s[:, sl].size
+                    n["backward"] += 2 * tr.s[:, sl].size
                 if l == len(mapping.layers) - 1:
-                    n += 3 * b.n
+                    n["loss"] = 3 * b.n
                 if l:
                     m_below = traces[l - 1].m
-                    n += sum(int(nz[t, sl].sum()) * int(m_below[t].sum()) for t in range(T))
-                n += sum(int(nz[t, sl].sum()) * int(s_in[t].sum()) for t in range(T))
-            per[b.core] += n
+                    n["input_grad"] = sum(int(nz[t, sl].sum()) * int(m_below[t].sum())
+                                          for t in range(T))
+                n["weight_grad"] = sum(int(nz[t, sl].sum()) * int(s_in[t].sum())
+                                       for t in range(T))
+            out[l, b.core] = n
+    return out
+
+
+def useful_fmas_per_core(mapping, weights, spikes, traces, grads, params) -> list[int]:
+    """The FMAs of :func:`useful_fmas` (forward and backward) that each core of
+    ``mapping`` does: its blocks' share of every layer."""
+    per = [0] * mapping.cores
+    for (l, core), n in useful_fmas_per_block(mapping, weights, spikes, traces, grads,
+                                              params).items():
+        per[core] += sum(n.values())
     return per
+
+
+def schedule_bound(mapping, per_block: dict) -> float:
+    """Useful FMAs on the split-layer schedule's critical path: layer after layer, the
+    slowest block of each phase (the blocks of a phase run in parallel), except the
+    input gradient, which passes through a layer's blocks one after the other."""
+    total = 0
+    for l, blocks in enumerate(mapping.layers):
+        for phase in ("forward", "loss", "backward", "weight_grad"):
+            total += max(per_block[l, b.core][phase] for b in blocks)
+        total += sum(per_block[l, b.core]["input_grad"] for b in blocks)
+    return total
 
 
 def session_name(config: BuildConfig) -> str:
@@ -179,13 +205,21 @@ class RtlEngine(Engine):
             raise UsageError(f"--precision {precision} is not available with --engine rtl; "
                              "allowed: fp16")
         self.sizes, self.params = tuple(sizes), params
+        built = config if config is not None else (
+            config_from_options(preset, cores=cores) if preset is not None else None)
+        if built is not None and built.features.inference_only:
+            from spikeforge.hdl.config import PRESETS
+            training = sorted(n for n, c in PRESETS.items() if not c.features.inference_only)
+            raise UsageError(f"the {preset or 'given'} configuration builds the inference-only "
+                             f"core, which cannot train; --engine rtl trains on one of the "
+                             f"presets {', '.join(training)}")
         if config is not None:
             self.config, self.preset = config, preset
-            self._check_fits(DeviceInfo.from_config(config), "the configuration given")
+            self._check_fits(lambda: DeviceInfo.from_config(config), "the configuration given")
         elif preset is not None:
             self.config = config_from_options(preset, cores=cores)
             self.preset = preset
-            self._check_fits(DeviceInfo.from_config(self.config), f"the {preset} preset")
+            self._check_fits(lambda: DeviceInfo.from_config(self.config), f"the {preset} preset")
         self.weights = [np.array(W, dtype=np.float16) for W in weights]
         self.check_traces = bool(check_traces)
         self.mismatch: Mismatch | None = None   # the first difference, if any
@@ -197,12 +231,17 @@ class RtlEngine(Engine):
                       "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0,
                       "core_cycles": None, "core_fmas": None, "core_useful": None}
 
-    def _check_fits(self, info: DeviceInfo, built: str) -> None:
+    def _check_fits(self, info, built: str) -> None:
         """One sentence (:class:`UsageError`) when the network or its constants do not fit
         what ``built`` (a preset, a board) holds."""
+        if callable(info):              # the INFO of a configuration: it may not build
+            try:
+                info = info()
+            except ConfigError as exc:
+                raise UsageError(f"{exc} ({built})") from None
         try:
             if self.split:
-                self.mapping = compile_mapping(self.sizes, self.config)
+                self.mapping = compile_mapping(self.sizes, self.config, T=self.params.T)
             else:
                 NetworkMap.build(self.sizes, info)
         except (MapError, MappingError) as exc:
@@ -254,6 +293,7 @@ class RtlEngine(Engine):
             self.acc.counters(clear=True)
             if self.split:      # the cycles of training samples only
                 self.acc.compute_cycles = self.acc.transfer_cycles = 0
+                self.acc.phase_cycles = {}
         except BaseException:
             self._session.__exit__(None, None, None)
             raise
@@ -360,10 +400,16 @@ class RtlEngine(Engine):
             return res, traces, grads
         use = useful_fmas(self.weights, spikes, traces, grads, p)
         if self.split:
-            per = useful_fmas_per_core(self.acc.mapping, self.weights, spikes, traces, grads, p)
+            blocks = useful_fmas_per_block(self.acc.mapping, self.weights, spikes, traces,
+                                           grads, p)
+            per = [0] * self.acc.mapping.cores
+            for (_, core), n in blocks.items():
+                per[core] += sum(n.values())
             st = self.stats
             st["core_useful"] = per if st["core_useful"] is None else \
                 [a + b for a, b in zip(st["core_useful"], per)]
+            st["schedule_useful"] = st.get("schedule_useful", 0) + schedule_bound(
+                self.acc.mapping, blocks)
         self.stats["useful"]["forward"] += use["forward"]
         self.stats["useful"]["backward"] += use["backward"]
         # dependent phases, each paying one pipeline fill: per layer the forward sums and
@@ -384,7 +430,8 @@ class RtlEngine(Engine):
         """Inference on the core; every output count is checked against the golden model
         (losses and spike densities are the golden twin's)."""
         self.phase = "inference"
-        kept = (self.acc.compute_cycles, self.acc.transfer_cycles) if self.split else None
+        kept = (self.acc.compute_cycles, self.acc.transfer_cycles,
+                dict(self.acc.phase_cycles)) if self.split else None
         traces = golden.forward(self.weights, spikes, self.params)
         want = golden.spike_counts(traces[-1].s)
         preds = np.zeros(len(spikes), dtype=np.int64)
@@ -396,7 +443,7 @@ class RtlEngine(Engine):
             preds[k] = res.prediction
         self.acc.counters(clear=True)       # inference is not part of the training counts
         if kept is not None:
-            self.acc.compute_cycles, self.acc.transfer_cycles = kept
+            self.acc.compute_cycles, self.acc.transfer_cycles, self.acc.phase_cycles = kept
         spikes_l, slots_l = layer_activity(traces)
         return EvalStats(predictions=preds, loss=golden.loss_value(traces[-1].s, labels),
                          spikes=spikes_l, slots=slots_l)
@@ -432,6 +479,14 @@ class RtlEngine(Engine):
                               "utilisation": (core_fmas[k] / (cycles * P)) if cycles else 0.0}
                              for k in range(cores)],
                 "transfer_cycles_per_sample": self.acc.transfer_cycles / n,
+                # a tighter bound for this schedule: its critical path (layers one after
+                # the other, the input-gradient chain through a layer's blocks) / lanes
+                "schedule_ideal_cycles_per_sample": (
+                    (st.get("schedule_useful", 0) + upd) / P + st["phases"] * (S + 1)) / n,
+                # the schedule's cycles by phase (the cores' own phase counters, summed
+                # over the cores, stay in counters_per_sample)
+                "schedule_cycles_per_phase_per_sample": {
+                    k: v / n for k, v in sorted(self.acc.phase_cycles.items())},
                 # every flit is a command or its answer between the host node and a core
                 # (the host moves the data between the phases): one link class so far
                 "noc_flits_per_sample": {

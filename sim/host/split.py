@@ -53,25 +53,28 @@ class SplitDevice:
         self.params = None
         self.compute_cycles = 0         # device cycles of the phases (RUN_PHASE, UPDATE)
         self.transfer_cycles = 0        # device cycles of the data the host moved
+        self.phase_cycles: dict[str, int] = {}   # compute cycles by phase (and "update")
         self.core_counters: list[dict] = []
         self._spikes = None
         self._runs = 0                  # samples run since the counters were cleared
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _do(self, k: int, plan, *, compute=False):
-        out = drive_sync(plan, lambda cmd, payload: self._transact(k, cmd, payload, compute))
-        return out
+    def _do(self, k: int, plan, *, compute=False, phase=None):
+        return drive_sync(plan, lambda cmd, payload: self._transact(k, cmd, payload, compute,
+                                                                    phase))
 
-    def _transact(self, k, cmd, payload, compute):
+    def _transact(self, k, cmd, payload, compute, phase):
         p = self.system.core[k].link.transact(cmd, payload)
-        self._count(compute)
+        self._count(compute, phase)
         return p
 
-    def _count(self, compute):
+    def _count(self, compute, phase=None):
         cycles = getattr(self.link, "last_cycles", None) or 0
         if compute:
             self.compute_cycles += cycles
+            key = "update" if phase is None else phase.name.lower()
+            self.phase_cycles[key] = self.phase_cycles.get(key, 0) + cycles
         else:
             self.transfer_cycles += cycles
 
@@ -86,12 +89,13 @@ class SplitDevice:
             e = blocks[0].entry
             flags = self.system.broadcast(lambda: plans.run_phase(phase, e, cont=cont),
                                           first=first, count=count)
-            self._count(True)
+            self._count(True, phase)
             return any(flags)
         bad = False
         for i, b in enumerate(blocks):
             label = None if labels is None else labels[i]
-            bad |= self._do(b.core, plans.run_phase(phase, b.entry, label, cont), compute=True)
+            bad |= self._do(b.core, plans.run_phase(phase, b.entry, label, cont), compute=True,
+                            phase=phase)
         return bad
 
     def _entry(self, b):
