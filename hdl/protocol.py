@@ -270,8 +270,14 @@ RUN_RESULT = data.StructLayout({
 #: Request of RUN_PHASE. ``label``: the class relative to the entry's first neuron
 #: (LOSS), or :data:`NO_LABEL` when the class is not among the entry's neurons (every
 #: target 0); ``cont`` (INPUT_GRAD): 1 continues the partial sums loaded into ``acc``
-#: by WRITE_GRADIENTS, 0 starts from +0.0. The response payload is empty.
-RUN_PHASE = data.StructLayout({"phase": Phase, "entry": 8, "label": 16, "cont": 8})
+#: by WRITE_GRADIENTS, 0 starts from +0.0. ``steps`` (INPUT_GRAD): 0 runs every time
+#: step; ``steps`` = C > 0 runs stage ``stage`` of the staged chain: the core at chain
+#: position ``p`` (its index in the system: block ``p`` of a layer sits on core ``p``)
+#: computes the steps ``(stage - p) * C .. + C - 1`` (none when outside ``0 .. T-1``),
+#: continuing the loaded partial sums when ``p > 0`` and from +0.0 on core 0 (``cont``
+#: is then not used). The response is a :data:`RUN_RESULT`.
+RUN_PHASE = data.StructLayout({"phase": Phase, "entry": 8, "label": 16, "cont": 8,
+                               "stage": 8, "steps": 8})
 
 #: ``label`` of a RUN_PHASE whose entry does not hold the class.
 NO_LABEL = 0xFFFF

@@ -234,7 +234,7 @@ class System(ArgumentChecked, wiring.Component):
             wiring.connect(m, node.req, core.req)
             wiring.connect(m, core.rsp, node.rsp)
             if hasattr(core, "noc"):
-                m.d.comb += core.noc.eq(node.flits)
+                m.d.comb += [core.noc.eq(node.flits), core.index.eq(k)]
             if k == HOST_NODE:
                 wiring.connect(m, disp.net_tx, share.a_tx)
                 wiring.connect(m, share.a_rx, disp.net_rx)
@@ -261,6 +261,7 @@ class CoreInstance(wiring.Component):
             "req": In(stream.Signature(BEAT_LAYOUT)),
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
             "noc": In(NOC_EVENTS),
+            "index": In(16),
         })
 
     def elaborate(self, platform):
@@ -271,5 +272,5 @@ class CoreInstance(wiring.Component):
             i_req__valid=self.req.valid, i_req__payload=self.req.payload,
             o_req__ready=self.req.ready,
             o_rsp__valid=self.rsp.valid, o_rsp__payload=self.rsp.payload,
-            i_rsp__ready=self.rsp.ready, i_noc=self.noc.as_value())
+            i_rsp__ready=self.rsp.ready, i_noc=self.noc.as_value(), i_index=self.index)
         return m

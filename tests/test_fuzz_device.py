@@ -52,7 +52,7 @@ COMMANDS = set(range(0x20, 0x2E))
 # fixed payload sizes of the command table (bytes)
 SIZE = {INFO: 0, SET_CONSTANTS: 2 + 1 + 1 + 4 + 8 * 2, SET_LAYER: 1 + 2 + 2 + 2 + 2 + 4,
         READ_WEIGHTS: 1 + 2 + 2 + 1 + 2, RUN: 1 + 2, UPDATE: 0, READ_HISTORY: 1 + 2 + 2 + 2,
-        READ_GRADIENTS: 1 + 2 + 2 + 2, READ_COUNTERS: 1, RUN_PHASE: 1 + 1 + 2 + 1}
+        READ_GRADIENTS: 1 + 2 + 2 + 2, READ_COUNTERS: 1, RUN_PHASE: 1 + 1 + 2 + 1 + 1 + 1}
 WW_HEADER, LS_HEADER = 1 + 2 + 2, 2
 
 
@@ -179,8 +179,9 @@ class Fuzzer:
                 # a run, a phase or an update before any network is loaded
                 if rng.random() < 0.3:
                     return pre + frame(RUN_PHASE, struct.pack(
-                        "<BBHB", int(rng.integers(0, 5)), int(rng.integers(0, 256)),
-                        int(rng.integers(0, 0x10000)), int(rng.integers(0, 2)))), \
+                        "<BBHBBB", int(rng.integers(0, 5)), int(rng.integers(0, 256)),
+                        int(rng.integers(0, 0x10000)), int(rng.integers(0, 2)),
+                        int(rng.integers(0, 256)), int(rng.integers(0, 256)))), \
                         [Expect(BAD_STATE, RUN_PHASE)]
                 if rng.random() < 0.5:
                     return pre + frame(UPDATE), [Expect(BAD_STATE, UPDATE)]
@@ -250,7 +251,8 @@ class Fuzzer:
                                              (1, layers - 1, int(rng.integers(sizes[-1],
                                                                               0xFFFF)), 0)][
                     int(rng.integers(0, 2))]
-            return RUN_PHASE, struct.pack("<BBHB", phase, entry, label, cont)
+            return RUN_PHASE, struct.pack("<BBHBBB", phase, entry, label, cont,
+                                          int(rng.integers(0, 256)), int(rng.integers(0, 256)))
         if r == 13:     # WRITE_GRADIENTS: a kind other than acc, or count * T != the values
             which, count, values = [(int(rng.choice([0, 1, 3, 255])), 1, 16),
                                     (2, 0, 2), (2, 1, 16 + 1)][int(rng.integers(0, 3))]

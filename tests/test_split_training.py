@@ -71,15 +71,18 @@ def test_split_layers_train_bit_exact_on_one_and_two_cores(reset_grad):
     labels = rng.integers(0, sizes[-1], size=4)
     with _system_session(CFG) as link:
         finals = []
-        for cores in (2, 1):
-            dev = SplitDevice(link, CFG, cores=cores)
+        # the input gradient staged in chunks of 2 steps (the default for two blocks and
+        # T = 6), in chunks of 4 and 2, and unstaged (one core after the other); one core
+        for cores, steps in ((2, None), (2, 4), (2, 0), (1, None)):
+            dev = SplitDevice(link, CFG, cores=cores, gin_steps=steps)
             finals.append(_train(dev, sizes, params, weights, samples, labels, batch=2))
             if cores == 2:
                 # the hidden and output layers really are split over both cores
                 assert [len(b) for b in dev.mapping.layers] == [2, 2]
                 assert dev.compute_cycles > 0 and dev.transfer_cycles > 0
-        for a, b in zip(*finals):
-            assert a.tobytes() == b.tobytes()
+        for other in finals[1:]:
+            for a, b in zip(finals[0], other):
+                assert a.tobytes() == b.tobytes()
 
 
 def test_phase_commands_refuse_bad_arguments():
@@ -94,7 +97,8 @@ def test_phase_commands_refuse_bad_arguments():
             return Status.OK
 
         run = lambda phase, entry, label=NO_LABEL, cont=0: pack(proto.RUN_PHASE, {  # noqa: E731
-            "phase": phase, "entry": entry, "label": label, "cont": cont})
+            "phase": phase, "entry": entry, "label": label, "cont": cont, "stage": 0,
+            "steps": 0})
         # before any network: the state is wrong
         assert status(Command.RUN_PHASE, run(Phase.FORWARD, 0)) == Status.BAD_STATE
         dev = SplitDevice(link, CFG, cores=2)

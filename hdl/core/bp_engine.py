@@ -50,6 +50,12 @@ class BPPhase(enum.Enum, shape=2):
 class BPEngine(Engine):
     Phase = BPPhase
 
+    @staticmethod
+    def extra_members(g):
+        # the steps the input gradient visits, t_lo <= t < t_hi (RUN_PHASE's stages)
+        return {"t_lo": In(g.time_bits + 1),
+                "t_hi": In(g.time_bits + 1, init=2 ** (g.time_bits + 1) - 1)}
+
     def build(self, m, lay, ctl):
         m.submodules.tg = tg = TimeGroupLoop(self.geo)
         m.submodules.pl = pl = GinLoop(self.geo)
@@ -71,7 +77,8 @@ class BPEngine(Engine):
                                  tg.kinds[2].eq(OpKind.BPB), tg.nkinds.eq(3)]
                 with m.Else():
                     m.d.comb += tg.kinds[0].eq(OpKind.BPB)
-        m.d.comb += [pl.start.eq(start_pl), pl.layer.eq(lay), pl.win.eq(self.scan.win)]
+        m.d.comb += [pl.start.eq(start_pl), pl.layer.eq(lay), pl.win.eq(self.scan.win),
+                     pl.t_lo.eq(self.t_lo), pl.t_hi.eq(self.t_hi)]
         self.scan_with(m, pl, start=start_pl, base=lay.out_hg, n=lay.n_out, nz=1)
         return [tg, pl]
 
@@ -92,6 +99,8 @@ class GinLoop(_Loop):
             "win": In(g.hist_groups * g.max_time_steps),
             "pairs": In(stream.Signature(pair_layout(g))),
             "pairs_done": In(1),
+            "t_lo": In(g.time_bits + 1),        # events at other steps are dropped
+            "t_hi": In(g.time_bits + 1, init=2 ** (g.time_bits + 1) - 1),
         })
 
     def elaborate(self, platform):
@@ -132,8 +141,11 @@ class GinLoop(_Loop):
         m.d.comb += nv.eq(Mux(any_, _nvalid(g, rem), 0))
         base_used = Mux(fresh, 0, used)
         o = self.op.payload
+        # an event outside the visited steps is taken without an operation
+        keep = Signal()
+        m.d.comb += keep.eq((pr.t >= self.t_lo) & (pr.t < self.t_hi))
         m.d.comb += [
-            self.op.valid.eq(running & self.pairs.valid),
+            self.op.valid.eq(running & self.pairs.valid & keep),
             o.kind.eq(Mux(any_, OpKind.GIN, OpKind.NOP)),
             o.t.eq(pr.t),
             o.g.eq(hs),
@@ -149,7 +161,7 @@ class GinLoop(_Loop):
         m.d.comb += self.busy.eq(running)
         step = Signal()
         m.d.comb += step.eq(self.op.valid & self.op.ready)
-        m.d.comb += self.pairs.ready.eq(step & last)
+        m.d.comb += self.pairs.ready.eq((step & last) | (running & self.pairs.valid & ~keep))
         with m.If(self.start):
             m.d.sync += [running.eq(1), lay.eq(self.layer), fresh.eq(1)]
         with m.Elif(running):

@@ -17,7 +17,7 @@ payload byte.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
@@ -56,6 +56,9 @@ def settings_layout(geo: CoreGeometry) -> data.StructLayout:
         "through": 1,
         "wcount": geo.waddr_bits,
         "label": geo.neuron_bits + 1,
+        # the time steps the input-gradient phase visits (RUN_PHASE's stages; all by default)
+        "t_lo": geo.time_bits + 1,
+        "t_hi": geo.time_bits + 1,
         "constants": CONSTANTS_LAYOUT,
     })
 
@@ -71,7 +74,9 @@ class CommandUnit(wiring.Component):
         super().__init__({
             "req": In(stream.Signature(BEAT_LAYOUT)),
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
-            "settings": Out(settings_layout(g), init={"T": 1, "layers": 1}),
+            "settings": Out(settings_layout(g), init={"T": 1, "layers": 1,
+                                                     "t_hi": 2 ** (g.time_bits + 1) - 1}),
+            "index": In(16),                # the core's position in the system
             "run": Out(RunControl()),
             "clear_flags": Out(1),
             "nonfinite": In(1),
@@ -320,7 +325,8 @@ class CommandUnit(wiring.Component):
                              (a.label[:self.geo.neuron_bits] >= self.table_read.entry.n_out))):
             self._reject(m)
         with m.Else():
-            m.d.sync += self.settings.label.eq(a.label)
+            m.d.sync += [self.settings.label.eq(a.label), self.settings.t_lo.eq(0),
+                         self.settings.t_hi.eq(-1)]
             m.d.comb += [self.run.start.eq(1), self.clear_flags.eq(1),
                          self.run.kind.eq(Mux(train, RunKind.TRAIN, RunKind.FORWARD))]
             m.next = "RUNNING"
@@ -330,6 +336,15 @@ class CommandUnit(wiring.Component):
         a = self._view(proto.RUN_PHASE)
         ent = self.table_read.entry                 # at a.entry (the index multiplexer)
         label_over = a.label[g.neuron_bits:].any()
+        # a stage of the staged input-gradient chain: this core's chunk of steps
+        staged = (a.phase == Phase.INPUT_GRAD) & (a.steps != 0)
+        chunk = Signal(signed(18))
+        m.d.comb += chunk.eq(a.stage - self.index)
+        t_lo = Signal(17)
+        m.d.comb += t_lo.eq(chunk[:9] * a.steps)
+        idle = staged & ((chunk < 0) | (t_lo >= self.settings.T))
+        t_hi = Signal(18)
+        m.d.comb += t_hi.eq(t_lo + a.steps)
         with m.If((nbytes != proto.nbytes(proto.RUN_PHASE)) |
                   (a.phase.as_value() > Phase.WEIGHT_GRAD.value) | (a.cont > 1) |
                   Const(int(g.inference_only))):
@@ -343,11 +358,22 @@ class CommandUnit(wiring.Component):
         with m.Else():
             # no class among the entry's neurons: a label no lane has (all targets 0)
             m.d.sync += [self.settings.label.eq(Mux(a.label == NO_LABEL, -1, a.label)),
-                         self.best.eq(0)]
-            r = self.run
-            m.d.comb += [r.start.eq(1), self.clear_flags.eq(1), r.kind.eq(RunKind.PHASE),
-                         r.phase.eq(a.phase), r.entry.eq(a.entry), r.cont.eq(a.cont[0])]
-            m.next = "RUNNING"
+                         self.best.eq(0), self.settings.t_lo.eq(0), self.settings.t_hi.eq(-1)]
+            with m.If(idle):
+                # no step of this stage on this core: done at once
+                m.d.sync += self.ntail.eq(proto.nbytes(proto.RUN_RESULT))
+                m.d.comb += self.clear_flags.eq(1)
+                self._respond(m)
+            with m.Else():
+                with m.If(staged):
+                    m.d.sync += [self.settings.t_lo.eq(t_lo),
+                                 self.settings.t_hi.eq(Mux(t_hi > self.settings.T,
+                                                           self.settings.T, t_hi))]
+                r = self.run
+                m.d.comb += [r.start.eq(1), self.clear_flags.eq(1), r.kind.eq(RunKind.PHASE),
+                             r.phase.eq(a.phase), r.entry.eq(a.entry),
+                             r.cont.eq(Mux(staged, self.index != 0, a.cont[0]))]
+                m.next = "RUNNING"
 
     def _write_gradients(self, m, nbytes):
         g = self.geo

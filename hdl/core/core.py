@@ -50,6 +50,9 @@ class Core(ArgumentChecked, wiring.Component):
             "rsp": Out(stream.Signature(BEAT_LAYOUT)),
             # flits of the core's network interface this cycle (the counters); 0 alone
             "noc": In(NOC_EVENTS),
+            # the core's position in the system (its node; 0 alone): the chain position of
+            # its blocks in a staged input gradient (RUN_PHASE)
+            "index": In(16),
         })
 
     def elaborate(self, platform):
@@ -78,7 +81,8 @@ class Core(ArgumentChecked, wiring.Component):
         s = cmd.settings
         m.d.comb += [dp.T.eq(s.T), dp.through.eq(s.through), dp.label.eq(s.label),
                      dp.constants.eq(s.constants), dp.clear_flags.eq(cmd.clear_flags),
-                     cmd.nonfinite.eq(dp.nonfinite), seq.layers.eq(s.layers), scan.T.eq(s.T)]
+                     cmd.nonfinite.eq(dp.nonfinite), seq.layers.eq(s.layers), scan.T.eq(s.T),
+                     cmd.index.eq(self.index), bp.t_lo.eq(s.t_lo), bp.t_hi.eq(s.t_hi)]
 
         # sequencer: the engines' phases on the current layer
         wiring.connect(m, seq.layer, table.read[0])

@@ -54,7 +54,12 @@ class Engine(wiring.Component):
         }
         if self.uses_scanner:
             members["scan"] = Out(ScanRequest(g))
-        super().__init__(members)
+        super().__init__({**members, **self.extra_members(g)})
+
+    @staticmethod
+    def extra_members(g) -> dict:
+        """Members an engine adds to the common ones (none by default)."""
+        return {}
 
     def elaborate(self, platform):
         m = Module()

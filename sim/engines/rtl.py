@@ -352,6 +352,10 @@ class RtlEngine(Engine):
             fmas = [k["fp_fmas"] + k["bp_fmas"] + k["wg_fmas"] for k in per]
             for key, add in (("core_cycles", busy), ("core_fmas", fmas)):
                 st[key] = add if st[key] is None else [a + b for a, b in zip(st[key], add)]
+            engines = [{f"{e}_{w}": k[f"{e}_{w}"] for e in ("fp", "bp", "wg")
+                        for w in ("busy", "stalled")} for k in per]
+            st["core_engines"] = engines if st.get("core_engines") is None else \
+                [{n: a[n] + b[n] for n in a} for a, b in zip(st["core_engines"], engines)]
         return c
 
     # -- the engine interface --------------------------------------------------------
@@ -476,7 +480,11 @@ class RtlEngine(Engine):
                               "fmas_per_sample": core_fmas[k] / n,
                               "useful_fmas_per_sample": (st["core_useful"][k] / n
                                                          if st["core_useful"] else 0),
-                              "utilisation": (core_fmas[k] / (cycles * P)) if cycles else 0.0}
+                              "utilisation": (core_fmas[k] / (cycles * P)) if cycles else 0.0,
+                              # busy and stalled cycles per engine (FP, BP with the loss, WG)
+                              "engines_per_sample": {
+                                  name: v / n for name, v in
+                                  (st.get("core_engines") or [{}] * cores)[k].items()}}
                              for k in range(cores)],
                 "transfer_cycles_per_sample": self.acc.transfer_cycles / n,
                 # a tighter bound for this schedule: its critical path (layers one after

@@ -235,12 +235,13 @@ class plans:
 
     @staticmethod
     def run_phase(phase: Phase, entry: int, label: int | None = None,
-                  cont: bool = False) -> Plan:
-        """RUN_PHASE: one phase on layer-table entry ``entry``; returns whether a written
-        value was inf or NaN."""
+                  cont: bool = False, stage: int = 0, steps: int = 0) -> Plan:
+        """RUN_PHASE: one phase on layer-table entry ``entry`` (``steps`` > 0: stage
+        ``stage`` of a staged input gradient); returns whether a written value was inf or
+        NaN."""
         p = yield (Command.RUN_PHASE, pack(proto.RUN_PHASE, {
             "phase": phase, "entry": entry, "label": NO_LABEL if label is None else int(label),
-            "cont": int(cont)}))
+            "cont": int(cont), "stage": stage, "steps": steps}))
         return bool(unpack(proto.RUN_RESULT, p).flags.nonfinite)
 
     @staticmethod

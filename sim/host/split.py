@@ -17,7 +17,9 @@ read weights, history, ``du`` and counters as whole layers), over the cores of a
    (WRITE_GRADIENTS; the output layer's are already there), the blocks run BACKWARD;
    the input gradient travels along the blocks in ascending neuron order, each core
    continuing the partial sum it receives (INPUT_GRAD, READ_GRADIENTS ``ACC``; SPEC
-   section 3: the same bits on any core count); WEIGHT_GRAD on every block;
+   section 3: the same bits on any core count), staged over chunks of time steps so that
+   the cores work on different chunks at once (core ``k`` on chunk ``s - k`` in stage
+   ``s``); WEIGHT_GRAD on every block;
 4. UPDATE on every used core.
 
 Every value moves through the host (the NoC carries the commands); core-to-core
@@ -41,7 +43,13 @@ class SplitDevice:
     """A network over ``cores`` cores of the system behind ``link`` (see the module
     doc). ``config`` is the system's build configuration (the mapping's limits)."""
 
-    def __init__(self, link, config, *, cores: int):
+    def __init__(self, link, config, *, cores: int, gin_steps: int | None = None):
+        """``gin_steps``: time steps per chunk of the staged input-gradient chain (default:
+        about ``T / (2 * blocks)``, so a chain of ``n`` blocks takes ``2n + n - 1``
+        stages); 0 runs the chain unstaged, one core after the other."""
+        if gin_steps is not None and (not isinstance(gin_steps, int) or gin_steps < 0):
+            raise ValueError(f"gin_steps must be a non-negative integer, not {gin_steps!r}")
+        self.gin_steps = gin_steps
         self.link, self.config = link, config
         built = config.features.cores
         if not isinstance(cores, int) or isinstance(cores, bool) or not 1 <= cores <= built:
@@ -224,18 +232,70 @@ class SplitDevice:
                     self._do(b.core, plans.write_acc(self.info, g[:, b.lo:b.hi]))
             bad |= self._phase(blocks, Phase.BACKWARD)
             if l:
-                partial = None
-                for b in blocks:                        # ascending neurons
+                for b in blocks:
                     self._inputs_of(b, layer_s, layer_m, window=True)
-                    if partial is not None:
-                        self._do(b.core, plans.write_acc(self.info, partial))
-                    bad |= self._phase([b], Phase.INPUT_GRAD, cont=partial is not None)
-                    partial = self._do(b.core, plans.read_gradients(
-                        self.info, GradientKind.ACC, 0, self.sizes[l], T))
-                g = partial
+                g, flag = self._input_gradient(l, blocks)
+                bad |= flag
             for b in blocks:
                 self._inputs_of(b, layer_s, layer_m, window=False)
             bad |= self._phase(blocks, Phase.WEIGHT_GRAD)
+        return bad
+
+    def _read_acc(self, b):
+        return self._do(b.core, plans.read_gradients(self.info, GradientKind.ACC, 0,
+                                                     self.sizes[b.layer], self.params.T))
+
+    def _input_gradient(self, l, blocks):
+        """The input gradient of layer ``l`` (``(T, n_in)``) through its blocks in ascending
+        neuron order; returns it and whether a core reported an inf or NaN."""
+        T, n = self.params.T, len(blocks)
+        steps = self.gin_steps if self.gin_steps is not None else max(1, -(-T // (2 * n)))
+        staged = n > 1 and steps > 0 and [b.core for b in blocks] == list(range(n))
+        bad = False
+        if not staged:                  # one block after the other, every step
+            partial = None
+            for b in blocks:
+                if partial is not None:
+                    self._do(b.core, plans.write_acc(self.info, partial))
+                bad |= self._phase([b], Phase.INPUT_GRAD, cont=partial is not None)
+                partial = self._read_acc(b)
+            return partial, bad
+        # stage s: block k (on core k) on the steps of chunk s - k, continuing the partial
+        # sums block k - 1 gave in stage s - 1; the last block's chunks are the result
+        chunks = -(-T // steps)
+        rows = lambda c: slice(c * steps, min(T, (c + 1) * steps))     # noqa: E731
+        out = np.zeros((T, self.sizes[l]), dtype=np.float16)
+        handed = {}                     # block k -> the partial sums it gave last stage
+        for s in range(chunks + n - 1):
+            active = [k for k in range(n) if 0 <= s - k < chunks]
+            for k in active:
+                if k and k - 1 in handed:
+                    self._do(blocks[k].core, plans.write_acc(self.info, handed.pop(k - 1)))
+            bad |= self._stage(blocks, s, steps, active)
+            for k in active:
+                got = self._read_acc(blocks[k])
+                if k == n - 1:
+                    out[rows(s - k)] = got[rows(s - k)]
+                else:
+                    handed[k] = got
+        return out, bad
+
+    def _stage(self, blocks, s, steps, active) -> bool:
+        """Stage ``s`` of a staged input gradient on the ``active`` blocks: one broadcast to
+        cores ``0 .. n-1`` when the blocks sit at the same entry (the cores outside their
+        chunks answer at once), else block by block."""
+        if len({b.entry for b in blocks}) == 1:
+            e = blocks[0].entry
+            flags = self.system.broadcast(
+                lambda: plans.run_phase(Phase.INPUT_GRAD, e, stage=s, steps=steps),
+                first=0, count=len(blocks))
+            self._count(True, Phase.INPUT_GRAD)
+            return any(flags)
+        bad = False
+        for k in active:
+            bad |= self._do(blocks[k].core, plans.run_phase(
+                Phase.INPUT_GRAD, blocks[k].entry, stage=s, steps=steps), compute=True,
+                phase=Phase.INPUT_GRAD)
         return bad
 
     def update(self):
