@@ -8,7 +8,9 @@ same loop as the golden engine): it runs every sample through
 and through :mod:`spikeforge.sim.golden.model` side by side. After every sample
 the core's ``dW`` (and with ``check_traces`` its spike / window history and
 ``du``) must equal the golden model's bit for bit; after every update its
-weights; in inference every output count. The first difference raises a
+weights (``check="digest"``, the default: the core's CRC-32 of each layer, READ_DIGEST,
+must equal that of the golden values, and only when it does not are the values read
+back to name the first difference; ``check="full"``: every value read back); in inference every output count. The first difference raises a
 :class:`~spikeforge.sim.engines.compare.Mismatch` naming layer, neuron, input or
 time step and both values.
 
@@ -41,15 +43,22 @@ from spikeforge.sim.errors import UsageError
 from spikeforge.sim.golden import fp16
 from spikeforge.sim.golden import model as golden
 from spikeforge.hdl.system import System
-from spikeforge.sim.host.device import CoreLink, Device, DeviceInfo, MapError, NetworkMap
+from spikeforge.sim.host.device import (CoreLink, Device, DeviceInfo, MapError, NetworkMap,
+                                        weights_digest)
 from spikeforge.sim.host.mapping import MappingError, compile_mapping
 from spikeforge.sim.options import add_config_arguments, config_from_options
 
 __all__ = ["useful_fmas", "RtlEngine", "weights_sha256", "Mismatch", "session_name",
-           "system_session_name", "TOPS"]
+           "system_session_name", "TOPS", "CHECKS"]
 
 #: The tops the engine can train on (``--top``).
 TOPS = ("accelerator", "system")
+
+#: How ``dW`` and ``W`` are compared after every sample and update (``--check``):
+#: ``digest`` compares the core's READ_DIGEST of every layer with the golden values'
+#: digest and reads the values (to name the first difference) only when one differs;
+#: ``full`` reads every value back. A split network (``--cores N``) reads the values.
+CHECKS = ("digest", "full")
 
 #: g++ optimisation of the model's per-cycle code for training runs: ``-O3`` measured
 #: fastest on the ``digits`` core, side by side with ``-O1`` (the tests' default) and
@@ -155,6 +164,11 @@ class RtlEngine(Engine):
                             "sample")
         p.add_argument("--preset", default="digits",
                        help="rtl engine: build preset of the core (default: %(default)s)")
+        p.add_argument("--check", choices=CHECKS, default="digest",
+                       help="rtl engine: how dW and W are compared after every sample and "
+                            "update: the core's CRC-32 of each layer, the values read back "
+                            "only on a difference (digest), or every value read back (full) "
+                            "(default: %(default)s)")
         p.add_argument("--top", choices=TOPS, default="accelerator",
                        help="rtl engine: the one-core top (accelerator) or the core behind the "
                             "multi-core system top (system: dispatcher, NoC, every request "
@@ -163,10 +177,11 @@ class RtlEngine(Engine):
     @classmethod
     def options_from(cls, args) -> dict:
         return {"cores": args.cores, "preset": args.preset, "check_traces": args.check_traces,
-                "top": args.top}
+                "top": args.top, "check": args.check}
 
     def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16", cores=1,
-                 preset="digits", check_traces=False, top="accelerator", config=None):
+                 preset="digits", check_traces=False, top="accelerator", config=None,
+                 check="digest"):
         """``config``, if given, is the :class:`BuildConfig` to build (in place of the
         preset; ``preset`` then only names it in the report)."""
         self.split = (config.features.cores if config is not None else cores) > 1
@@ -175,6 +190,9 @@ class RtlEngine(Engine):
         if top not in TOPS:
             raise UsageError(f"--top {top} is unknown; allowed: {', '.join(TOPS)}")
         self.top = top
+        if check not in CHECKS:
+            raise UsageError(f"--check {check} is unknown; allowed: {', '.join(CHECKS)}")
+        self.check = check
         if precision != "fp16":
             raise UsageError(f"--precision {precision} is not available with --engine rtl; "
                              "allowed: fp16")
@@ -194,7 +212,8 @@ class RtlEngine(Engine):
                       "fmas_done": 0, "fmas_skipped": 0,
                       "useful": {"forward": 0, "backward": 0, "update": 0},
                       "counters": {}, "sim_seconds": 0.0, "sim_cycles": 0,
-                      "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0,
+                      "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0, "digest_checks": 0,
+                      "train_seconds": 0.0, "train_link_cycles": 0,
                       "core_cycles": None, "core_fmas": None, "core_useful": None}
 
     def _check_fits(self, info: DeviceInfo, built: str) -> None:
@@ -278,9 +297,30 @@ class RtlEngine(Engine):
         return self.mismatch is None or self.mismatch_phase == "inference"
 
     def _check_weights(self, when):
-        got = self.acc.read_weights("W")
-        for l, W in enumerate(self.weights):
-            first_difference(f"layer {l} weights {when}", got[l], W, kind="W")
+        self._compare("W", self.weights, lambda l: f"layer {l} weights {when}")
+
+    def _digests(self) -> bool:
+        """Whether the weights are compared by their digests (a core that answers them)."""
+        return (self.check == "digest" and not self.split and
+                getattr(getattr(self, "acc", None), "has_digest", False))
+
+    def _compare(self, which, want, what):
+        """The device's ``W`` or ``dW`` (``which``) against the golden ``want`` (one array
+        per layer), :class:`Mismatch` at the first difference (``what(l)`` names it)."""
+        if self._digests():
+            P = self.acc.info.lanes
+            got = self.acc.digests(which)
+            self.stats["digest_checks"] += 1
+            if got == [weights_digest(W, P) for W in want]:
+                return
+        values = self.acc.read_weights(which)
+        for l, W in enumerate(want):
+            first_difference(what(l), values[l], W, kind="W")
+        if self._digests():
+            bad = [l for l, (d, W) in enumerate(zip(got, want)) if d != weights_digest(W, P)]
+            raise Mismatch(f"{what(bad[0])}: the core's digest 0x{got[bad[0]]:08x} differs "
+                           f"from the golden values' 0x{weights_digest(want[bad[0]], P):08x}, "
+                           "yet every value read back equals the golden model", {"layer": bad[0]})
 
     def _timed(self, fn):
         # wall time and device cycles of a compute command (few bytes move: the
@@ -324,6 +364,15 @@ class RtlEngine(Engine):
     def train_step(self, spikes, labels) -> StepStats:
         """Each sample forward and backward on both, checked; then the update, checked."""
         self.phase = "training"
+        c0, t0 = self.link.cycles, time.monotonic()
+        try:
+            return self._train_step(spikes, labels)
+        finally:
+            self.stats["train_seconds"] += time.monotonic() - t0
+            if c0 is not None:
+                self.stats["train_link_cycles"] += self.link.cycles - c0
+
+    def _train_step(self, spikes, labels) -> StepStats:
         dWs = golden.zero_grads(self.weights)
         losses, correct, traces_all, grads_all = [], 0, [], []
         for spikes_k, label in zip(spikes, labels):
@@ -375,9 +424,7 @@ class RtlEngine(Engine):
                     first_difference(f"layer {l} {which}", self.acc.history(l, which), want,
                                      kind="trace")
                 first_difference(f"layer {l} du", self.acc.du(l), grads[l].du, kind="trace")
-        got = self.acc.read_weights("dW")
-        for l in range(len(self.weights)):
-            first_difference(f"layer {l} dW", got[l], grads[l].dW, kind="W")
+        self._compare("dW", [gr.dW for gr in grads], lambda l: f"layer {l} dW")
         return res, traces, grads
 
     def evaluate(self, spikes, labels) -> EvalStats:
@@ -449,6 +496,9 @@ class RtlEngine(Engine):
             "simulated_cycles_per_cpu_second": ((st["sim_cycles"] / st["sim_cpu_seconds"])
                                                 if st["sim_cpu_seconds"] else None),
             "counters_per_sample": {k: v / n for k, v in st["counters"].items()},
+            # everything a training sample costs: spikes in, run, checks, update, counters
+            "link_cycles_per_sample": st["train_link_cycles"] / n,
+            "train_wall_seconds_per_sample": st["train_seconds"] / n,
             "lanes": P,
             "weights_sha256": weights_sha256(self.acc.read_weights("W")),
             **split,
@@ -461,6 +511,8 @@ class RtlEngine(Engine):
 
     def report(self) -> dict:
         out = {**self.identity(), "check_traces": self.check_traces,
+               "check": "digest" if self._digests() else "full",
+               "digest_checks": self.stats["digest_checks"],
                "bit_exact": self.mismatch is None}
         # after a difference in training the hardware numbers describe no finished run
         if self._finished_training():
