@@ -141,3 +141,32 @@ def test_core_answers_the_digest_of_its_weights_and_gradients():
             assert link.request(Command.READ_DIGEST, payload).status == Status.BAD_ARGUMENT, \
                 payload.hex()
         assert acc.digests("W")[1] == digest_reference(W1, P)
+
+
+@pytest.mark.verilator
+def test_a_wrong_gradient_is_found_by_its_digest_and_named_by_the_values(tmp_path, capsys,
+                                                                         monkeypatch):
+    """One dW bit of the golden twin flipped in the second sample: the digests differ, the
+    values read back name layer, neuron and input."""
+    import json
+    from spikeforge.sim import cli
+    real_backward, calls = golden.backward, []
+
+    def backward_with_one_bit_flipped(*args, **kw):
+        grads = real_backward(*args, **kw)
+        calls.append(1)
+        if len(calls) == 2:
+            grads[1].dW.view(np.uint16)[3, 5] ^= 0x0100
+        return grads
+
+    monkeypatch.setattr(golden, "backward", backward_with_one_bit_flipped)
+    out = tmp_path / "r.json"
+    rc = cli.main(["train", "--engine", "rtl", "--preset", "tiny", "--hidden", "24", "--T", "8",
+                   "--samples", "3", "--test-samples", "2", "--no-progress", "--json", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("spikeforge train: sample 1: the core differs from the golden "
+                              "model: layer 1 dW: first difference at neuron 3, input 5: "), err[-1]
+    report = json.loads(out.read_text())
+    assert report["check"] == "digest" and report["digest_checks"] >= 3
+    assert report["mismatch"]["where"] == {"neuron": 3, "input": 5}

@@ -397,11 +397,15 @@ class Device:
         """Whether the core answers READ_DIGEST (INFO version 3 on)."""
         return self.info.version >= DIGEST_VERSION
 
-    def digests(self, which: str = "W") -> list[int]:
-        """The device's digest of every layer's ``W`` or ``dW`` (READ_DIGEST), to compare
-        with :func:`weights_digest` of the expected values."""
-        return [self._do(plans.read_digest(l, WEIGHTS[which]))
+    def digests(self, which: str = "W") -> list[list[int]]:
+        """The device's digest of every layer's ``W`` or ``dW`` (READ_DIGEST, one per layer
+        here), to compare with :meth:`digests_of` the expected values."""
+        return [[self._do(plans.read_digest(l, WEIGHTS[which]))]
                 for l in range(len(self.netmap.layers))]
+
+    def digests_of(self, weights) -> list[list[int]]:
+        """What :meth:`digests` answers when the layers hold ``weights``."""
+        return [[weights_digest(W, self.info.lanes)] for W in weights]
 
     def run(self, spikes, label=None) -> RunResult:
         """Load a sample's input spikes ``(T, N_in)`` and run it forward (and backward
