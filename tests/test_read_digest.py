@@ -150,10 +150,12 @@ def test_core_answers_the_digest_of_its_weights_and_gradients():
 
 
 @pytest.mark.verilator
+@pytest.mark.parametrize("cores", [1, 2])
 def test_a_wrong_gradient_is_found_by_its_digest_and_named_by_the_values(tmp_path, capsys,
-                                                                         monkeypatch):
-    """One dW bit of the golden twin flipped in the second sample: the digests differ, the
-    values read back name layer, neuron and input."""
+                                                                         monkeypatch, cores):
+    """One dW bit of the golden twin flipped in the second sample: the digests differ (on
+    two cores, those of the layer's blocks), the values read back name layer, neuron and
+    input."""
     import json
     from spikeforge.sim import cli
     real_backward, calls = golden.backward, []
@@ -168,7 +170,8 @@ def test_a_wrong_gradient_is_found_by_its_digest_and_named_by_the_values(tmp_pat
     monkeypatch.setattr(golden, "backward", backward_with_one_bit_flipped)
     out = tmp_path / "r.json"
     rc = cli.main(["train", "--engine", "rtl", "--preset", "tiny", "--hidden", "24", "--T", "8",
-                   "--samples", "3", "--test-samples", "2", "--no-progress", "--json", str(out)])
+                   "--samples", "3", "--test-samples", "2", "--no-progress", "--json", str(out),
+                   "--cores", str(cores)])
     assert rc == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("spikeforge train: sample 1: the core differs from the golden "
