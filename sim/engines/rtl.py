@@ -251,8 +251,9 @@ class RtlEngine(Engine):
             top, name = System(self.config), system_session_name(self.config)
         else:
             top, name = AcceleratorTop(self.config), session_name(self.config)
+        # the top is made from the configuration alone: its Verilog is kept by it
         return rtl_session(top, name=name, ports_only=True, wall_timeout_s=600.0,
-                           cxx_opt=CXX_OPT)
+                           cxx_opt=CXX_OPT, verilog_key=self.config.to_json())
 
     def _connected(self) -> None:
         """Called with ``self.acc`` open, before the network is loaded."""
