@@ -247,11 +247,14 @@ class RtlEngine(Engine):
     def _open(self):
         """A context manager whose value is the :class:`HostLink` to the hardware."""
         from spikeforge.sim.verilator.session import rtl_session
+        # the top is made from the configuration alone (the name says which top): its
+        # Verilog is kept by it, and made only when it is not in the cache
         if self.top == "system":
-            top, name = System(self.config), system_session_name(self.config)
+            name = system_session_name(self.config)
+            top = lambda: System(self.config)               # noqa: E731
         else:
-            top, name = AcceleratorTop(self.config), session_name(self.config)
-        # the top is made from the configuration alone: its Verilog is kept by it
+            name = session_name(self.config)
+            top = lambda: AcceleratorTop(self.config)       # noqa: E731
         return rtl_session(top, name=name, ports_only=True, wall_timeout_s=600.0,
                            cxx_opt=CXX_OPT, verilog_key=self.config.to_json())
 

@@ -68,7 +68,8 @@ class SimTransport(BackgroundSimulation):
     :class:`~spikeforge.sim.verilator.bulk_top.BulkTop`), ``verilog_key`` (a string that
     determines ``top``, e.g. its configuration's JSON: the Verilog text is then kept in the
     cache by it, the options and the package's sources, and not elaborated again;
-    :func:`spikeforge.sim.verilator.harness.elaborate_cached`).
+    :func:`spikeforge.sim.verilator.harness.elaborate_cached`; ``top`` may then be a
+    function that makes the component, called only when it is elaborated).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
@@ -94,9 +95,8 @@ class SimTransport(BackgroundSimulation):
             # ports_only: only the top's ports visible to cocotb (spikeforge.sim.verilator.ports_only)
             from spikeforge.sim.verilator import ports_only as po
             bridge_args = dict(args or {}, socket=self._path)
-            inner = top
-
             def make():
+                inner = top() if verilog_key is not None and callable(top) else top
                 if not bulk:
                     return inner
                 from spikeforge.sim.verilator.bulk_top import BulkTop
@@ -109,8 +109,7 @@ class SimTransport(BackgroundSimulation):
                 verilog = elab(make(), name=name)
             else:
                 verilog = harness.elaborate_cached(make, name=name, elaborate=elab, key=json.dumps(
-                    [verilog_key, type(top).__qualname__, ports_only, bulk, bulk_width,
-                     bulk_depth, registered_reset]))
+                    [verilog_key, ports_only, bulk, bulk_width, bulk_depth, registered_reset]))
             build_args = po.BUILD_ARGS if ports_only else ()
             self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves,
                                            extra_args=build_args, cxx_opt=cxx_opt)
