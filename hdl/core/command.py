@@ -8,8 +8,9 @@ request and set up its work: the run settings (``settings``), the layer table
 (``table_write``), weights and input spikes written from the staging memory
 through the lane datapath's ``host`` port, a run or update started on ``run``
 (the sequencer), and the elements of a read response walked through ``host``
-and ``counters``. A request whose payload has the wrong size or a value out of
-range gets ``BAD_ARGUMENT`` and changes nothing.
+and ``counters``, or for READ_DIGEST the layer's weight addresses, one per cycle with
+every bank, into a :class:`~.digest.WordDigest`. A request whose payload has the
+wrong size or a value out of range gets ``BAD_ARGUMENT`` and changes nothing.
 
 Latency of a command other than a run: a few cycles plus one to three cycles per
 payload byte.
