@@ -41,7 +41,7 @@ __all__ = [
     "CONSTANTS", "COUNTERS", "ResetGrad", "RunMode", "WeightKind", "HistoryKind",
     "GradientKind", "MODE_FLAGS", "INFO", "SET_CONSTANTS", "SET_LAYER", "WRITE_WEIGHTS",
     "READ_WEIGHTS", "LOAD_SPIKES", "RUN", "RUN_RESULT", "READ_HISTORY", "READ_GRADIENTS",
-    "READ_COUNTERS", "Phase", "RUN_PHASE", "NO_LABEL", "WRITE_GRADIENTS", "LOAD_HISTORY",
+    "READ_COUNTERS", "Phase", "RUN_PHASE", "READ_DIGEST", "DIGEST_RESULT", "NO_LABEL", "WRITE_GRADIENTS", "LOAD_HISTORY",
     "ARGUMENT_BYTES", "pack", "unpack", "nbytes",
     "AddressMode", "ADDRESS", "ROUTE_BYTES", "ROUTE_RECORD",
     "InferenceCommand", "Readout", "ResetKind", "INFERENCE_KIND_INTEGER", "INF_COUNTERS",
@@ -140,6 +140,8 @@ class Command(enum.IntEnum, shape=8):
     LOAD_HISTORY = 0x2C
     #: one phase of one layer-table entry
     RUN_PHASE = 0x2D
+    #: the CRC-32 of a layer's ``W`` or ``dW`` (:data:`READ_DIGEST`), in place of the values
+    READ_DIGEST = 0x2E
     #: Multi-core systems: the payload is an :data:`ADDRESS`, then the command
     #: (1 byte) and its payload for the addressed core(s) (``hdl/system.py``).
     ROUTE = 0x30
@@ -298,6 +300,17 @@ READ_HISTORY = data.StructLayout({"which": HistoryKind, "group": 16, "first": 16
 READ_GRADIENTS = data.StructLayout({"which": GradientKind, "group": 16, "first": 16,
                                     "count": 16})
 
+#: Request of READ_DIGEST: the digest of every ``W`` (or ``dW``) word of layer ``layer``.
+#: The words go in the order the banks hold them: weight address ``wbase + b * n_in + j``
+#: for neuron group ``b`` ascending, input ``j`` ascending, and at each address banks
+#: ``k = 0 .. P-1``, where bank ``k`` holds neuron ``b * P + (k - j) mod P`` (a neuron past
+#: ``n_out`` counts as the word 0x0000); the digest is the CRC-32 of zlib of these words
+#: as little-endian bytes (``spikeforge.sim.host.device.weights_digest``).
+READ_DIGEST = data.StructLayout({"layer": 8, "which": WeightKind})
+
+#: Response of READ_DIGEST.
+DIGEST_RESULT = data.StructLayout({"crc": 32})
+
 #: Request of READ_COUNTERS.
 READ_COUNTERS = data.StructLayout({"clear": 8})   # 1: zero the counters after reading
 
@@ -326,7 +339,7 @@ def nbytes(layout: data.Layout) -> int:
 #: Bytes of the longest fixed request arguments (the core keeps this many).
 ARGUMENT_BYTES = max(nbytes(layout) for layout in (
     SET_CONSTANTS, SET_LAYER, WRITE_WEIGHTS, READ_WEIGHTS, LOAD_SPIKES, RUN, READ_HISTORY,
-    READ_GRADIENTS, READ_COUNTERS, RUN_PHASE, WRITE_GRADIENTS, LOAD_HISTORY))
+    READ_GRADIENTS, READ_COUNTERS, RUN_PHASE, WRITE_GRADIENTS, LOAD_HISTORY, READ_DIGEST))
 
 #: Bytes a ROUTE adds in front of the routed command's payload (the address, the command).
 ROUTE_BYTES = nbytes(ADDRESS) + 1

@@ -12,6 +12,12 @@ first variant, ``cycles_per_sample`` and ``bit_exact``::
 
     python scripts/bench_sim_speed.py --repeats 3 --json bench_sim_speed.json
     python scripts/bench_sim_speed.py --variants bytes,bulk,bulk-rreg --samples 6
+    python scripts/bench_sim_speed.py --variants full,digest --samples 40 --repeats 1
+
+``full`` and ``digest`` are the same build, trained with ``--check full`` (every ``dW``
+and ``W`` read back) and ``--check digest`` (the core's CRC-32 of each layer): their
+``link_cycles_per_sample`` (every simulated cycle of a training sample: spikes, run,
+checks, update) and ``train_wall_seconds_per_sample`` show what the checks cost.
 
 A variant is the transport (``bytes``: the byte-wise cocotb bridge; ``bulk``: the
 wrapper of :mod:`spikeforge.sim.verilator.bulk_top` with its buffer width and
@@ -57,7 +63,13 @@ VARIANTS = {
     "O2": (_RREG, "-O2", ()),
     "O3": (_RREG, "-O3", ()),
     "Os": (_RREG, "-Os", ()),
+    # how dW and W are checked after every sample and update (train's --check)
+    "full": (_RREG, "-O3", ()),         # every value read back (READ_WEIGHTS)
+    "digest": (_RREG, "-O3", ()),       # the core's CRC-32 (READ_DIGEST), the default
 }
+
+#: the train arguments of a variant (default: none)
+TRAIN_ARGS = {"full": ("--check", "full"), "digest": ("--check", "digest")}
 
 #: where the pgo-gen model writes its profile and pgo-use reads it
 PGO_DIR = Path(os.environ.get("SPIKEFORGE_CACHE", Path.home() / ".cache" / "spikeforge")) / \
@@ -95,7 +107,7 @@ def run_variant(name: str, samples: int, test_samples: int, timeout_s: float) ->
             [options, cxx_opt, list(extra), pgo, str(PGO_DIR) if pgo else None]))
         cmd = [sys.executable, "-c", _DRIVER, "train", "--dataset", "digits", "--engine", "rtl",
                "--cores", "1", "--samples", str(samples), "--test-samples", str(test_samples),
-               "--json", str(out)]
+               "--json", str(out), *TRAIN_ARGS.get(name, ())]
         t0 = time.monotonic()
         c0 = os.times()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -112,6 +124,10 @@ def run_variant(name: str, samples: int, test_samples: int, timeout_s: float) ->
         "train_seconds": report.get("seconds"),
         "bit_exact": report.get("bit_exact"),
         "cycles_per_sample": report.get("cycles_per_sample"),
+        "check": report.get("check"),
+        "link_cycles_per_sample": report.get("link_cycles_per_sample"),
+        "train_wall_seconds_per_sample": report.get("train_wall_seconds_per_sample"),
+        "weights_sha256": report.get("weights_sha256"),
         "simulated_cycles_per_second": report.get("simulated_cycles_per_second"),
         "simulated_cycles_per_cpu_second": report.get("simulated_cycles_per_cpu_second"),
     }
@@ -165,6 +181,10 @@ def main(argv=None) -> int:
             "runs": len(runs[n]),
             "all_bit_exact": all(x.get("ok") and x.get("bit_exact") for x in runs[n]),
             "cycles_per_sample": med(n, "cycles_per_sample"),
+            "median_link_cycles_per_sample": med(n, "link_cycles_per_sample"),
+            "median_train_wall_seconds_per_sample": med(n, "train_wall_seconds_per_sample"),
+            "weights_sha256": sorted({x.get("weights_sha256") for x in runs[n] if x.get("ok")},
+                                     key=str),
             "median_cycles_per_second": med(n, "simulated_cycles_per_second"),
             "median_cycles_per_cpu_second": med(n, "simulated_cycles_per_cpu_second"),
             "median_seconds": med(n, "seconds"),
@@ -174,7 +194,8 @@ def main(argv=None) -> int:
         summary[n] = s
     for n in names:
         for key in ("median_cycles_per_second", "median_cycles_per_cpu_second",
-                    "median_seconds", "median_cpu_seconds"):
+                    "median_seconds", "median_cpu_seconds", "median_link_cycles_per_sample",
+                    "median_train_wall_seconds_per_sample"):
             a, b = summary[n][key], summary[ref][key]
             summary[n][key.replace("median_", "ratio_")] = (a / b) if a and b else None
     result = {"samples": args.samples, "repeats": args.repeats, "reference": ref,
@@ -189,7 +210,9 @@ def main(argv=None) -> int:
               f"{s['median_cycles_per_second'] or 0:10.0f} cycles/s "
               f"{s['median_cycles_per_cpu_second'] or 0:10.0f} cycles/CPU-s "
               f"x{s['ratio_cycles_per_cpu_second'] or 0:.2f}  bit_exact={s['all_bit_exact']} "
-              f"cycles/sample={s['cycles_per_sample']}")
+              f"cycles/sample={s['cycles_per_sample']} "
+              f"link cycles/sample={s['median_link_cycles_per_sample']} "
+              f"s/sample={s['median_train_wall_seconds_per_sample']}")
     return 0
 
 

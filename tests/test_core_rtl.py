@@ -138,9 +138,12 @@ def test_train_command_on_rtl_is_bit_exact(tmp_path, capsys):
     assert energy["tflops_per_watt"] > 0
 
 
-def test_train_command_on_rtl_stops_at_the_first_difference(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("check", ["digest", "full"])
+def test_train_command_on_rtl_stops_at_the_first_difference(tmp_path, capsys, monkeypatch, check):
     """A golden twin made wrong on purpose (one weight bit after the first update): the
-    run stops there, names the sample and the place, and still writes the report."""
+    run stops there, names the sample and the place, and still writes the report (the
+    core's digest differs, then the values read back name the place; or every value read
+    back)."""
     from spikeforge.sim import cli
     real_update = golden.update
 
@@ -153,7 +156,8 @@ def test_train_command_on_rtl_stops_at_the_first_difference(tmp_path, capsys, mo
     monkeypatch.setattr(golden, "update", update_with_one_bit_flipped)
     out = tmp_path / "r.json"
     rc = cli.main(["train", "--engine", "rtl", "--preset", "tiny", "--hidden", "24", "--T", "8",
-                   "--samples", "3", "--test-samples", "2", "--no-progress", "--json", str(out)])
+                   "--samples", "3", "--test-samples", "2", "--no-progress", "--json", str(out),
+                   "--check", check])
     assert rc == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("spikeforge train: sample 0: the core differs from the golden "

@@ -22,6 +22,7 @@ The seed is printed (``-s`` or on failure); replay with ``SPIKEFORGE_FUZZ_SEED=N
 
 import os
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -47,12 +48,13 @@ REQ_SYNC, RSP_SYNC = 0xA5, 0x5A
 OK, BAD_CRC, BAD_LENGTH, UNKNOWN_COMMAND, BAD_ARGUMENT, BAD_STATE = range(6)
 INFO, SET_CONSTANTS, SET_LAYER, WRITE_WEIGHTS, READ_WEIGHTS, LOAD_SPIKES, RUN, UPDATE, \
     READ_HISTORY, READ_GRADIENTS, READ_COUNTERS, WRITE_GRADIENTS, LOAD_HISTORY, \
-    RUN_PHASE = range(0x20, 0x2E)
-COMMANDS = set(range(0x20, 0x2E))
+    RUN_PHASE, READ_DIGEST = range(0x20, 0x2F)
+COMMANDS = set(range(0x20, 0x2F))
 # fixed payload sizes of the command table (bytes)
 SIZE = {INFO: 0, SET_CONSTANTS: 2 + 1 + 1 + 4 + 8 * 2, SET_LAYER: 1 + 2 + 2 + 2 + 2 + 4,
         READ_WEIGHTS: 1 + 2 + 2 + 1 + 2, RUN: 1 + 2, UPDATE: 0, READ_HISTORY: 1 + 2 + 2 + 2,
-        READ_GRADIENTS: 1 + 2 + 2 + 2, READ_COUNTERS: 1, RUN_PHASE: 1 + 1 + 2 + 1 + 1 + 1}
+        READ_GRADIENTS: 1 + 2 + 2 + 2, READ_COUNTERS: 1, RUN_PHASE: 1 + 1 + 2 + 1 + 1 + 1,
+        READ_DIGEST: 1 + 1}
 WW_HEADER, LS_HEADER = 1 + 2 + 2, 2
 
 
@@ -196,7 +198,7 @@ class Fuzzer:
         rng, f, P = self.rng, self.f, self.P
         layers = 0 if self.net is None else len(self.net[0]) - 1
         sizes = self.net[0] if self.net else None
-        r = int(rng.integers(0, 15))
+        r = int(rng.integers(0, 16))
         if r == 0:      # a layer that is not loaded
             return READ_WEIGHTS, struct.pack("<BHHBH", int(rng.integers(layers, 256)), 0, 0,
                                              int(rng.integers(0, 2)), 1)
@@ -268,12 +270,30 @@ class Fuzzer:
             inputs = -(-f.max_fan_in // P) * P          # the input groups' neurons
             return LOAD_HISTORY, struct.pack("<BH", int(rng.integers(0, 2)),
                                              inputs) + self.rand(2)
+        if r == 15:     # READ_DIGEST: a layer not loaded, or an unknown weight kind
+            if rng.random() < 0.5:
+                return READ_DIGEST, bytes([int(rng.integers(layers, 256)),
+                                           int(rng.integers(0, 2))])
+            return READ_DIGEST, bytes([0, int(rng.integers(2, 256))])
         return READ_COUNTERS, bytes([int(rng.integers(2, 256))])
 
     def read(self, pre):
         """A valid read: the answer's payload is known (INFO, weights) or its length."""
         rng = self.rng
-        r = int(rng.integers(0, 4))
+        r = int(rng.integers(0, 5))
+        if r == 4 and self.net is not None:
+            # READ_DIGEST: CRC-32 of the words in bank order (W; dW is +0 between samples)
+            sizes, T, weights = self.net
+            l = int(rng.integers(0, len(weights)))
+            which = int(rng.integers(0, 2))
+            W = weights[l].view(np.uint16)
+            n_out, n_in = W.shape
+            words = [int(W[b * self.P + (k - j) % self.P, j])
+                     if b * self.P + (k - j) % self.P < n_out and which == 0 else 0
+                     for b in range(-(-n_out // self.P)) for j in range(n_in)
+                     for k in range(self.P)]
+            want = struct.pack("<I", zlib.crc32(struct.pack(f"<{len(words)}H", *words)))
+            return pre + frame(READ_DIGEST, bytes([l, which])), [Expect(OK, READ_DIGEST, want)]
         if r == 0:
             return pre + frame(INFO), [Expect(OK, INFO, self.info_payload)]
         if r == 1:
@@ -371,7 +391,8 @@ def test_fuzzed_frames_are_answered_as_documented_and_training_stays_bit_exact(d
     rng = np.random.default_rng(SEED)
     for cmd, layout in ((SET_CONSTANTS, proto.SET_CONSTANTS), (SET_LAYER, proto.SET_LAYER),
                         (READ_WEIGHTS, proto.READ_WEIGHTS), (RUN, proto.RUN),
-                        (READ_HISTORY, proto.READ_HISTORY), (READ_COUNTERS, proto.READ_COUNTERS)):
+                        (READ_HISTORY, proto.READ_HISTORY), (READ_COUNTERS, proto.READ_COUNTERS),
+                        (READ_DIGEST, proto.READ_DIGEST)):
         assert SIZE[cmd] == proto.nbytes(layout), f"payload size of 0x{cmd:02X}"
     link.reset()
     info = link.transact(INFO)

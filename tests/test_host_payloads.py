@@ -29,7 +29,8 @@ def test_layout_sizes_match_the_command_table():
     sizes = {proto.INFO: 21, proto.SET_CONSTANTS: 24, proto.SET_LAYER: 13,
              proto.WRITE_WEIGHTS: 5, proto.READ_WEIGHTS: 8, proto.LOAD_SPIKES: 2,
              proto.RUN: 3, proto.RUN_RESULT: 3, proto.READ_HISTORY: 7,
-             proto.READ_GRADIENTS: 7, proto.READ_COUNTERS: 1}
+             proto.READ_GRADIENTS: 7, proto.READ_COUNTERS: 1, proto.READ_DIGEST: 2,
+             proto.DIGEST_RESULT: 4}
     for layout, size in sizes.items():
         assert proto.nbytes(layout) == size
 
@@ -82,3 +83,12 @@ def test_info_from_config_follows_the_config():
     assert info.modes == ("detach", "through") and not info.inference_only
     assert info.max_payload == preset("digits").implementation.max_payload
     assert DeviceInfo.from_config(preset("inference")).inference_only
+
+
+def test_read_digest_request_and_response_bytes():
+    plan = plans.read_digest(2, proto.WeightKind.DW)
+    assert next(plan) == (Command.READ_DIGEST, b"\x02\x01")
+    assert Command.READ_DIGEST == 0x2E
+    with pytest.raises(StopIteration) as stop:
+        plan.send(struct.pack("<I", 0xCBF43926))
+    assert stop.value.value == 0xCBF43926

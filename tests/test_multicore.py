@@ -41,6 +41,8 @@ def test_training_split_over_two_cores_gives_the_same_weights(tmp_path, capsys):
     sample and update, ends with the one-core run's weights."""
     two = _run(tmp_path, capsys, "system", cores=2)
     assert two["bit_exact"] is True and two["cores"] == 2 and two["cores_used"] == 2
+    # dW and W compared by the digests of every block, after every sample and update
+    assert two["check"] == "digest" and two["digest_checks"] == 1 + 3 + 2
     assert [[(b["core"], b["lo"], b["hi"]) for b in layer] for layer in
             two["mapping"]["layers"]] == [[(0, 0, 12), (1, 12, 24)], [(0, 0, 8), (1, 8, 10)]]
     one = _run(tmp_path, capsys, "accelerator")

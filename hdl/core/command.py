@@ -8,8 +8,9 @@ request and set up its work: the run settings (``settings``), the layer table
 (``table_write``), weights and input spikes written from the staging memory
 through the lane datapath's ``host`` port, a run or update started on ``run``
 (the sequencer), and the elements of a read response walked through ``host``
-and ``counters``. A request whose payload has the wrong size or a value out of
-range gets ``BAD_ARGUMENT`` and changes nothing.
+and ``counters``, or for READ_DIGEST the layer's weight addresses, one per cycle with
+every bank, into a :class:`~.digest.WordDigest`. A request whose payload has the
+wrong size or a value out of range gets ``BAD_ARGUMENT`` and changes nothing.
 
 Latency of a command other than a run: a few cycles plus one to three cycles per
 payload byte.
@@ -28,6 +29,7 @@ from ..protocol import (BEAT_LAYOUT, COUNTERS, NO_LABEL, Command, GradientKind, 
 from ..spike_decoder import popcount
 from .counters import CounterRead
 from .defs import CoreGeometry
+from .digest import WordDigest
 from .info import info_payload
 from .lane_datapath import CONSTANTS_LAYOUT, HostAccess
 from .layer_table import TableRead, TableWrite
@@ -46,6 +48,7 @@ class ElementKind(enum.Enum, shape=3):
     STEP_VALUE = 3      # du, u or acc, per neuron and step
     COUNTER = 4
     SPIKE_COUNT = 5     # RUN: the output spike counts
+    DIGEST = 6          # READ_DIGEST: the CRC-32 of a layer's words
 
 
 def settings_layout(geo: CoreGeometry) -> data.StructLayout:
@@ -96,6 +99,7 @@ class CommandUnit(wiring.Component):
             max_elements=self.max_elements)
         wiring.connect(m, wiring.flipped(self.req), cap.req)
         wiring.connect(m, ser.rsp, wiring.flipped(self.rsp))
+        m.submodules.digest = self._dg = WordDigest(words=g.lanes)
         self._m, self._cap, self._ser = m, cap, ser
         self._state(m)
         self._serialiser_inputs(m)
@@ -103,7 +107,8 @@ class CommandUnit(wiring.Component):
                      self.host.mwe.eq(0), self.host.awe.eq(0),
                      self.clear_flags.eq(0), self.counters.clear.eq(0),
                      self.table_read.index.eq(Mux(
-                         (cap.cmd == Command.WRITE_WEIGHTS) | (cap.cmd == Command.READ_WEIGHTS),
+                         (cap.cmd == Command.WRITE_WEIGHTS) | (cap.cmd == Command.READ_WEIGHTS) |
+                         (cap.cmd == Command.READ_DIGEST),
                          self._view(proto.WRITE_WEIGHTS).layer,
                          Mux(cap.cmd == Command.RUN_PHASE, self._view(proto.RUN_PHASE).entry,
                              self.settings.layers - 1)))]
@@ -117,6 +122,7 @@ class CommandUnit(wiring.Component):
             self._write_loop(m, "WW", self._write_weight)
             self._write_loop(m, "LS", self._write_spikes)
             self._write_loop(m, "WA", self._write_acc)
+            self._digest_states(m)
             with m.State("RUNNING"):
                 with m.If(self.run.done):
                     self._run_done(m)
@@ -199,6 +205,7 @@ class CommandUnit(wiring.Component):
             (Command.RUN_PHASE,): self._run_phase,
             (Command.WRITE_GRADIENTS,): self._write_gradients,
             (Command.LOAD_HISTORY,): self._load_spikes,
+            (Command.READ_DIGEST,): self._read_digest,
         }
         with m.Switch(self._cap.cmd):
             for cmds, handler in handlers.items():
@@ -451,6 +458,49 @@ class CommandUnit(wiring.Component):
                          self.kind.eq(ElementKind.COUNTER)]
             self._respond(m)
 
+    def _read_digest(self, m, nbytes):
+        a = self._view(proto.READ_DIGEST)
+        ent = self.table_read.entry                 # at a.layer (the index multiplexer)
+        # before SET_CONSTANTS no layer is loaded; an entry never set has no neurons
+        with m.If((nbytes != proto.nbytes(proto.READ_DIGEST)) | (a.which.as_value() > 1) |
+                  ~self.configured | (a.layer >= self.settings.layers) | (ent.g_out == 0) |
+                  (ent.n_in == 0)):
+            self._reject(m)
+        with m.Else():
+            m.d.sync += [self.elay.eq(ent), self.wi.eq(0), self.wj.eq(0),
+                         self.wrow.eq(ent.wbase), self.hsel.eq(a.which.as_value()),
+                         self.nelem.eq(1), self.ebytes.eq(4), self.kind.eq(ElementKind.DIGEST)]
+            m.d.comb += self._dg.clear.eq(1)
+            m.next = "DIGEST"
+
+    def _digest_states(self, m):
+        """READ_DIGEST: one weight address per cycle (every bank) into the digest, then the
+        response once the last row is in."""
+        g, h, dg, lay = self.geo, self.host, self._dg, self.elay
+        P = g.lanes
+        m.d.comb += dg.data.eq(Mux(self.hsel == 1, h.dw_row, h.w_row))
+        with m.State("DIGEST"):
+            # bank k holds neuron b * P + (k - j) mod P; in the last group only those
+            # below n_out count
+            last = self.wi + 1 >= lay.g_out
+            rem = Signal(g.lane_bits + 1)
+            m.d.comb += [h.en.eq(1), h.waddr.eq(self.waddr_cur), dg.en.eq(1),
+                         rem.eq(lay.n_out - ((lay.g_out - 1) << g.lane_shift))]
+            for k in range(P):
+                p = (k - self.wj)[:g.lane_shift] if P > 1 else 0
+                m.d.comb += dg.mask[k].eq(~last | (p < rem))
+            with m.If(self.wj + 1 >= lay.n_in):
+                m.d.sync += [self.wj.eq(0), self.wi.eq(self.wi + 1),
+                             self.wrow.eq(self.wrow + lay.n_in)]
+                with m.If(last):
+                    m.next = "DIGEST_END"
+            with m.Else():
+                m.d.sync += self.wj.eq(self.wj + 1)
+        with m.State("DIGEST_END"):
+            m.d.comb += h.en.eq(1)
+            with m.If(~dg.busy):
+                self._respond(m)
+
     def _run_done(self, m):
         with m.If(self._cap.cmd == Command.UPDATE):
             self._respond(m)
@@ -564,6 +614,8 @@ class CommandUnit(wiring.Component):
                 m.d.comb += el.value.eq(h.w)
             with m.Case(K.DW):
                 m.d.comb += el.value.eq(h.dw)
+            with m.Case(K.DIGEST):
+                m.d.comb += el.value.eq(self._dg.value)
             with m.Case(K.HISTORY):
                 m.d.comb += el.value.eq(hword)
             with m.Case(K.STEP_VALUE):

@@ -9,7 +9,7 @@ from .defs import CoreGeometry
 __all__ = ["CORE_VERSION", "info_payload"]
 
 #: Version of the core's command set, the first byte of INFO.
-CORE_VERSION = 2
+CORE_VERSION = 3            # 3: READ_DIGEST
 
 
 def info_payload(config: BuildConfig) -> dict:

@@ -71,7 +71,8 @@ class HostAccess(wiring.Signature):
     window history word ``(bank, haddr) = hdata`` (input spikes and, for a split layer,
     the window bits of its inputs); ``acc`` reads and ``awe`` writes the accumulator
     ``(bank, accaddr)`` (``wdata``; written words read back as written until the next
-    accumulator reset, the others as +0)."""
+    accumulator reset, the others as +0). ``w_row`` / ``dw_row`` are the words of every
+    bank at ``waddr`` (bank ``k`` in element ``k``), with the same latency (READ_DIGEST)."""
 
     def __init__(self, geo: CoreGeometry):
         TM = geo.max_time_steps
@@ -90,6 +91,8 @@ class HostAccess(wiring.Signature):
             "awe": Out(1),
             "acc": In(16),
             "w": In(16), "dw": In(16),
+            "w_row": In(data.ArrayLayout(16, geo.lanes)),
+            "dw_row": In(data.ArrayLayout(16, geo.lanes)),
             "s": In(TM), "m": In(TM), "nz": In(TM),
             "du": In(16), "u": In(16),
         })
@@ -375,6 +378,8 @@ class LaneDatapath(wiring.Component):
         m.d.comb += [
             host.w.eq(Array(w_rp[k].data for k in range(P))[hb]),
             host.dw.eq(Array(dw_rp[k].data for k in range(P))[hb]),
+            host.w_row.eq(Cat(w_rp[k].data for k in range(P))),
+            host.dw_row.eq(Cat(dw_rp[k].data for k in range(P))),
             host.s.eq(Array(s_rp[k].data for k in range(P))[hb]),
             host.m.eq(Array(m_rp[k].data for k in range(P))[hb]),
             host.nz.eq(Array(nz_rp[k].data for k in range(P))[hb]),

@@ -121,14 +121,15 @@ class FpgaEngine(RtlEngine):
     @classmethod
     def options_from(cls, args) -> dict:
         return {"port": args.port, "baud": args.baud, "timeout_s": args.board_timeout,
-                "check_traces": args.check_traces, "build": args.build}
+                "check_traces": args.check_traces, "build": args.build,
+                "check": getattr(args, "check", "digest")}
 
     def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16", port=None,
-                 baud=None, timeout_s=5.0, check_traces=False, build=None):
+                 baud=None, timeout_s=5.0, check_traces=False, build=None, check="digest"):
         self.board = _Board(port, baud, timeout_s, build)
         self.build = self.board.build
         super().__init__(sizes, params, weights=weights, precision=precision, cores=1,
-                         preset=None, check_traces=check_traces)
+                         preset=None, check_traces=check_traces, check=check)
         self.port, self.baud = self.board.port, self.board.baud
         # the board says what it holds (INFO); the build's report says how it was built
         self.config = self.board.config

@@ -8,7 +8,9 @@ same loop as the golden engine): it runs every sample through
 and through :mod:`spikeforge.sim.golden.model` side by side. After every sample
 the core's ``dW`` (and with ``check_traces`` its spike / window history and
 ``du``) must equal the golden model's bit for bit; after every update its
-weights; in inference every output count. The first difference raises a
+weights (``check="digest"``, the default: the core's CRC-32 of each layer, READ_DIGEST,
+must equal that of the golden values, and only when it does not are the values read
+back to name the first difference; ``check="full"``: every value read back); in inference every output count. The first difference raises a
 :class:`~spikeforge.sim.engines.compare.Mismatch` naming layer, neuron, input or
 time step and both values.
 
@@ -46,10 +48,17 @@ from spikeforge.sim.host.mapping import MappingError, compile_mapping
 from spikeforge.sim.options import add_config_arguments, config_from_options
 
 __all__ = ["useful_fmas", "RtlEngine", "weights_sha256", "Mismatch", "session_name",
-           "system_session_name", "TOPS"]
+           "system_session_name", "TOPS", "CHECKS"]
 
 #: The tops the engine can train on (``--top``).
 TOPS = ("accelerator", "system")
+
+#: How ``dW`` and ``W`` are compared after every sample and update (``--check``):
+#: ``digest`` compares the core's READ_DIGEST of every layer with the golden values'
+#: digest and reads the values (to name the first difference) only when one differs;
+#: ``full`` reads every value back. A split network (``--cores N``) compares the digest
+#: of every block (a layer's rows on one core).
+CHECKS = ("digest", "full")
 
 #: g++ optimisation of the model's per-cycle code for training runs: ``-O3`` measured
 #: fastest on the ``digits`` core, side by side with ``-O1`` (the tests' default) and
@@ -181,6 +190,11 @@ class RtlEngine(Engine):
                             "sample")
         p.add_argument("--preset", default="digits",
                        help="rtl engine: build preset of the core (default: %(default)s)")
+        p.add_argument("--check", choices=CHECKS, default="digest",
+                       help="rtl engine: how dW and W are compared after every sample and "
+                            "update: the core's CRC-32 of each layer, the values read back "
+                            "only on a difference (digest), or every value read back (full) "
+                            "(default: %(default)s)")
         p.add_argument("--top", choices=TOPS, default="accelerator",
                        help="rtl engine: the one-core top (accelerator) or the core behind the "
                             "multi-core system top (system: dispatcher, NoC, every request "
@@ -189,10 +203,11 @@ class RtlEngine(Engine):
     @classmethod
     def options_from(cls, args) -> dict:
         return {"cores": args.cores, "preset": args.preset, "check_traces": args.check_traces,
-                "top": args.top}
+                "top": args.top, "check": args.check}
 
     def __init__(self, sizes, params: golden.Params, *, weights, precision="fp16", cores=1,
-                 preset="digits", check_traces=False, top="accelerator", config=None):
+                 preset="digits", check_traces=False, top="accelerator", config=None,
+                 check="digest"):
         """``config``, if given, is the :class:`BuildConfig` to build (in place of the
         preset; ``preset`` then only names it in the report)."""
         self.split = (config.features.cores if config is not None else cores) > 1
@@ -201,6 +216,9 @@ class RtlEngine(Engine):
         if top not in TOPS:
             raise UsageError(f"--top {top} is unknown; allowed: {', '.join(TOPS)}")
         self.top = top
+        if check not in CHECKS:
+            raise UsageError(f"--check {check} is unknown; allowed: {', '.join(CHECKS)}")
+        self.check = check
         if precision != "fp16":
             raise UsageError(f"--precision {precision} is not available with --engine rtl; "
                              "allowed: fp16")
@@ -228,7 +246,8 @@ class RtlEngine(Engine):
                       "fmas_done": 0, "fmas_skipped": 0,
                       "useful": {"forward": 0, "backward": 0, "update": 0},
                       "counters": {}, "sim_seconds": 0.0, "sim_cycles": 0,
-                      "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0,
+                      "sim_cpu_seconds": 0.0, "phases": 0, "updates": 0, "digest_checks": 0,
+                      "train_seconds": 0.0, "train_link_cycles": 0,
                       "core_cycles": None, "core_fmas": None, "core_useful": None}
 
     def _check_fits(self, info, built: str) -> None:
@@ -267,12 +286,16 @@ class RtlEngine(Engine):
     def _open(self):
         """A context manager whose value is the :class:`HostLink` to the hardware."""
         from spikeforge.sim.verilator.session import rtl_session
+        # the top is made from the configuration alone (the name says which top): its
+        # Verilog is kept by it, and made only when it is not in the cache
         if self.top == "system":
-            top, name = System(self.config), system_session_name(self.config)
+            name = system_session_name(self.config)
+            top = lambda: System(self.config)               # noqa: E731
         else:
-            top, name = AcceleratorTop(self.config), session_name(self.config)
+            name = session_name(self.config)
+            top = lambda: AcceleratorTop(self.config)       # noqa: E731
         return rtl_session(top, name=name, ports_only=True, wall_timeout_s=600.0,
-                           cxx_opt=CXX_OPT)
+                           cxx_opt=CXX_OPT, verilog_key=self.config.to_json())
 
     def _connected(self) -> None:
         """Called with ``self.acc`` open, before the network is loaded."""
@@ -318,9 +341,29 @@ class RtlEngine(Engine):
         return self.mismatch is None or self.mismatch_phase == "inference"
 
     def _check_weights(self, when):
-        got = self.acc.read_weights("W")
-        for l, W in enumerate(self.weights):
-            first_difference(f"layer {l} weights {when}", got[l], W, kind="W")
+        self._compare("W", self.weights, lambda l: f"layer {l} weights {when}")
+
+    def _digests(self) -> bool:
+        """Whether the weights are compared by their digests (a core that answers them)."""
+        return (self.check == "digest" and
+                getattr(getattr(self, "acc", None), "has_digest", False))
+
+    def _compare(self, which, want, what):
+        """The device's ``W`` or ``dW`` (``which``) against the golden ``want`` (one array
+        per layer), :class:`Mismatch` at the first difference (``what(l)`` names it)."""
+        if self._digests():
+            got, expect = self.acc.digests(which), self.acc.digests_of(want)
+            self.stats["digest_checks"] += 1
+            if got == expect:
+                return
+        values = self.acc.read_weights(which)
+        for l, W in enumerate(want):
+            first_difference(what(l), values[l], W, kind="W")
+        if self._digests():
+            l = next(l for l, (a, b) in enumerate(zip(got, expect)) if a != b)
+            raise Mismatch(f"{what(l)}: the core's digests {[hex(d) for d in got[l]]} differ "
+                           f"from the golden values' {[hex(d) for d in expect[l]]}, yet every "
+                           "value read back equals the golden model", {"layer": l})
 
     def _timed(self, fn):
         # wall time and device cycles of a compute command (few bytes move: the
@@ -368,6 +411,15 @@ class RtlEngine(Engine):
     def train_step(self, spikes, labels) -> StepStats:
         """Each sample forward and backward on both, checked; then the update, checked."""
         self.phase = "training"
+        c0, t0 = self.link.cycles, time.monotonic()
+        try:
+            return self._train_step(spikes, labels)
+        finally:
+            self.stats["train_seconds"] += time.monotonic() - t0
+            if c0 is not None:
+                self.stats["train_link_cycles"] += self.link.cycles - c0
+
+    def _train_step(self, spikes, labels) -> StepStats:
         dWs = golden.zero_grads(self.weights)
         losses, correct, traces_all, grads_all = [], 0, [], []
         for spikes_k, label in zip(spikes, labels):
@@ -425,9 +477,7 @@ class RtlEngine(Engine):
                     first_difference(f"layer {l} {which}", self.acc.history(l, which), want,
                                      kind="trace")
                 first_difference(f"layer {l} du", self.acc.du(l), grads[l].du, kind="trace")
-        got = self.acc.read_weights("dW")
-        for l in range(len(self.weights)):
-            first_difference(f"layer {l} dW", got[l], grads[l].dW, kind="W")
+        self._compare("dW", [gr.dW for gr in grads], lambda l: f"layer {l} dW")
         return res, traces, grads
 
     def evaluate(self, spikes, labels) -> EvalStats:
@@ -518,6 +568,9 @@ class RtlEngine(Engine):
             "simulated_cycles_per_cpu_second": ((st["sim_cycles"] / st["sim_cpu_seconds"])
                                                 if st["sim_cpu_seconds"] else None),
             "counters_per_sample": {k: v / n for k, v in st["counters"].items()},
+            # everything a training sample costs: spikes in, run, checks, update, counters
+            "link_cycles_per_sample": st["train_link_cycles"] / n,
+            "train_wall_seconds_per_sample": st["train_seconds"] / n,
             "lanes": P,
             "weights_sha256": weights_sha256(self.acc.read_weights("W")),
             **split,
@@ -528,8 +581,26 @@ class RtlEngine(Engine):
         return {"cores": self.config.features.cores, "preset": self.preset, "top": self.top,
                 "config": self.config.to_dict()}
 
+    def _final_check(self) -> None:
+        """Every final weight read back and compared bit for bit (whatever ``check`` is:
+        digests compared after every sample, the values once at the end)."""
+        if self.mismatch is not None or not self._digests():
+            return
+        self.phase = "training"         # a difference here is one in the trained weights
+        try:
+            self._check(lambda: [first_difference(f"layer {l} weights at the end", got, W,
+                                                  kind="W")
+                                 for l, (got, W) in enumerate(zip(self.acc.read_weights("W"),
+                                                                  self.weights))],
+                        sample=self.stats["samples"] - 1)
+        except Mismatch:
+            pass                        # remembered in self.mismatch: bit_exact is false
+
     def report(self) -> dict:
+        self._final_check()
         out = {**self.identity(), "check_traces": self.check_traces,
+               "check": "digest" if self._digests() else "full",
+               "digest_checks": self.stats["digest_checks"],
                "bit_exact": self.mismatch is None}
         # after a difference in training the hardware numbers describe no finished run
         if self._finished_training():

@@ -20,7 +20,9 @@ once (:meth:`SystemDevice.broadcast`), the cores then working in parallel.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Generator
 
 import numpy as np
@@ -33,12 +35,40 @@ from spikeforge.hdl.protocol import (CONSTANTS, COUNTERS, NO_LABEL, AddressMode,
 
 __all__ = ["DeviceInfo", "LayerMap", "NetworkMap", "MapError", "Device",
            "drive_sync", "drive_async", "plans", "RunResult", "HISTORY",
-           "route_payload", "parse_records", "CoreLink", "SystemDevice"]
+           "route_payload", "parse_records", "CoreLink", "SystemDevice", "weights_digest",
+           "DIGEST_VERSION"]
 
 #: History kinds of READ_HISTORY by their short names.
 HISTORY = {"s": HistoryKind.SPIKES, "m": HistoryKind.WINDOW, "nz": HistoryKind.NONZERO}
 #: Weight kinds of READ_WEIGHTS by their names.
 WEIGHTS = {"W": WeightKind.W, "dW": WeightKind.DW}
+
+
+#: The first INFO version whose cores answer READ_DIGEST.
+DIGEST_VERSION = 3
+
+
+@lru_cache(maxsize=64)
+def _digest_order(n_out: int, n_in: int, lanes: int):
+    """Row and column of every word of READ_DIGEST's walk, in order, and which of them
+    are neurons of the layer (the rest count as 0x0000)."""
+    P = lanes
+    groups = -(-n_out // P)
+    b, j, k = np.meshgrid(np.arange(groups), np.arange(n_in), np.arange(P), indexing="ij")
+    i = (b * P + (k - j) % P).reshape(-1)
+    j = j.reshape(-1)
+    valid = i < n_out
+    return np.where(valid, i, 0), j, valid
+
+
+def weights_digest(W, lanes: int) -> int:
+    """The digest READ_DIGEST answers for a layer holding ``W`` (``N_out x N_in``, fp16)
+    on a core of ``lanes`` banks: the CRC-32 of zlib of its words as the banks hold them
+    (``spikeforge.hdl.protocol.READ_DIGEST``)."""
+    W = np.asarray(W, dtype=np.float16)
+    i, j, valid = _digest_order(W.shape[0], W.shape[1], int(lanes))
+    words = np.where(valid, W.view(np.uint16)[i, j], np.uint16(0)).astype("<u2")
+    return zlib.crc32(words.tobytes())
 
 
 class MapError(ValueError):
@@ -209,6 +239,14 @@ class plans:
         return np.concatenate(parts).reshape(n_out, n_in)
 
     @staticmethod
+    def read_digest(layer: int, which: WeightKind = WeightKind.W) -> Plan:
+        """READ_DIGEST: the CRC-32 of layer ``layer``'s ``W`` or ``dW``
+        (:func:`weights_digest` of the values)."""
+        p = yield (Command.READ_DIGEST, pack(proto.READ_DIGEST, {"layer": layer,
+                                                                 "which": which}))
+        return unpack(proto.DIGEST_RESULT, p).crc
+
+    @staticmethod
     def load_spikes(info: DeviceInfo, spikes: np.ndarray) -> Plan:
         spikes = np.asarray(spikes, dtype=bool)
         T, n = spikes.shape
@@ -354,6 +392,21 @@ class Device:
         return [self._do(plans.read_weights(self.info, l, (lm.n_out, lm.n_in),
                                             WEIGHTS[which]))
                 for l, lm in enumerate(self.netmap.layers)]
+
+    @property
+    def has_digest(self) -> bool:
+        """Whether the core answers READ_DIGEST (INFO version 3 on)."""
+        return self.info.version >= DIGEST_VERSION
+
+    def digests(self, which: str = "W") -> list[list[int]]:
+        """The device's digest of every layer's ``W`` or ``dW`` (READ_DIGEST, one per layer
+        here), to compare with :meth:`digests_of` the expected values."""
+        return [[self._do(plans.read_digest(l, WEIGHTS[which]))]
+                for l in range(len(self.netmap.layers))]
+
+    def digests_of(self, weights) -> list[list[int]]:
+        """What :meth:`digests` answers when the layers hold ``weights``."""
+        return [[weights_digest(W, self.info.lanes)] for W in weights]
 
     def run(self, spikes, label=None) -> RunResult:
         """Load a sample's input spikes ``(T, N_in)`` and run it forward (and backward

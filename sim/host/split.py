@@ -33,7 +33,8 @@ import numpy as np
 
 from spikeforge.hdl.protocol import GradientKind, Phase
 
-from .device import (WEIGHTS, MapError, RunResult, SystemDevice, drive_sync, plans)
+from .device import (DIGEST_VERSION, WEIGHTS, MapError, RunResult, SystemDevice, drive_sync,
+                     plans, weights_digest)
 from .mapping import Mapping, MappingError, compile_mapping
 
 __all__ = ["SplitDevice"]
@@ -149,6 +150,23 @@ class SplitDevice:
                 self._do(b.core, plans.read_weights(self.info, b.entry, (b.n, n_in),
                                                     WEIGHTS[which])) for b in blocks]))
         return out
+
+    @property
+    def has_digest(self) -> bool:
+        """Whether the cores answer READ_DIGEST (INFO version 3 on)."""
+        return self.info.version >= DIGEST_VERSION
+
+    def digests(self, which: str = "W") -> list[list[int]]:
+        """Per layer, the digest of each of its blocks' ``W`` or ``dW`` (READ_DIGEST on the
+        block's core and entry), to compare with :meth:`digests_of` the expected values."""
+        return [[self._do(b.core, plans.read_digest(b.entry, WEIGHTS[which])) for b in blocks]
+                for blocks in self.mapping.layers]
+
+    def digests_of(self, weights) -> list[list[int]]:
+        """What :meth:`digests` answers when the layers hold ``weights``."""
+        P = self.info.lanes
+        return [[weights_digest(W[b.lo:b.hi], P) for b in blocks]
+                for W, blocks in zip(weights, self.mapping.layers)]
 
     def _read_blocks(self, l, read):
         return np.concatenate([read(b) for b in self.mapping.layers[l]], axis=-1)

@@ -85,6 +85,39 @@ def elaborate(component, *, name: str = "top") -> str:
     return verilog.convert(component, name=name, emit_src=False, strip_internal_attrs=True)
 
 
+def _sources_digest() -> str:
+    """SHA-256 of every Python source of ``spikeforge.hdl`` and ``spikeforge.sim`` and of
+    the Amaranth version: what a cached Verilog text depends on besides its key."""
+    import hashlib
+    from importlib.metadata import version
+    import spikeforge.hdl
+    import spikeforge.sim
+    h = hashlib.sha256(version("amaranth").encode())
+    for pkg in (spikeforge.hdl, spikeforge.sim):
+        root = Path(pkg.__file__).resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(pkg.__name__.encode() + str(path.relative_to(root)).encode() + b"\0" +
+                     path.read_bytes())
+    return h.hexdigest()
+
+
+def elaborate_cached(make, *, key: str, name: str, elaborate=elaborate) -> str:
+    """The Verilog text ``elaborate(make(), name=name)``, kept under :func:`cache_root`
+    by ``key`` (what the caller's component is built from, e.g. its configuration), the
+    top name and every source of the package, so a changed source elaborates anew."""
+    import hashlib
+    digest = hashlib.sha256("\0".join([key, name, _sources_digest()]).encode()).hexdigest()
+    path = cache_root() / "verilog" / f"{name}-{digest[:16]}.v"
+    if path.exists():
+        return path.read_text()
+    text = elaborate(make(), name=name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,14 +65,19 @@ class SimTransport(BackgroundSimulation):
     exchanges with random stalls still take the byte path), ``bulk_width`` and
     ``bulk_depth`` (the wrapper's word and buffer size in bytes), ``registered_reset``
     (default on: the device's reset passes a register in the wrapper, see
-    :class:`~spikeforge.sim.verilator.bulk_top.BulkTop`).
+    :class:`~spikeforge.sim.verilator.bulk_top.BulkTop`), ``verilog_key`` (a string that
+    determines ``top``, e.g. its configuration's JSON: the Verilog text is then kept in the
+    cache by it, the options and the package's sources, and not elaborated again;
+    :func:`spikeforge.sim.verilator.harness.elaborate_cached`; ``top`` may then be a
+    function that makes the component, called only when it is elaborated).
     """
 
     def __init__(self, top, *, name: str = "top", args: dict | None = None,
                  connect_timeout_s: float = 120.0, wall_timeout_s: float = 60.0,
                  min_cycles_per_s: float = 20_000.0, waves: bool = False,
                  ports_only: bool = True, cxx_opt: str = "-O1", bulk: bool = True,
-                 bulk_width: int = 64, bulk_depth: int = 4096, registered_reset: bool = True):
+                 bulk_width: int = 64, bulk_depth: int = 4096, registered_reset: bool = True,
+                 verilog_key: str | None = None):
         for key, value, lo in (("connect_timeout_s", connect_timeout_s, 0.0),
                                ("wall_timeout_s", wall_timeout_s, 0.0),
                                ("min_cycles_per_s", min_cycles_per_s, 0.0)):
@@ -90,12 +95,21 @@ class SimTransport(BackgroundSimulation):
             # ports_only: only the top's ports visible to cocotb (spikeforge.sim.verilator.ports_only)
             from spikeforge.sim.verilator import ports_only as po
             bridge_args = dict(args or {}, socket=self._path)
-            if bulk:
+            def make():
+                inner = top() if verilog_key is not None and callable(top) else top
+                if not bulk:
+                    return inner
                 from spikeforge.sim.verilator.bulk_top import BulkTop
-                top = BulkTop(top, width=bulk_width, depth=bulk_depth,
-                              registered_reset=registered_reset)
+                return BulkTop(inner, width=bulk_width, depth=bulk_depth,
+                               registered_reset=registered_reset)
+            if bulk:
                 bridge_args["bulk"] = {"width": bulk_width, "depth": bulk_depth}
-            verilog = po.elaborate(top, name=name) if ports_only else harness.elaborate(top, name=name)
+            elab = po.elaborate if ports_only else harness.elaborate
+            if verilog_key is None:
+                verilog = elab(make(), name=name)
+            else:
+                verilog = harness.elaborate_cached(make, name=name, elaborate=elab, key=json.dumps(
+                    [verilog_key, ports_only, bulk, bulk_width, bulk_depth, registered_reset]))
             build_args = po.BUILD_ARGS if ports_only else ()
             self.build_dir = harness.build(None, name=name, verilog_text=verilog, waves=waves,
                                            extra_args=build_args, cxx_opt=cxx_opt)
