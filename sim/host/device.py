@@ -247,29 +247,29 @@ class plans:
         return unpack(proto.DIGEST_RESULT, p).crc
 
     @staticmethod
-    def load_spikes(info: DeviceInfo, spikes: np.ndarray) -> Plan:
-        spikes = np.asarray(spikes, dtype=bool)
-        T, n = spikes.shape
-        words = (spikes.astype(np.uint16) << np.arange(T, dtype=np.uint16)[:, None]).sum(
+    def _history_words(info: DeviceInfo, bits: np.ndarray, header: data.Layout):
+        """``(start, bytes)`` of the ``(T, n)`` bits as one word per neuron (bit t = step
+        t), in pieces that fit a payload after ``header``."""
+        bits = np.asarray(bits, dtype=bool)
+        T, n = bits.shape
+        words = (bits.astype(np.uint16) << np.arange(T, dtype=np.uint16)[:, None]).sum(
             axis=0, dtype=np.uint16)
-        chunk = (info.max_payload - proto.nbytes(proto.LOAD_SPIKES)) // 2
+        chunk = (info.max_payload - proto.nbytes(header)) // 2
         for start in range(0, n, chunk):
-            yield (Command.LOAD_SPIKES, pack(proto.LOAD_SPIKES, {"first": start}) +
-                   words[start:start + chunk].astype("<u2").tobytes())
+            yield start, words[start:start + chunk].astype("<u2").tobytes()
+
+    @staticmethod
+    def load_spikes(info: DeviceInfo, spikes: np.ndarray) -> Plan:
+        for start, words in plans._history_words(info, spikes, proto.LOAD_SPIKES):
+            yield (Command.LOAD_SPIKES, pack(proto.LOAD_SPIKES, {"first": start}) + words)
 
     @staticmethod
     def load_history(info: DeviceInfo, which: str, bits: np.ndarray) -> Plan:
         """LOAD_HISTORY: the ``(T, n)`` spike (``"s"``) or window (``"m"``) bits of the
         inputs into the input groups."""
-        bits = np.asarray(bits, dtype=bool)
-        T, n = bits.shape
-        words = (bits.astype(np.uint16) << np.arange(T, dtype=np.uint16)[:, None]).sum(
-            axis=0, dtype=np.uint16)
-        chunk = (info.max_payload - proto.nbytes(proto.LOAD_HISTORY)) // 2
-        for start in range(0, n, chunk):
+        for start, words in plans._history_words(info, bits, proto.LOAD_HISTORY):
             yield (Command.LOAD_HISTORY, pack(proto.LOAD_HISTORY, {
-                "which": HISTORY[which], "first": start}) +
-                words[start:start + chunk].astype("<u2").tobytes())
+                "which": HISTORY[which], "first": start}) + words)
 
     @staticmethod
     def run_phase(phase: Phase, entry: int, label: int | None = None,
