@@ -64,7 +64,14 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--json", default="runs/scaling.json")
     p.add_argument("--plot", default=None)
+    p.add_argument("--from-json", default=None,
+                   help="print the table and draw the plot of an earlier run's JSON")
     args = p.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            out = json.load(f)
+        args.cores = sorted({r["cores"] for rows in out["results"].values() for r in rows})
+        return _report(out, args)
     results = {}
     for net in args.networks:
         print(f"{net}:", flush=True)
@@ -80,16 +87,24 @@ def main(argv=None) -> int:
            {net: len(s) == 1 for net, s in shas.items()}}
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
+    return _report(out, args)
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def _report(out, args) -> int:
+    results = out["results"]
     print("| network | cores | cycles / sample | ideal | ratio | speed-up | efficiency | "
           "host transfer cycles / sample | bit-exact |")
     print("| --- | --: | --: | --: | --: | --: | --: | --: | --- |")
     for net, rows in results.items():
         for r in rows:
-            sp = "-" if r["speedup"] is None else f"{r['speedup']:.2f}"
-            ef = "-" if r["efficiency"] is None else f"{r['efficiency']:.2f}"
             print(f"| {net} | {r['cores']} | {r['cycles_per_sample']:,.0f} | "
-                  f"{r['ideal_cycles_per_sample']:,.0f} | {r['ratio_to_ideal']:.2f} | {sp} | "
-                  f"{ef} | {r['transfer_cycles_per_sample']:,.0f} | {r['bit_exact']} |")
+                  f"{r['ideal_cycles_per_sample']:,.0f} | {r['ratio_to_ideal']:.2f} | "
+                  f"{_fmt(r['speedup'], '.2f')} | {_fmt(r['efficiency'], '.2f')} | "
+                  f"{_fmt(r.get('transfer_cycles_per_sample'), ',.0f')} | {r['bit_exact']} |")
     if args.plot:
         import matplotlib
         matplotlib.use("Agg")
@@ -112,7 +127,7 @@ def main(argv=None) -> int:
             ax.set_xticks(args.cores, [str(c) for c in args.cores])
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
-    print(f"wrote {args.json}" + (f" and {args.plot}" if args.plot else ""))
+    print(f"wrote {args.plot}" if args.plot else "")
     ok = all(r["bit_exact"] for rows in results.values() for r in rows) and \
         all(out["same_weights_on_every_core_count"].values())
     return 0 if ok else 1

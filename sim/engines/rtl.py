@@ -537,8 +537,8 @@ class RtlEngine(Engine):
                                   (st.get("core_engines") or [{}] * cores)[k].items()}}
                              for k in range(cores)],
                 "transfer_cycles_per_sample": self.acc.transfer_cycles / n,
-                # a tighter bound for this schedule: its critical path (layers one after
-                # the other, the input-gradient chain through a layer's blocks) / lanes
+                # the critical path of the unstaged schedule (layers one after the other,
+                # the input-gradient chain through a layer's blocks in turn) / lanes
                 "schedule_ideal_cycles_per_sample": (
                     (st.get("schedule_useful", 0) + upd) / P + st["phases"] * (S + 1)) / n,
                 # the schedule's cycles by phase (the cores' own phase counters, summed
