@@ -140,12 +140,11 @@ def useful_fmas_per_block(mapping, weights, spikes, traces, grads, params) -> di
     return out
 
 
-def useful_fmas_per_core(mapping, weights, spikes, traces, grads, params) -> list[int]:
-    """The FMAs of :func:`useful_fmas` (forward and backward) that each core of
-    ``mapping`` does: its blocks' share of every layer."""
+def useful_fmas_per_core(mapping, per_block: dict) -> list[int]:
+    """The FMAs of :func:`useful_fmas_per_block` that each core of ``mapping`` does: its
+    blocks' share of every layer."""
     per = [0] * mapping.cores
-    for (l, core), n in useful_fmas_per_block(mapping, weights, spikes, traces, grads,
-                                              params).items():
+    for (_, core), n in per_block.items():
         per[core] += sum(n.values())
     return per
 
@@ -458,9 +457,7 @@ class RtlEngine(Engine):
         if self.split:
             blocks = useful_fmas_per_block(self.acc.mapping, self.weights, spikes, traces,
                                            grads, p)
-            per = [0] * self.acc.mapping.cores
-            for (_, core), n in blocks.items():
-                per[core] += sum(n.values())
+            per = useful_fmas_per_core(self.acc.mapping, blocks)
             st = self.stats
             st["core_useful"] = per if st["core_useful"] is None else \
                 [a + b for a, b in zip(st["core_useful"], per)]

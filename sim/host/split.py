@@ -239,7 +239,6 @@ class SplitDevice:
         return RunResult(counts, prediction, nonfinite)
 
     def _backward(self, layer_s, layer_m) -> bool:
-        T = self.params.T
         layers = self.mapping.layers
         bad = False
         g = None                                        # the gradient of layer l, (T, n)
