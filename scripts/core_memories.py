@@ -92,10 +92,20 @@ def memories(geo: CoreGeometry, organisation: str = "now") -> list[dict]:
     if train or before:
         dpr("du!=0 history", geo.hist_groups, TM, P, 2 if before else 1,
             bit_writes=before, holds="non-zero du bits")
-    rows.append(dict(memory="acc written bits", holds="one bit per acc word",
-                     words=geo.acc_depth, width=1, banks=1, read_ports=1,
-                     primitive="FF", count=geo.acc_depth, data_bits=geo.acc_depth,
-                     allocated_bits=geo.acc_depth))
+    if before:
+        rows.append(dict(memory="acc written bits", holds="one bit per acc word",
+                         words=geo.acc_depth, width=1, banks=1, read_ports=1,
+                         primitive="FF", count=geo.acc_depth, data_bits=geo.acc_depth,
+                         allocated_bits=geo.acc_depth))
+    else:
+        # a row of flags per accumulator group, written whole (read-modify-write through
+        # the LUT RAM's asynchronous port), and a register per row: written since the reset
+        groups = 1 << geo.acc_group_bits
+        dpr("acc written bits", groups, 1 << geo.time_bits, 1, 1, bit_writes=False,
+            holds="one bit per acc word")
+        rows.append(dict(memory="acc written rows", holds="one bit per acc group",
+                         words=groups, width=1, banks=1, read_ports=1, primitive="FF",
+                         count=groups, data_bits=groups, allocated_bits=groups))
     words = max(1, geo.config.implementation.max_payload // 2)
     bram("request staging", words, 16, 1, 1, wide=False, holds="a request's data")
     for r in rows:

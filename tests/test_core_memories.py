@@ -59,6 +59,11 @@ def test_the_table_describes_the_memories_the_datapath_builds(name):
             assert len(mem.read_ports) == r["read_ports"], key
             # whole words written: no bit-granular write enables
             assert all(p.signature.granularity in (None, r["width"]) for p in mem.write_ports)
+    # the accumulators' written flags: rows of flags, one per acc group, written whole
+    flags, r = mems["acc_written"], rows["acc written bits"]
+    assert (flags.depth, _width(flags)) == (r["words"], r["width"])
+    assert r["words"] * r["width"] == geo.acc_depth
+    assert all(p.signature.granularity in (None, r["width"]) for p in flags.write_ports)
     for key, nm in (("dW", "dw"), ("acc", "acc"), ("du", "du"), ("u", "u")):
         if key not in rows:
             assert nm not in mems, f"{name}: {key} is built but not needed"

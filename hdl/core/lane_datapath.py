@@ -343,13 +343,26 @@ class LaneDatapath(wiring.Component):
             with m.Elif(acc_set):
                 m.d.sync += live.eq(live | (Const(1, rows) << row))
         else:
-            touched = Signal(g.acc_depth)
-            m.d.sync += hit1.eq(touched.bit_select(_acc_addr(g, f_ta, f_g), 1))
+            # the same rows of flags in LUT RAM, written whole: the row is read through an
+            # asynchronous port and written back with its flag set (cleared first when the
+            # row was not written since the reset), so a distributed-RAM cell holds four
+            # flags, not one, and no per-flag decoder or register is built
+            TW, rows = 1 << g.time_bits, 1 << g.acc_group_bits
+            flags = Memory(shape=TW, depth=rows, init=[], attrs={"ram_style": "distributed"})
+            m.submodules.acc_written = flags
+            fwp = flags.write_port()
+            frp = flags.read_port(domain="comb")
+            live = Signal(rows)
+            row_live = Signal()
+            m.d.comb += [frp.addr.eq(f_g), fwp.addr.eq(f_g),
+                         row_live.eq(live.bit_select(f_g, 1)),
+                         fwp.data.eq(Mux(row_live, frp.data, 0) | (Const(1, TW) << f_t)),
+                         fwp.en.eq(acc_set)]
+            m.d.sync += hit1.eq(row_live & frp.data.bit_select(f_ta, 1))
             with m.If(self.acc_reset):
-                m.d.sync += touched.eq(0)
+                m.d.sync += live.eq(0)
             with m.Elif(acc_set):
-                m.d.sync += touched.eq(touched |
-                                       (Const(1, g.acc_depth) << _acc_addr(g, f_t, f_g)))
+                m.d.sync += live.eq(live | (Const(1, rows) << f_g))
         for i in range(1, S + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
