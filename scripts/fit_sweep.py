@@ -150,25 +150,30 @@ def sweep(args) -> dict:
                 print(f"   {row['luts']:,} LUTs ({row['luts_pct']} %), {row['ffs']:,} FFs, "
                       f"{row['dsps']} DSPs, {row['brams']} BRAMs ({row['brams_pct']} %)"
                       f"{clock}: {verdict}", flush=True)
+    return {"board": args.board, "rows": rows, **verdict(rows)}
+
+
+def verdict(rows: list[dict]) -> dict:
+    """The largest point that fits (most lanes in total, then fewest LUTs) and the
+    largest that also meets its target clock, with a sentence saying so."""
     ok = [r for r in rows if r.get("fits")]
     timed = [r for r in ok if r.get("timing_met")]
     best_fit = max(ok, key=lambda r: (r["total_lanes"], -r["luts"]), default=None)
     best_timed = max(timed, key=lambda r: (r["total_lanes"], -r["luts"]), default=None)
     target = rows[0]["target_mhz"] if rows else None
     if best_timed:
-        verdict = (f"largest that fits and meets {target:g} MHz: {best_timed['config']} "
-                   f"({best_timed['total_lanes']} lanes, {best_timed['fmax_mhz']} MHz)")
+        text = (f"largest that fits and meets {target:g} MHz: {best_timed['config']} "
+                f"({best_timed['total_lanes']} lanes, {best_timed['fmax_mhz']} MHz)")
     elif any(r.get("placed") for r in ok):
-        verdict = f"no placed point meets {target:g} MHz"
+        text = f"no placed point meets {target:g} MHz"
     else:
-        verdict = "no point placed: fmax not measured (--place M)"
+        text = "no point placed: fmax not measured (--place M)"
     if best_fit:
-        verdict += (f"; largest that fits by area: {best_fit['config']} "
-                    f"({best_fit['total_lanes']} lanes, {best_fit['luts_pct']} % of the LUTs)")
+        text += (f"; largest that fits by area: {best_fit['config']} "
+                 f"({best_fit['total_lanes']} lanes, {best_fit['luts_pct']} % of the LUTs)")
     else:
-        verdict += "; no point fits by area"
-    return {"board": args.board, "rows": rows, "verdict": verdict,
-            "largest_fit": best_fit and best_fit["config"],
+        text += "; no point fits by area"
+    return {"verdict": text, "largest_fit": best_fit and best_fit["config"],
             "largest_fit_at_target": best_timed and best_timed["config"]}
 
 
@@ -197,8 +202,11 @@ def plot(result: dict, path: Path) -> None:
     for key, name in _RESOURCES:
         pts = sorted((r["total_lanes"], r[f"{key}_pct"], r["config"]) for r in rows)
         ax1.plot([p[0] for p in pts], [p[1] for p in pts], "o", label=name)
+    for r in rows:
+        ax1.annotate(f"{r['cores']}x{r['lanes']}", (r["total_lanes"], r["luts_pct"]),
+                     textcoords="offset points", xytext=(4, 2), fontsize=7)
     ax1.axhline(100, color="k", lw=0.8, ls="--")
-    ax1.set_xlabel("fp16 lanes in total (cores x lanes)")
+    ax1.set_xlabel("fp16 lanes in total (labels: cores x lanes)")
     ax1.set_ylabel(f"% of the {result['board']}")
     ax1.set_title("utilisation (packed)")
     ax1.legend()
