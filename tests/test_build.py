@@ -59,6 +59,7 @@ def _run(argv, capsys):
     (["--board", "ulx3s-85f", "--preset", "huge"], "huge", ["tiny", "digits"]),
     (["--board", "ulx3s-85f", "--target-mhz", "900"], "900", ["10 to 400 MHz"]),
     (["--board", "icebreaker", "--target-mhz", "-5"], "-5", ["positive"]),
+    (["--board", "ulx3s-85f", "--placer", "annealer"], "annealer", ["heap", "static"]),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, extra, bad, allowed):
     out_dir = tmp_path / "out"
@@ -97,6 +98,20 @@ def test_options_set_the_configuration_fields(tmp_path):
     assert req.config.features.lanes == 4                                   # the tiny preset's
     assert req.options == {"cores": 6}
     assert flow.resolve("icebreaker", "fma", out_dir=tmp_path).options == {"stages": 6}
+
+
+def test_the_placer_reaches_nextpnr_and_the_cache_key(tmp_path):
+    """--placer static goes on nextpnr's command line; heap (nextpnr's default) adds
+    nothing; the two plans differ, so a cached build of one is not taken for the other."""
+    scripts = {}
+    for placer in flow.PLACERS:
+        req = flow.resolve("ulx3s-85f", "fma", out_dir=tmp_path, placer=placer)
+        top, _ = flow._design(req)
+        plan = flow._plan(req.board, top, "abc9", req.placer)
+        scripts[placer] = plan.files["build_top.sh"]
+        assert req.placer == placer
+    assert "--placer static" in scripts["static"]
+    assert "--placer" not in scripts["heap"]
 
 
 # ---------------------------------------------------------------------------- pieces
