@@ -263,9 +263,9 @@ PRESETS: dict[str, BuildConfig] = {
                         Implementation(fma_stages=3, max_payload=256, history_write="bit",
                                        counters="bram")),
     # ULX3S-85F (208 DP16KD, 83,640 LUT4): 2x2 cores of 2 lanes, 40 neurons and fan-in
-    # 128 each, enough for 64-128-10. Measured per core after packing: 18,911 LUT4 and
-    # 21 DP16KD, so four cores with routers and host port are about 95 % of the LUT4:
-    # not yet placed and routed as a whole (docs/multicore.md).
+    # 128 each, enough for 64-128-10. The whole four-core accelerator packs into 60,854
+    # TRELLIS_COMB (73 %) and 79 DP16KD (scripts/fit_sweep.py, docs/core.md); not yet
+    # placed and routed as a whole.
     "ulx3s-2x2": BuildConfig(Features(rows=2, cols=2, lanes=2, neurons_per_core=40,
                                       max_fan_in=128, max_time_steps=16, max_layers=3),
                              Implementation(max_payload=512)),
