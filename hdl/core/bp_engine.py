@@ -28,11 +28,11 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, stream
 from amaranth.lib.wiring import In
 
-from ..spike_decoder import lowest_set_bit
+from ..spike_decoder import below, lowest_set_bit
 from .defs import CoreGeometry, OpKind
 from .engine import Engine
 from .history_scanner import pair_layout
@@ -81,18 +81,6 @@ class BPEngine(Engine):
                      pl.t_lo.eq(self.t_lo), pl.t_hi.eq(self.t_hi)]
         self.scan_with(m, pl, start=start_pl, base=lay.out_hg, n=lay.n_out, nz=1)
         return [tg, pl]
-
-
-def _below(x, n):
-    """``n`` bits, bit ``i`` set when ``i < x``: a multiplexer tree on the bits of
-    ``x`` (no comparator per bit)."""
-    x = Value.cast(x)
-    bits = [Const(0, 1)]                   # below(0-bit x) over 1 position: none
-    for b in range(len(x)):
-        bits = [x[b] | v for v in bits] + [x[b] & v for v in bits]   # 2 ** (b + 1) positions
-    # positions beyond 2 ** len(x) are never below x
-    out = bits[:n] + [Const(0, 1)] * max(0, n - len(bits))
-    return Cat(*out)
 
 
 class GinLoop(_Loop):
@@ -185,7 +173,7 @@ class GinLoop(_Loop):
             li = self.layer
             end = Signal(range(HG + H + 1))
             m.d.comb += end.eq(li.in_hg + Mux(li.g_in < H, li.g_in, H))
-            m.d.sync += sel.eq(_below(end, HG) & ~_below(li.in_hg, HG))
+            m.d.sync += sel.eq(below(end, HG) & ~below(li.in_hg, HG))
         with m.Elif(running):
             with m.If(step):
                 m.d.sync += [fresh.eq(last), left.eq(rest), used.eq(base_used + nv)]

@@ -36,7 +36,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
-from ..spike_decoder import lowest_set_bit, popcount
+from ..spike_decoder import below, lowest_set_bit, popcount
 from .defs import CoreGeometry
 
 __all__ = ["HistoryScanner", "ScanRequest", "ScanRead", "pair_layout", "connect_requests"]
@@ -182,11 +182,16 @@ class HistoryScanner(wiring.Component):
         m.d.comb += valid_steps.eq((Const(1, TM + 1) << T_r) - 1)
         rev_steps = Signal(TM)
         m.d.comb += rev_steps.eq(Cat(*[valid_steps[TM - 1 - b] for b in range(TM)]))
+        nvalid = Signal(range(P + 1))
+        remaining = Signal(g.neuron_bits + 1)
+        m.d.comb += remaining.eq(n_r - (rd_grp << g.lane_shift))
+        m.d.comb += nvalid.eq(Mux(remaining >= P, P, remaining))
         lane_ok = Signal(P)
         busy = Signal(P)                    # neuron-major: lanes with an event
         one = Signal(P)                     # time-major: lanes with an event at rd_t
+        m.d.comb += lane_ok.eq(below(nvalid, P))
         for k in range(P):
-            m.d.comb += [lane_ok[k].eq((rd_grp << g.lane_shift) + k < n_r),
+            m.d.comb += [
                          busy[k].eq(lane_ok[k] & (self.rd.data[k] & valid_steps).any()),
                          one[k].eq(lane_ok[k] & self.rd.data[k].bit_select(rd_t, 1))]
         first, first_any = lowest_set_bit(busy)
@@ -207,10 +212,6 @@ class HistoryScanner(wiring.Component):
 
         # empty (neuron, step) slots: per lane moved to cur, T less its events; at a
         # load also T for every valid lane without events (time-major: 1 per lane)
-        nvalid = Signal(range(P + 1))
-        remaining = Signal(g.neuron_bits + 1)
-        m.d.comb += remaining.eq(n_r - (rd_grp << g.lane_shift))
-        m.d.comb += nvalid.eq(Mux(remaining >= P, P, remaining))
         pend_next = Signal(P)
         m.d.comb += pend_next.eq(busy & ~first_bit)
         slots = Signal(range(P + 1))        # lanes whose slots are counted this cycle
