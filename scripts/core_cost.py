@@ -59,7 +59,9 @@ def _per_module(out_dir: Path, env) -> list[dict]:
     """Synthesise ``out_dir/top.il`` without flattening; cells per module."""
     hier = out_dir / "yosys-hier.json"
     if not hier.exists():
-        script = ("read_rtlil top.il; synth_ecp5 -noflatten -top top; "
+        script = ("read_rtlil top.il; synth_ecp5 -noflatten -top top -run :map_luts; "
+                  "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean; "
+                  "synth_ecp5 -noflatten -top top -run map_cells:; "
                   "tee -q -o yosys-hier.json stat -json")
         subprocess.run([env["YOSYS"], "-q", "-l", "hier.rpt", "-p", script], cwd=out_dir,
                        env=env, check=True, stdout=subprocess.DEVNULL)
