@@ -44,7 +44,7 @@ from amaranth.utils import bits_for, ceil_log2
 
 from .checked import ArgumentChecked
 
-__all__ = ["SpikeDecoder", "input_layout", "output_layout", "lowest_set_bit", "popcount"]
+__all__ = ["SpikeDecoder", "input_layout", "output_layout", "below", "lowest_set_bit", "popcount"]
 
 
 def lowest_set_bit(bits) -> tuple[Value, Value]:
@@ -72,6 +72,17 @@ def lowest_set_bit(bits) -> tuple[Value, Value]:
 
     index, any_ = node(0, 1 << width)
     return Mux(any_, index, 0)[:width], any_
+
+
+def below(x, n: int) -> Value:
+    """``n`` bits, bit ``i`` set when ``i < x`` (a thermometer code of ``x``): per
+    bit of ``x`` one level of AND / OR gates, no comparator per output bit."""
+    x = Value.cast(x)
+    bits = [Const(0, 1)]                    # no bit of x: position 0 is not below 0
+    for b in range(len(x)):                 # 2 ** b positions -> 2 ** (b + 1)
+        bits = [x[b] | v for v in bits] + [x[b] & v for v in bits]
+    bits = bits[:n] + [Const(0, 1)] * max(0, n - len(bits))
+    return Cat(*bits)
 
 
 def popcount(bits) -> Value:

@@ -11,8 +11,9 @@
 cached by configuration in ``--cache DIR`` (a folder per configuration holding the
 build's ``report.json``); ``--per-module`` also synthesises the same netlist without
 flattening and reports the cells of every submodule of the core (where the LUTs
-go); ``--place M`` places and routes each configuration too, nextpnr stopped after
-``M`` minutes. Rows: LUT4, CCU2C, PFUMX/L6MUX21, TRELLIS_DPR16X4, FFs, MULT18X18D,
+go; with the classic ABC: ``-abc9 -noflatten`` stops on an internal Yosys
+assertion); ``--place M`` places and routes each configuration too, nextpnr stopped
+after ``M`` minutes. Rows: LUT4, CCU2C, PFUMX/L6MUX21, TRELLIS_DPR16X4, FFs, MULT18X18D,
 DP16KD, and ``luts`` = LUT4 + 2 CCU2C (the logic LUT4s; nextpnr's TRELLIS_COMB also
 counts the distributed-RAM cells' LUTs).
 
@@ -58,7 +59,9 @@ def _per_module(out_dir: Path, env) -> list[dict]:
     """Synthesise ``out_dir/top.il`` without flattening; cells per module."""
     hier = out_dir / "yosys-hier.json"
     if not hier.exists():
-        script = ("read_rtlil top.il; synth_ecp5 -abc9 -noflatten -top top; "
+        script = ("read_rtlil top.il; synth_ecp5 -noflatten -top top -run :map_luts; "
+                  "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean; "
+                  "synth_ecp5 -noflatten -top top -run map_cells:; "
                   "tee -q -o yosys-hier.json stat -json")
         subprocess.run([env["YOSYS"], "-q", "-l", "hier.rpt", "-p", script], cwd=out_dir,
                        env=env, check=True, stdout=subprocess.DEVNULL)

@@ -32,7 +32,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, stream
 from amaranth.lib.wiring import In
 
-from ..spike_decoder import lowest_set_bit
+from ..spike_decoder import below, lowest_set_bit
 from .defs import CoreGeometry, OpKind
 from .engine import Engine
 from .history_scanner import pair_layout
@@ -89,7 +89,11 @@ class GinLoop(_Loop):
     ``h`` of ``P`` inputs, ascending, that has a window bit at ``t`` in ``win``; the
     other groups are skipped without a cycle. The last operation of an event carries
     in ``oskip`` the lanes of the groups skipped for it; an event without any group
-    is one ``NOP`` (no lanes) carrying all of them. One operation per cycle."""
+    is one ``NOP`` (no lanes) carrying all of them. One operation per cycle.
+
+    The groups are searched in history-group numbers: step ``t``'s summary bit of
+    every history group, masked by the layer's input groups (a mask registered at
+    ``start``), no shift of the summary by the layer's first input group."""
 
     def __init__(self, geometry: CoreGeometry):
         g = geometry
@@ -113,24 +117,26 @@ class GinLoop(_Loop):
         jg = Signal(g.neuron_bits)
         jl = Signal(g.lane_bits)
         m.d.comb += [jg.eq(pr.j >> g.lane_shift), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
-        # groups of this event still to issue: the window summary of the inputs at t
+        # groups of this event still to issue: the window summary of the inputs at t,
+        # kept in history-group numbers (no shift by in_hg): the summary bits of step
+        # t of every history group, masked to the layer's input groups (``sel``,
+        # registered at start); the group is the set bit less in_hg
+        HG = g.hist_groups
         fresh = Signal()                  # no group of the current event issued yet
-        left = Signal(H)                  # groups still to issue (after the first)
-        # the summary bits of step t of every history group, then those of the layer's
-        # input groups (a shift by in_hg): two small multiplexers, not one per group
-        col = Signal(g.hist_groups)
-        for hg in range(g.hist_groups):
+        left = Signal(HG)                 # groups still to issue (after the first)
+        col = Signal(HG)
+        for hg in range(HG):
             m.d.comb += col[hg].eq(self.win[hg * TM:(hg + 1) * TM].bit_select(pr.t, 1))
-        wmask = Signal(H)
-        m.d.comb += wmask.eq((col >> lay.in_hg)[:H] &
-                             Cat(*[h < lay.g_in for h in range(H)]))
-        cur = Signal(H)
+        sel = Signal(HG)
+        wmask = Signal(HG)
+        m.d.comb += wmask.eq(col & sel)
+        cur = Signal(HG)
         m.d.comb += cur.eq(Mux(fresh, wmask, left))
-        h, any_ = lowest_set_bit(cur)
+        habs, any_ = lowest_set_bit(cur)
         hs = Signal(g.acc_group_bits)
-        m.d.comb += hs.eq(h)
-        rest = Signal(H)
-        m.d.comb += rest.eq(cur & ~(Const(1, H) << hs))
+        m.d.comb += hs.eq(Mux(any_, habs - lay.in_hg, 0))
+        rest = Signal(HG)
+        m.d.comb += rest.eq(cur & ~(Const(1, HG) << habs))
         last = Signal()
         m.d.comb += last.eq(rest == 0)
         # lanes of the event issued so far (the rest of n_in was skipped)
@@ -150,7 +156,7 @@ class GinLoop(_Loop):
             o.t.eq(pr.t),
             o.g.eq(hs),
             o.dg.eq(lay.out_dg + jg),
-            o.hg.eq(lay.in_hg + hs),
+            o.hg.eq(Mux(any_, habs, lay.in_hg)),
             o.waddr.eq(lay.wbase + jg * lay.n_in + (hs << g.lane_shift)),
             o.rot.eq(jl),
             o.row.eq(1),
@@ -164,6 +170,10 @@ class GinLoop(_Loop):
         m.d.comb += self.pairs.ready.eq((step & last) | (running & self.pairs.valid & ~keep))
         with m.If(self.start):
             m.d.sync += [running.eq(1), lay.eq(self.layer), fresh.eq(1)]
+            li = self.layer
+            end = Signal(range(HG + H + 1))
+            m.d.comb += end.eq(li.in_hg + Mux(li.g_in < H, li.g_in, H))
+            m.d.sync += sel.eq(below(end, HG) & ~below(li.in_hg, HG))
         with m.Elif(running):
             with m.If(step):
                 m.d.sync += [fresh.eq(last), left.eq(rest), used.eq(base_used + nv)]

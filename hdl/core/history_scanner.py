@@ -14,10 +14,19 @@ emits its events, one per cycle:
   the first.
 
 Throughput: one event per cycle (the next group is read while the last event
-of a group is emitted); latency from ``start`` to the first event: 2 cycles.
+of a group is emitted, the next lane's word moves in while the last event of a
+lane is emitted); latency from ``start`` to the first event: 2 cycles.
 ``done`` is high once every event was taken (until the next ``start``).
-``zeros`` gives, in the cycle a group is loaded, its number of empty
-(neuron, step) slots (for the sparsity counters).
+``zeros`` gives the empty (neuron, step) slots for the sparsity counters, spread
+over the group's cycles: in the cycle a group is loaded those of its lanes without
+events and of its first lane with events, in the cycle the next lane with events
+moves in those of that lane (the sum over a scan is unchanged).
+
+Structure (what keeps it small): the group's ``P`` words are registered as read;
+the search runs on one lane word of ``TM`` bits (``cur``: masked to ``T`` steps,
+bit-reversed for descending order, no shift) beside a ``P``-bit mask of the lanes
+still to come, never on the whole ``P * TM``-bit group; the empty slots are
+counted per lane word (one ``TM``-bit population count).
 """
 
 from __future__ import annotations
@@ -25,9 +34,9 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for, exact_log2
+from amaranth.utils import bits_for
 
-from ..spike_decoder import lowest_set_bit, popcount
+from ..spike_decoder import below, lowest_set_bit, popcount
 from .defs import CoreGeometry
 
 __all__ = ["HistoryScanner", "ScanRequest", "ScanRead", "pair_layout", "connect_requests"]
@@ -112,7 +121,6 @@ class HistoryScanner(wiring.Component):
         m = Module()
         g = self.geo
         P, TM = g.lanes, g.max_time_steps
-        W = P * TM
         TB1 = bits_for(TM)
         req, o = self.req, self.req.events
         m.d.comb += req.win.eq(self.rd.win)
@@ -127,7 +135,15 @@ class HistoryScanner(wiring.Component):
         rd_t = Signal(g.time_bits)          # its step (time-major)
         rd_end = Signal()                   # time-major: every step was read
         rd_ok = Signal()
-        vec = Signal(W)                     # events of the loaded group, bit k*TM + tt
+        # The loaded group: its P words as read (``vec``, loaded once, never cleared),
+        # the lanes whose events are still to come (``pend``) and the events being
+        # emitted (``cur``): neuron-major, the word of lane ``cur_lane``, masked to T
+        # steps and reversed for descending order (bit TM-1-t = step t); time-major,
+        # bit k = lane k's event at step ``vec_t``.
+        vec = Signal(data.ArrayLayout(TM, P))
+        pend = Signal(P)
+        cur = Signal(TM if TM >= P else P)
+        cur_lane = Signal(g.lane_bits)
         vec_grp = Signal(g.neuron_bits + 1)
         vec_t = Signal(g.time_bits)
         vec_ok = Signal()
@@ -139,50 +155,71 @@ class HistoryScanner(wiring.Component):
         m.d.comb += last_t.eq(Mux(desc_r, 0, T_r - 1))
         m.d.comb += self.rd.nz.eq(Mux(req.start, req.nz, nz_r))
 
-        # lowest set bit of vec (a log-depth priority tree)
-        low = Signal(range(W))
-        m.d.comb += low.eq(lowest_set_bit(vec)[0])
+        low = Signal(range(len(cur)))
+        m.d.comb += low.eq(lowest_set_bit(cur)[0])
         has = Signal()
-        m.d.comb += has.eq(vec_ok & (vec != 0))
+        m.d.comb += has.eq(vec_ok & (cur != 0))
         lane = Signal(g.lane_bits)
-        tt = Signal(g.time_bits)
-        m.d.comb += [lane.eq(low >> exact_log2(TM) if TM & (TM - 1) == 0 else low // TM),
-                     tt.eq(low % TM)]
+        m.d.comb += lane.eq(Mux(tm_r, low, cur_lane))
         m.d.comb += [
             o.valid.eq(has),
             o.payload.j.eq((vec_grp << g.lane_shift) | lane if P > 1 else vec_grp),
-            o.payload.t.eq(Mux(tm_r, vec_t, Mux(desc_r, T_r - 1 - tt, tt))),
+            o.payload.t.eq(Mux(tm_r, vec_t, Mux(desc_r, TM - 1 - low, low))),
         ]
         taking = Signal()
         m.d.comb += taking.eq(has & o.ready)
-        after = Signal(W)
-        m.d.comb += after.eq(Mux(taking, vec & ~(Const(1, W) << low), vec))
+        after = Signal(len(cur))
+        m.d.comb += after.eq(Mux(taking, cur & ~(Const(1, len(cur)) << low), cur))
+        refill = Signal()                   # the current lane is done, another one waits
+        m.d.comb += refill.eq(vec_ok & (after == 0) & (pend != 0))
         empty_next = Signal()
-        m.d.comb += empty_next.eq(~vec_ok | (after == 0))
+        m.d.comb += empty_next.eq(~vec_ok | ((after == 0) & (pend == 0)))
         load = Signal()
         m.d.comb += load.eq(running & rd_ok & empty_next)
 
-        # the group's events: masked to n neurons and T steps; neuron-major descending
-        # reverses each word within the T steps; time-major keeps only step rd_t
-        masked = Signal(W)
+        # the group on rd.data: which lanes hold events (within n neurons and T steps)
         valid_steps = Signal(TM)
         m.d.comb += valid_steps.eq((Const(1, TM + 1) << T_r) - 1)
-        for k in range(P):
-            word = Signal(TM, name=f"word{k}")
-            m.d.comb += word.eq(Mux((rd_grp << g.lane_shift) + k < n_r,
-                                    self.rd.data[k] & valid_steps, 0))
-            rev = Signal(TM, name=f"rev{k}")
-            m.d.comb += rev.eq(Cat(*[word[TM - 1 - b] for b in range(TM)]) >> (TM - T_r)[:TB1])
-            one = Signal(TM, name=f"one{k}")
-            m.d.comb += one.eq(word.bit_select(rd_t, 1))
-            m.d.comb += masked[k * TM:(k + 1) * TM].eq(Mux(tm_r, one, Mux(desc_r, rev, word)))
-
+        rev_steps = Signal(TM)
+        m.d.comb += rev_steps.eq(Cat(*[valid_steps[TM - 1 - b] for b in range(TM)]))
         nvalid = Signal(range(P + 1))
         remaining = Signal(g.neuron_bits + 1)
         m.d.comb += remaining.eq(n_r - (rd_grp << g.lane_shift))
         m.d.comb += nvalid.eq(Mux(remaining >= P, P, remaining))
-        pop = Signal(range(W + 1))
-        m.d.comb += pop.eq(popcount(masked))
+        lane_ok = Signal(P)
+        busy = Signal(P)                    # neuron-major: lanes with an event
+        one = Signal(P)                     # time-major: lanes with an event at rd_t
+        m.d.comb += lane_ok.eq(below(nvalid, P))
+        for k in range(P):
+            m.d.comb += [
+                         busy[k].eq(lane_ok[k] & (self.rd.data[k] & valid_steps).any()),
+                         one[k].eq(lane_ok[k] & self.rd.data[k].bit_select(rd_t, 1))]
+        first, first_any = lowest_set_bit(busy)
+        first_bit = Signal(P)
+        m.d.comb += first_bit.eq(Mux(first_any, Const(1, P) << first, 0))
+        nxt, _ = lowest_set_bit(pend)
+
+        # the word that goes to cur: at a load the group's first busy lane (from
+        # rd.data), at a refill the next pending lane (from vec)
+        word = Signal(TM)
+        m.d.comb += word.eq(Mux(load, self.rd.data[first[:g.lane_bits] if P > 1 else 0],
+                                vec[nxt[:g.lane_bits] if P > 1 else 0]))
+        oriented = Signal(TM)
+        m.d.comb += oriented.eq(Mux(desc_r, Cat(*[word[TM - 1 - b] for b in range(TM)]) & rev_steps,
+                                    word & valid_steps))
+        new_cur = Signal(len(cur))
+        m.d.comb += new_cur.eq(Mux(tm_r, one, oriented))
+
+        # empty (neuron, step) slots: per lane moved to cur, T less its events; at a
+        # load also T for every valid lane without events (time-major: 1 per lane)
+        pend_next = Signal(P)
+        m.d.comb += pend_next.eq(busy & ~first_bit)
+        slots = Signal(range(P + 1))        # lanes whose slots are counted this cycle
+        m.d.comb += slots.eq(Mux(tm_r, nvalid, Mux(load, nvalid - popcount(pend_next), 1)))
+        pop = Signal(range(len(cur) + 1))
+        m.d.comb += pop.eq(popcount(new_cur))
+        counted = Signal(len(self.zeros))
+        m.d.comb += counted.eq(Mux(tm_r, slots, slots * T_r) - pop)
 
         # next group to read
         wrap = Signal()
@@ -209,9 +246,10 @@ class HistoryScanner(wiring.Component):
                 m.d.sync += rd_grp.eq(next_grp)
             with m.If(load):
                 with m.If(more):
-                    m.d.sync += [vec.eq(masked), vec_grp.eq(rd_grp), vec_t.eq(rd_t),
-                                 vec_ok.eq(1)]
-                    m.d.comb += self.zeros.eq(Mux(tm_r, nvalid, nvalid * T_r) - pop)
+                    m.d.sync += [vec.eq(self.rd.data), cur.eq(new_cur), cur_lane.eq(first),
+                                 pend.eq(Mux(tm_r, 0, pend_next)),
+                                 vec_grp.eq(rd_grp), vec_t.eq(rd_t), vec_ok.eq(1)]
+                    m.d.comb += self.zeros.eq(counted)
                     with m.If(wrap):
                         with m.If(rd_t == last_t):
                             m.d.sync += rd_end.eq(1)
@@ -219,6 +257,10 @@ class HistoryScanner(wiring.Component):
                             m.d.sync += rd_t.eq(Mux(desc_r, rd_t - 1, rd_t + 1))
                 with m.Else():
                     m.d.sync += [vec_ok.eq(0), running.eq(0), req.done.eq(1)]
+            with m.Elif(refill):
+                m.d.sync += [cur.eq(new_cur), cur_lane.eq(nxt),
+                             pend.eq(pend & ~(Const(1, P) << nxt))]
+                m.d.comb += self.zeros.eq(counted)
             with m.Else():
-                m.d.sync += vec.eq(after)
+                m.d.sync += cur.eq(after)
         return m
