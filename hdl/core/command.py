@@ -18,7 +18,7 @@ payload byte.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
@@ -113,18 +113,9 @@ class CommandUnit(wiring.Component):
                          Mux(cap.cmd == Command.RUN_PHASE, self._view(proto.RUN_PHASE).entry,
                              self.settings.layers - 1)))]
         with m.FSM(name="command"):
-            # a request's checks in three steps, each registered: the layer entry (every
-            # cycle, from the request that holds), the products of the checks (PRODUCTS),
-            # the compares (CHECK); EXECUTE carries out the registered outcome
             with m.State("IDLE"):
                 with m.If(cap.valid):
-                    m.next = "PRODUCTS"
-            with m.State("PRODUCTS"):
-                m.next = "CHECK"
-            with m.State("CHECK"):
-                m.next = "EXECUTE"
-            with m.State("EXECUTE"):
-                self._execute(m)
+                    self._execute(m)
             with m.State("CONSTS"):
                 m.d.sync += self.settings.constants.eq(self._view(proto.SET_CONSTANTS).constants)
                 self._respond(m)
@@ -184,22 +175,6 @@ class CommandUnit(wiring.Component):
         tail = data.View(proto.RUN_RESULT, ser.tail.as_value())
         m.d.comb += [tail.prediction.eq(self.best), tail.flags.nonfinite.eq(self.nonfinite)]
 
-    def _late(self, value, name):
-        """``value`` registered every cycle: the request's arguments hold from ``valid`` to
-        ``release``, so one register step per check state (a product registered in
-        PRODUCTS, a compare of it in CHECK) is read in EXECUTE."""
-        v = Value.cast(value)
-        r = Signal(v.shape(), name=name)
-        self._m.d.sync += r.eq(v)
-        return r
-
-    def _entry(self):
-        """The layer entry at the table's read index, registered (IDLE / PRODUCTS)."""
-        if not hasattr(self, "_ent_r"):
-            self._ent_r = Signal(self.geo.layer_layout, name="ent_r")
-            self._m.d.sync += self._ent_r.eq(self.table_read.entry)
-        return self._ent_r
-
     def _view(self, layout):
         return data.View(layout, self._cap.args.as_value()[:layout.size])
 
@@ -240,7 +215,7 @@ class CommandUnit(wiring.Component):
                 self._reject(m, Status.UNKNOWN_COMMAND)
 
     def _info(self, m, nbytes):
-        with m.If(self._late(nbytes != 0, "info_bad")):
+        with m.If(nbytes != 0):
             self._reject(m)
         with m.Else():
             m.d.sync += self.nfix.eq(proto.nbytes(proto.INFO))
@@ -255,10 +230,9 @@ class CommandUnit(wiring.Component):
             ((a.reset_grad == ResetGrad.DETACH) &
              ("detach" in f.reset_grad_modes or f.inference_only)) |
             ((a.reset_grad == ResetGrad.THROUGH) & ("through" in f.reset_grad_modes)))
-        with m.If(self._late((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
-                             (a.T > g.max_time_steps) | (a.layers < 1) |
-                             (a.layers > g.max_layers) | ~mode_ok | (a.wcount > g.weight_depth),
-                             "consts_bad")):
+        with m.If((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
+                  (a.T > g.max_time_steps) | (a.layers < 1) | (a.layers > g.max_layers) |
+                  ~mode_ok | (a.wcount > g.weight_depth)):
             self._reject(m)
         with m.Else():
             m.d.sync += [s.T.eq(a.T), s.layers.eq(a.layers),
@@ -278,13 +252,11 @@ class CommandUnit(wiring.Component):
         wbase, wbase_over = _capped(a.wbase, g.weight_depth)
         gi, go = Signal(len(n_in) + 1), Signal(len(n_out) + 1)
         m.d.comb += [gi.eq(_groups(g, n_in)), go.eq(_groups(g, n_out))]
-        wsize = self._late(go * n_in, "layer_wsize")
-        with m.If(self._late((nbytes != proto.nbytes(proto.SET_LAYER)) |
-                             (a.layer >= g.max_layers) | (a.n_in < 1) | n_in_over |
-                             (n_in > g.max_fan_in) | (a.n_out < 1) | n_out_over |
-                             (n_out > g.neurons) | in_hg_over | (in_hg + gi > g.hist_groups) |
-                             out_g_over | (out_g + go > g.neuron_groups) |
-                             wbase_over | (wbase + wsize > g.weight_depth), "layer_bad")):
+        with m.If((nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
+                  (a.n_in < 1) | n_in_over | (n_in > g.max_fan_in) | (a.n_out < 1) |
+                  n_out_over | (n_out > g.neurons) | in_hg_over | (in_hg + gi > g.hist_groups) |
+                  out_g_over | (out_g + go > g.neuron_groups) |
+                  wbase_over | (wbase + go * n_in > g.weight_depth)):
             self._reject(m)
         with m.Else():
             w = self.table_write
@@ -300,7 +272,7 @@ class CommandUnit(wiring.Component):
         g = self.geo
         a = self._view(proto.WRITE_WEIGHTS)         # layer, i, j (both commands)
         rd = self._view(proto.READ_WEIGHTS)
-        ent = self._entry()                         # at a.layer (the index multiplexer)
+        ent = self.table_read.entry                 # at a.layer (the index multiplexer)
         is_wr = self._cap.cmd == Command.WRITE_WEIGHTS
         cnt = Signal(16)
         m.d.comb += cnt.eq(Mux(is_wr, self._cap.nwords, rd.count))
@@ -310,17 +282,15 @@ class CommandUnit(wiring.Component):
         i_over, j_over = a.i[g.neuron_bits:].any(), a.j[g.neuron_bits:].any()
         cnt_low, cnt_over = _capped(cnt, g.neurons * g.max_fan_in)
         flat = Signal(2 * g.neuron_bits)
-        m.d.comb += flat.eq(self._late(wi * ent.n_in, "ww_row") + wj)
+        m.d.comb += flat.eq(wi * ent.n_in + wj)
         m.d.sync += [self.elay.eq(ent), self.wi.eq(wi), self.wj.eq(wj),
-                     self.wrow.eq(ent.wbase +
-                                  self._late((wi >> g.lane_shift) * ent.n_in, "ww_rowg"))]
-        with m.If(self._late(
-                (is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
-                (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
-                           (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
-                (a.layer >= self.settings.layers) | i_over | (wi >= ent.n_out) | j_over |
-                (wj >= ent.n_in) | (cnt == 0) | cnt_over |
-                (flat + cnt_low > self._late(ent.n_out * ent.n_in, "ww_size")), "ww_bad")):
+                     self.wrow.eq(ent.wbase + (wi >> g.lane_shift) * ent.n_in)]
+        with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
+                  (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
+                             (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
+                  (a.layer >= self.settings.layers) | i_over | (wi >= ent.n_out) | j_over |
+                  (wj >= ent.n_in) | (cnt == 0) | cnt_over |
+                  (flat + cnt_low > ent.n_out * ent.n_in)):
             self._reject(m)
         with m.Elif(is_wr):
             m.d.sync += self.nelem.eq(cnt)
@@ -340,10 +310,9 @@ class CommandUnit(wiring.Component):
         limit = g.in_groups * g.lanes
         first_low, first_over = _capped(first, limit)
         words_low, words_over = _capped(self._cap.nwords, limit)
-        with m.If(self._late(
-                (nbytes < header + 2) | ((nbytes - header)[0]) |
-                (hist & (a.which != HistoryKind.SPIKES) & (a.which != HistoryKind.WINDOW)) |
-                first_over | words_over | (first_low + words_low > limit), "ls_bad")):
+        with m.If((nbytes < header + 2) | ((nbytes - header)[0]) |
+                  (hist & (a.which != HistoryKind.SPIKES) & (a.which != HistoryKind.WINDOW)) |
+                  first_over | words_over | (first_low + words_low > limit)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords),
@@ -353,15 +322,14 @@ class CommandUnit(wiring.Component):
     def _run(self, m, nbytes):
         a = self._view(proto.RUN)
         train = a.mode == RunMode.TRAIN
-        with m.If(self._late((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
-                             (train & Const(int(self.geo.inference_only))), "run_bad")):
+        with m.If((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
+                  (train & Const(int(self.geo.inference_only)))):
             self._reject(m)
         with m.Elif(~self.configured):
             # before any network: the state is wrong whatever the label (there is no range)
             self._reject(m, Status.BAD_STATE)
-        with m.Elif(self._late(train & (a.label[self.geo.neuron_bits:].any() |
-                                        (a.label[:self.geo.neuron_bits] >= self._entry().n_out)),
-                               "run_label_bad")):
+        with m.Elif(train & (a.label[self.geo.neuron_bits:].any() |
+                             (a.label[:self.geo.neuron_bits] >= self.table_read.entry.n_out))):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.settings.label.eq(a.label), self.settings.t_lo.eq(0),
@@ -373,28 +341,26 @@ class CommandUnit(wiring.Component):
     def _run_phase(self, m, nbytes):
         g = self.geo
         a = self._view(proto.RUN_PHASE)
-        ent = self._entry()                         # at a.entry (the index multiplexer)
+        ent = self.table_read.entry                 # at a.entry (the index multiplexer)
         label_over = a.label[g.neuron_bits:].any()
         # a stage of the staged input-gradient chain: this core's chunk of steps
         staged = (a.phase == Phase.INPUT_GRAD) & (a.steps != 0)
         chunk = Signal(signed(18))
         m.d.comb += chunk.eq(a.stage - self.index)
         t_lo = Signal(17)
-        m.d.comb += t_lo.eq(self._late(chunk[:9] * a.steps, "phase_t_lo"))
-        idle = self._late(staged & ((chunk < 0) | (t_lo >= self.settings.T)), "phase_idle")
+        m.d.comb += t_lo.eq(chunk[:9] * a.steps)
+        idle = staged & ((chunk < 0) | (t_lo >= self.settings.T))
         t_hi = Signal(18)
         m.d.comb += t_hi.eq(t_lo + a.steps)
-        t_hi_past = self._late(t_hi > self.settings.T, "phase_t_hi_past")
-        with m.If(self._late((nbytes != proto.nbytes(proto.RUN_PHASE)) |
-                             (a.phase.as_value() > Phase.WEIGHT_GRAD.value) | (a.cont > 1) |
-                             Const(int(g.inference_only)), "phase_bad")):
+        with m.If((nbytes != proto.nbytes(proto.RUN_PHASE)) |
+                  (a.phase.as_value() > Phase.WEIGHT_GRAD.value) | (a.cont > 1) |
+                  Const(int(g.inference_only))):
             self._reject(m)
         with m.Elif(~self.configured):
             self._reject(m, Status.BAD_STATE)
-        with m.Elif(self._late((a.entry >= self.settings.layers) |
-                               ((a.phase == Phase.LOSS) & (a.label != NO_LABEL) &
-                                (label_over | (a.label[:g.neuron_bits] >= ent.n_out))),
-                               "phase_arg_bad")):
+        with m.Elif((a.entry >= self.settings.layers) |
+                    ((a.phase == Phase.LOSS) & (a.label != NO_LABEL) &
+                     (label_over | (a.label[:g.neuron_bits] >= ent.n_out)))):
             self._reject(m)
         with m.Else():
             # no class among the entry's neurons: a label no lane has (all targets 0)
@@ -408,7 +374,8 @@ class CommandUnit(wiring.Component):
             with m.Else():
                 with m.If(staged):
                     m.d.sync += [self.settings.t_lo.eq(t_lo),
-                                 self.settings.t_hi.eq(Mux(t_hi_past, self.settings.T, t_hi))]
+                                 self.settings.t_hi.eq(Mux(t_hi > self.settings.T,
+                                                           self.settings.T, t_hi))]
                 r = self.run
                 m.d.comb += [r.start.eq(1), self.clear_flags.eq(1), r.kind.eq(RunKind.PHASE),
                              r.phase.eq(a.phase), r.entry.eq(a.entry),
@@ -420,12 +387,11 @@ class CommandUnit(wiring.Component):
         a = self._view(proto.WRITE_GRADIENTS)
         half = self.max_payload // 2
         count_low, count_over = _capped(a.count, half)
-        with m.If(self._late(
-                (nbytes < proto.nbytes(proto.WRITE_GRADIENTS) + 2) |
-                (nbytes - proto.nbytes(proto.WRITE_GRADIENTS))[0] |
-                (a.which != GradientKind.ACC) | (a.count == 0) | count_over |
-                (self._late(count_low * self.settings.T, "wg_words") != self._cap.nwords) |
-                self._past(a, g.acc_groups * g.lanes), "wg_bad")):
+        with m.If((nbytes < proto.nbytes(proto.WRITE_GRADIENTS) + 2) |
+                  (nbytes - proto.nbytes(proto.WRITE_GRADIENTS))[0] |
+                  (a.which != GradientKind.ACC) | (a.count == 0) | count_over |
+                  (count_low * self.settings.T != self._cap.nwords) |
+                  self._past(a, g.acc_groups * g.lanes)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.dgb.eq(a.group), self.ncur.eq(a.first), self.tcur.eq(0),
@@ -433,7 +399,7 @@ class CommandUnit(wiring.Component):
             m.next = "WA_ADDR"
 
     def _update(self, m, nbytes):
-        with m.If(self._late((nbytes != 0) | Const(int(self.geo.inference_only)), "update_bad")):
+        with m.If((nbytes != 0) | Const(int(self.geo.inference_only))):
             self._reject(m)
         with m.Elif(~self.configured):
             self._reject(m, Status.BAD_STATE)
@@ -453,10 +419,9 @@ class CommandUnit(wiring.Component):
     def _read_history(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_HISTORY)
-        with m.If(self._late((nbytes != proto.nbytes(proto.READ_HISTORY)) |
-                             (a.which.as_value() > 2) | (a.count == 0) |
-                             (a.count > self.max_payload // 2) |
-                             self._past(a, g.hist_groups * g.lanes), "rh_bad")):
+        with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
+                  (a.count == 0) | (a.count > self.max_payload // 2) |
+                  self._past(a, g.hist_groups * g.lanes)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
@@ -471,24 +436,22 @@ class CommandUnit(wiring.Component):
         half = self.max_payload // 2
         count_low, count_over = _capped(a.count, half)
         acc = a.which == GradientKind.ACC
-        words = self._late(count_low * self.settings.T, "rg_words")
-        with m.If(self._late((nbytes != proto.nbytes(proto.READ_GRADIENTS)) |
-                             (a.which.as_value() > 2) | (a.count == 0) | count_over |
-                             (words > half) |
-                             ((a.which == GradientKind.U) & Const(int(not g.through))) |
-                             (acc & self._past(a, g.acc_groups * g.lanes)) |
-                             (~acc & self._past(a, g.neuron_groups * g.lanes)), "rg_bad")):
+        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 2) |
+                  (a.count == 0) | count_over | (count_low * self.settings.T > half) |
+                  ((a.which == GradientKind.U) & Const(int(not g.through))) |
+                  (acc & self._past(a, g.acc_groups * g.lanes)) |
+                  (~acc & self._past(a, g.neuron_groups * g.lanes))):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
                          self.ncur.eq(a.first), self.tcur.eq(0),
-                         self.nelem.eq(words),
+                         self.nelem.eq(count_low * self.settings.T),
                          self.kind.eq(ElementKind.STEP_VALUE)]
             self._respond(m)
 
     def _read_counters(self, m, nbytes):
-        with m.If(self._late((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
-                             (self._view(proto.READ_COUNTERS).clear > 1), "rc_bad")):
+        with m.If((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
+                  (self._view(proto.READ_COUNTERS).clear > 1)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.nelem.eq(len(COUNTERS)), self.ebytes.eq(4),
@@ -497,12 +460,11 @@ class CommandUnit(wiring.Component):
 
     def _read_digest(self, m, nbytes):
         a = self._view(proto.READ_DIGEST)
-        ent = self._entry()                         # at a.layer (the index multiplexer)
+        ent = self.table_read.entry                 # at a.layer (the index multiplexer)
         # before SET_CONSTANTS no layer is loaded; an entry never set has no neurons
-        with m.If(self._late((nbytes != proto.nbytes(proto.READ_DIGEST)) |
-                             (a.which.as_value() > 1) | ~self.configured |
-                             (a.layer >= self.settings.layers) | (ent.g_out == 0) |
-                             (ent.n_in == 0), "dg_bad")):
+        with m.If((nbytes != proto.nbytes(proto.READ_DIGEST)) | (a.which.as_value() > 1) |
+                  ~self.configured | (a.layer >= self.settings.layers) | (ent.g_out == 0) |
+                  (ent.n_in == 0)):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.elay.eq(ent), self.wi.eq(0), self.wj.eq(0),
