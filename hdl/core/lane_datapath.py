@@ -265,8 +265,10 @@ class LaneDatapath(wiring.Component):
         hz_valid = Signal()
         hz_key = Signal(g.key_bits)
         zero_t = Const(0, g.time_bits)
+        # T's derived values registered: T changes only between runs (SET_CONSTANTS),
+        # many cycles before the next operation issues
         last_t = Signal(g.time_bits)
-        m.d.comb += last_t.eq(self.T - 1)
+        m.d.sync += last_t.eq(self.T - 1)
         with m.Switch(op.kind):
             with m.Case(K.FP, K.GIN):
                 m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.ACC, _acc_addr(g, op.t, op.g)))]
@@ -425,7 +427,7 @@ class LaneDatapath(wiring.Component):
         bcast = Signal(16)
         m.d.comb += bcast.eq(du_arr[o1.bsel])
         t_mask = Signal(TM)
-        m.d.comb += t_mask.eq((Const(1, TM + 1) << self.T) - 1)
+        m.d.sync += t_mask.eq((Const(1, TM + 1) << self.T) - 1)
         lanes1 = Signal(P)
         masked1 = Signal(P)
         omask1 = Signal(P)
