@@ -350,7 +350,8 @@ class LaneDatapath(wiring.Component):
             # row was not written since the reset), so a distributed-RAM cell holds four
             # flags, not one, and no per-flag decoder or register is built
             TW, rows = 1 << g.time_bits, 1 << g.acc_group_bits
-            flags = Memory(shape=TW, depth=rows, init=[], attrs={"ram_style": "distributed"})
+            # (no ram_style: the asynchronous read port puts it in LUT RAM where there is any)
+            flags = Memory(shape=TW, depth=rows, init=[])
             m.submodules.acc_written = flags
             fwp = flags.write_port()
             frp = flags.read_port(domain="comb")
