@@ -35,15 +35,9 @@ from pathlib import Path
 
 from spikeforge.boards.build import BuildError, build, resolve, tool_env
 from spikeforge.sim.errors import UsageError
+from spikeforge.sim.files import write_json
 
 _RESOURCES = (("luts", "LUTs"), ("brams", "BRAMs"), ("dsps", "DSPs"))
-
-
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _nextpnr_args(out: Path) -> list[str]:
@@ -244,7 +238,8 @@ def main(argv=None) -> int:
     print(result["table"])
     print(result["verdict"])
     if args.json:
-        _write_json(args.json, result)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.json, result)
     if args.plot:
         plot(result, args.plot)
     return 0

@@ -2,9 +2,6 @@
 """The core's memories: what the lane datapath builds, against the table of
 ``scripts/core_memories.py`` and the configuration's needs."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from amaranth.lib.memory import Memory
 
@@ -12,14 +9,11 @@ from spikeforge.hdl.config import preset
 from spikeforge.hdl.core.defs import CoreGeometry
 from spikeforge.hdl.core.lane_datapath import LaneDatapath
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "core_memories.py"
+from script_loader import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("core_memories", _SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("core_memories")
 
 
 def _width(mem):

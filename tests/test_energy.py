@@ -351,12 +351,8 @@ def test_inference_events_by_hand(model):
 
 
 def test_density_script_energy_falls_with_sparsity(tmp_path):
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "bench_energy_density.py"
-    spec = importlib.util.spec_from_file_location("bench_energy_density", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from script_loader import load_script
+    mod = load_script("bench_energy_density")
     out = tmp_path / "d.json"
     assert mod.main(["--preset", "tiny", "--sizes", "16,12,4", "--T", "4", "--samples", "2",
                      "--densities", "0,0.5,1", "--json", str(out),

@@ -1,19 +1,12 @@
 """scripts/fit_sweep.py: which points fit a board, by how much they do not, and the
 largest that fits; checked on rows built by hand against the ULX3S-85F's totals."""
 
-import importlib.util
-from pathlib import Path
-
+from script_loader import load_script
 from spikeforge.boards.registry import BOARDS
-
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fit_sweep.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("fit_sweep", _SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("fit_sweep")
 
 
 def _row(cores, lanes, luts, brams=10, dsps=10, **extra):

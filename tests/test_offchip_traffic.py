@@ -1,11 +1,10 @@
 """Off-chip traffic counts of scripts/bench_offchip_traffic.py on networks small
 enough to count by hand."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
+from script_loader import load_script
 
 try:
     import torch  # noqa: F401
@@ -16,15 +15,9 @@ except ImportError:
 needs_torch = pytest.mark.skipif(not HAVE_TORCH,
                                  reason="torch is not installed (optional dependency)")
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "bench_offchip_traffic.py"
-
-
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_offchip_traffic", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_offchip_traffic")
 
 
 def test_accelerator_streamed_bytes_by_hand(bench):

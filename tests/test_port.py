@@ -210,11 +210,8 @@ def test_engine_registry_interface():
 
 
 def test_bench_port_writes_its_table(tmp_path):
-    import importlib.util
-    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_port.py")
-    spec = importlib.util.spec_from_file_location("bench_port", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from script_loader import load_script
+    bench = load_script("bench_port")
     out = tmp_path / "b.json"
     assert bench.main(["--seeds", "0", "--bits", "4,8", "--T", "2", "--hidden", "16",
                        "--epochs", "4", "--json", str(out)]) == 0

@@ -321,51 +321,38 @@ class LaneDatapath(wiring.Component):
         host_g, host_t = host.accaddr[:g.acc_group_bits], host.accaddr[g.acc_group_bits:]
         m.d.comb += [f_g.eq(Mux(host.en, host_g, op.g)), f_t.eq(Mux(host.en, host_t, op.t)),
                      f_ta.eq(Mux(host.en, host_t, ta))]
+        # a row of flags per group (bit t: word (t, group)) and a register per row saying
+        # whether the row was written since the reset; a row's first write after it
+        # clears the row's other flags, so a reset is one cycle. Bit histories (iCE40):
+        # a block RAM with bit enables and synchronous reads. Word histories (ECP5): the
+        # row read through an asynchronous port and written back whole with its flag set
+        # (LUT RAM: a distributed-RAM cell holds four flags, no decoder per flag).
+        TW, rows = 1 << g.time_bits, 1 << g.acc_group_bits
+        flags = Memory(shape=TW, depth=rows, init=[],
+                       attrs={"ram_style": "block"} if g.bit_history else {})
+        m.submodules.acc_written = flags
+        live = Signal(rows)
+        row_live = Signal()
+        one = Signal(TW)
+        m.d.comb += [row_live.eq(live.bit_select(f_g, 1)), one.eq(Const(1, TW) << f_t)]
         if g.bit_history:
-            # a row of flags per group (bit t: word (t, group)) in a block RAM with bit
-            # enables, and a register per row saying whether the row was written since the
-            # reset; a row's first write after it writes the whole row (its one flag set)
-            TW, rows = 1 << g.time_bits, 1 << g.acc_group_bits
-            flags = Memory(shape=TW, depth=rows, init=[], attrs={"ram_style": "block"})
-            m.submodules.acc_written = flags
             fwp = flags.write_port(granularity=1)
             frp = flags.read_port()           # the row before this cycle's write
-            live = Signal(rows)
             live_r, ta_r = Signal(), Signal(g.time_bits)
-            row = f_g
-            one = Signal(TW)
-            m.d.comb += [one.eq(Const(1, TW) << f_t),
-                         frp.addr.eq(row), fwp.addr.eq(row), fwp.data.eq(one),
-                         fwp.en.eq(Mux(acc_set, Mux(live.bit_select(row, 1), one, (1 << TW) - 1),
-                                       0)),
+            m.d.comb += [fwp.data.eq(one),
+                         fwp.en.eq(Mux(acc_set, Mux(row_live, one, (1 << TW) - 1), 0)),
                          hit1.eq(live_r & frp.data.bit_select(ta_r, 1))]
-            m.d.sync += [live_r.eq(live.bit_select(row, 1)), ta_r.eq(f_ta)]
-            with m.If(self.acc_reset):
-                m.d.sync += live.eq(0)
-            with m.Elif(acc_set):
-                m.d.sync += live.eq(live | (Const(1, rows) << row))
+            m.d.sync += [live_r.eq(row_live), ta_r.eq(f_ta)]
         else:
-            # the same rows of flags in LUT RAM, written whole: the row is read through an
-            # asynchronous port and written back with its flag set (cleared first when the
-            # row was not written since the reset), so a distributed-RAM cell holds four
-            # flags, not one, and no per-flag decoder or register is built
-            TW, rows = 1 << g.time_bits, 1 << g.acc_group_bits
-            # (no ram_style: the asynchronous read port puts it in LUT RAM where there is any)
-            flags = Memory(shape=TW, depth=rows, init=[])
-            m.submodules.acc_written = flags
             fwp = flags.write_port()
             frp = flags.read_port(domain="comb")
-            live = Signal(rows)
-            row_live = Signal()
-            m.d.comb += [frp.addr.eq(f_g), fwp.addr.eq(f_g),
-                         row_live.eq(live.bit_select(f_g, 1)),
-                         fwp.data.eq(Mux(row_live, frp.data, 0) | (Const(1, TW) << f_t)),
-                         fwp.en.eq(acc_set)]
+            m.d.comb += [fwp.data.eq(Mux(row_live, frp.data, 0) | one), fwp.en.eq(acc_set)]
             m.d.sync += hit1.eq(row_live & frp.data.bit_select(f_ta, 1))
-            with m.If(self.acc_reset):
-                m.d.sync += live.eq(0)
-            with m.Elif(acc_set):
-                m.d.sync += live.eq(live | (Const(1, rows) << f_g))
+        m.d.comb += [frp.addr.eq(f_g), fwp.addr.eq(f_g)]
+        with m.If(self.acc_reset):
+            m.d.sync += live.eq(0)
+        with m.Elif(acc_set):
+            m.d.sync += live.eq(live | (Const(1, rows) << f_g))
         for i in range(1, S + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
