@@ -13,7 +13,10 @@ every bank, into a :class:`~.digest.WordDigest`. A request whose payload has the
 wrong size or a value out of range gets ``BAD_ARGUMENT`` and changes nothing.
 
 Latency of a command other than a run: a few cycles plus one to three cycles per
-payload byte.
+payload byte. The handlers' checks and the products they compare are registered
+(:meth:`CommandUnit._late`): a request waits ``CHECK_CYCLES`` cycles in ``CHECK``
+before its handler runs in ``EXECUTE``, and no check lies on a path into the
+response, the memories or the run.
 """
 
 from __future__ import annotations
@@ -37,7 +40,12 @@ from .request import RequestCapture
 from .response import ResponseSerialiser
 from .sequencer import RunControl, RunKind
 
-__all__ = ["CommandUnit", "ElementKind", "settings_layout"]
+__all__ = ["CommandUnit", "ElementKind", "settings_layout", "CHECK_CYCLES"]
+
+#: Cycles from a request's capture to its handler (``IDLE`` -> ``CHECK`` -> ``EXECUTE``):
+#: the deepest chain of registered check values (the layer entry, a product, the
+#: verdict) is this long.
+CHECK_CYCLES = 3
 
 
 class ElementKind(enum.Enum, shape=3):
@@ -101,6 +109,8 @@ class CommandUnit(wiring.Component):
         wiring.connect(m, ser.rsp, wiring.flipped(self.rsp))
         m.submodules.digest = self._dg = WordDigest(words=g.lanes)
         self._m, self._cap, self._ser = m, cap, ser
+        self._late_regs, self._wires = [], []
+        self._wait = Signal(range(CHECK_CYCLES))
         self._state(m)
         self._serialiser_inputs(m)
         m.d.comb += [self.host.en.eq(0), self.host.wwe.eq(0), self.host.hwe.eq(0),
@@ -112,10 +122,20 @@ class CommandUnit(wiring.Component):
                          self._view(proto.WRITE_WEIGHTS).layer,
                          Mux(cap.cmd == Command.RUN_PHASE, self._view(proto.RUN_PHASE).entry,
                              self.settings.layers - 1)))]
+        # the addressed layer's entry for the checks (one register after the table)
+        self._ent = self._late(self.table_read.entry, "entry")
         with m.FSM(name="command"):
             with m.State("IDLE"):
                 with m.If(cap.valid):
-                    self._execute(m)
+                    m.d.sync += self._wait.eq(0)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                # the checks' registers fill (the request holds until its release)
+                m.d.sync += self._wait.eq(self._wait + 1)
+                with m.If(self._wait == CHECK_CYCLES - 2):
+                    m.next = "EXECUTE"
+            with m.State("EXECUTE"):
+                self._execute(m)
             with m.State("CONSTS"):
                 m.d.sync += self.settings.constants.eq(self._view(proto.SET_CONSTANTS).constants)
                 self._respond(m)
@@ -131,7 +151,28 @@ class CommandUnit(wiring.Component):
                 with m.If(ser.done):
                     m.d.comb += cap.release.eq(1)
                     m.next = "IDLE"
+        # the checks' registers, free-running (whatever the state): built by the handlers
+        # inside the FSM's conditions, assigned here outside them
+        m.d.comb += [wire.eq(value) for wire, value in self._wires]
+        m.d.sync += [reg.eq(value) for reg, value in self._late_regs]
         return m
+
+    def _wire(self, shape, name, value):
+        """A signal of ``shape`` that is ``value`` in every state (a handler's checks are
+        evaluated before its state runs it, so none may be driven inside the handler)."""
+        wire = Signal(shape, name=f"chk_{name}")
+        self._wires.append((wire, value))
+        return wire
+
+    def _late(self, value, name):
+        """``value`` registered every cycle: a check's operand or result. The request's
+        command, arguments and sizes, the settings and the layer table hold from
+        ``cap.valid`` to the release, so a chain of up to ``CHECK_CYCLES`` of these is
+        valid when ``EXECUTE`` runs the handler: the checks' products and compares are
+        off the paths into the response and the memories."""
+        reg = Signal(value.shape(), name=f"chk_{name}")
+        self._late_regs.append((reg, value))
+        return reg
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -215,7 +256,7 @@ class CommandUnit(wiring.Component):
                 self._reject(m, Status.UNKNOWN_COMMAND)
 
     def _info(self, m, nbytes):
-        with m.If(nbytes != 0):
+        with m.If(self._late(nbytes != 0, "info")):
             self._reject(m)
         with m.Else():
             m.d.sync += self.nfix.eq(proto.nbytes(proto.INFO))
@@ -225,14 +266,14 @@ class CommandUnit(wiring.Component):
         g, s = self.geo, self.settings
         a = self._view(proto.SET_CONSTANTS)
         f = g.config.features
-        mode_ok = Signal()
-        m.d.comb += mode_ok.eq(
+        mode_ok = self._wire(1, "mode_ok", (
             ((a.reset_grad == ResetGrad.DETACH) &
              ("detach" in f.reset_grad_modes or f.inference_only)) |
-            ((a.reset_grad == ResetGrad.THROUGH) & ("through" in f.reset_grad_modes)))
-        with m.If((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
-                  (a.T > g.max_time_steps) | (a.layers < 1) | (a.layers > g.max_layers) |
-                  ~mode_ok | (a.wcount > g.weight_depth)):
+            ((a.reset_grad == ResetGrad.THROUGH) & ("through" in f.reset_grad_modes))))
+        with m.If(self._late((nbytes != proto.nbytes(proto.SET_CONSTANTS)) | (a.T < 1) |
+                             (a.T > g.max_time_steps) | (a.layers < 1) |
+                             (a.layers > g.max_layers) | ~mode_ok | (a.wcount > g.weight_depth),
+                             "set_constants")):
             self._reject(m)
         with m.Else():
             m.d.sync += [s.T.eq(a.T), s.layers.eq(a.layers),
@@ -250,13 +291,15 @@ class CommandUnit(wiring.Component):
         in_hg, in_hg_over = _capped(a.in_hg, g.hist_groups)
         out_g, out_g_over = _capped(a.out_g, g.neuron_groups)
         wbase, wbase_over = _capped(a.wbase, g.weight_depth)
-        gi, go = Signal(len(n_in) + 1), Signal(len(n_out) + 1)
-        m.d.comb += [gi.eq(_groups(g, n_in)), go.eq(_groups(g, n_out))]
-        with m.If((nbytes != proto.nbytes(proto.SET_LAYER)) | (a.layer >= g.max_layers) |
-                  (a.n_in < 1) | n_in_over | (n_in > g.max_fan_in) | (a.n_out < 1) |
-                  n_out_over | (n_out > g.neurons) | in_hg_over | (in_hg + gi > g.hist_groups) |
-                  out_g_over | (out_g + go > g.neuron_groups) |
-                  wbase_over | (wbase + go * n_in > g.weight_depth)):
+        gi = self._wire(len(n_in) + 1, "layer_gi", _groups(g, n_in))
+        go = self._wire(len(n_out) + 1, "layer_go", _groups(g, n_out))
+        wend = self._late(wbase + go * n_in, "layer_wend")
+        with m.If(self._late((nbytes != proto.nbytes(proto.SET_LAYER)) |
+                             (a.layer >= g.max_layers) | (a.n_in < 1) | n_in_over |
+                             (n_in > g.max_fan_in) | (a.n_out < 1) | n_out_over |
+                             (n_out > g.neurons) | in_hg_over | (in_hg + gi > g.hist_groups) |
+                             out_g_over | (out_g + go > g.neuron_groups) |
+                             wbase_over | (wend > g.weight_depth), "set_layer")):
             self._reject(m)
         with m.Else():
             w = self.table_write
@@ -272,25 +315,25 @@ class CommandUnit(wiring.Component):
         g = self.geo
         a = self._view(proto.WRITE_WEIGHTS)         # layer, i, j (both commands)
         rd = self._view(proto.READ_WEIGHTS)
-        ent = self.table_read.entry                 # at a.layer (the index multiplexer)
+        ent = self._ent                             # at a.layer (the index multiplexer)
         is_wr = self._cap.cmd == Command.WRITE_WEIGHTS
-        cnt = Signal(16)
-        m.d.comb += cnt.eq(Mux(is_wr, self._cap.nwords, rd.count))
+        cnt = self._wire(16, "weights_count", Mux(is_wr, self._cap.nwords, rd.count))
         # i < n_out and j < n_in are checked on their own, so the weight index takes their
         # low bits; a count past the largest layer is refused on its own too
         wi, wj = a.i[:g.neuron_bits], a.j[:g.neuron_bits]
         i_over, j_over = a.i[g.neuron_bits:].any(), a.j[g.neuron_bits:].any()
         cnt_low, cnt_over = _capped(cnt, g.neurons * g.max_fan_in)
-        flat = Signal(2 * g.neuron_bits)
-        m.d.comb += flat.eq(wi * ent.n_in + wj)
-        m.d.sync += [self.elay.eq(ent), self.wi.eq(wi), self.wj.eq(wj),
-                     self.wrow.eq(ent.wbase + (wi >> g.lane_shift) * ent.n_in)]
-        with m.If((is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
-                  (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
-                             (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
-                  (a.layer >= self.settings.layers) | i_over | (wi >= ent.n_out) | j_over |
-                  (wj >= ent.n_in) | (cnt == 0) | cnt_over |
-                  (flat + cnt_low > ent.n_out * ent.n_in)):
+        flat = self._wire(2 * g.neuron_bits, "weights_flat", wi * ent.n_in + wj)
+        end = self._late(flat + cnt_low, "weights_end")
+        size = self._late(ent.n_out * ent.n_in, "weights_size")
+        wrow = self._late(ent.wbase + (wi >> g.lane_shift) * ent.n_in, "weights_row")
+        m.d.sync += [self.elay.eq(ent), self.wi.eq(wi), self.wj.eq(wj), self.wrow.eq(wrow)]
+        with m.If(self._late(
+                (is_wr & ((nbytes < proto.nbytes(proto.WRITE_WEIGHTS) + 2) | ~nbytes[0])) |
+                (~is_wr & ((nbytes != proto.nbytes(proto.READ_WEIGHTS)) |
+                           (cnt > self.max_payload // 2) | (rd.which.as_value() > 1))) |
+                (a.layer >= self.settings.layers) | i_over | (wi >= ent.n_out) | j_over |
+                (wj >= ent.n_in) | (cnt == 0) | cnt_over | (end > size), "weights")):
             self._reject(m)
         with m.Elif(is_wr):
             m.d.sync += self.nelem.eq(cnt)
@@ -310,9 +353,10 @@ class CommandUnit(wiring.Component):
         limit = g.in_groups * g.lanes
         first_low, first_over = _capped(first, limit)
         words_low, words_over = _capped(self._cap.nwords, limit)
-        with m.If((nbytes < header + 2) | ((nbytes - header)[0]) |
-                  (hist & (a.which != HistoryKind.SPIKES) & (a.which != HistoryKind.WINDOW)) |
-                  first_over | words_over | (first_low + words_low > limit)):
+        with m.If(self._late(
+                (nbytes < header + 2) | ((nbytes - header)[0]) |
+                (hist & (a.which != HistoryKind.SPIKES) & (a.which != HistoryKind.WINDOW)) |
+                first_over | words_over | (first_low + words_low > limit), "load_spikes")):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords),
@@ -322,14 +366,15 @@ class CommandUnit(wiring.Component):
     def _run(self, m, nbytes):
         a = self._view(proto.RUN)
         train = a.mode == RunMode.TRAIN
-        with m.If((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
-                  (train & Const(int(self.geo.inference_only)))):
+        with m.If(self._late((nbytes != proto.nbytes(proto.RUN)) | (a.mode.as_value() > 1) |
+                             (train & Const(int(self.geo.inference_only))), "run")):
             self._reject(m)
         with m.Elif(~self.configured):
             # before any network: the state is wrong whatever the label (there is no range)
             self._reject(m, Status.BAD_STATE)
-        with m.Elif(train & (a.label[self.geo.neuron_bits:].any() |
-                             (a.label[:self.geo.neuron_bits] >= self.table_read.entry.n_out))):
+        with m.Elif(self._late(train & (a.label[self.geo.neuron_bits:].any() |
+                                        (a.label[:self.geo.neuron_bits] >= self._ent.n_out)),
+                               "run_label")):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.settings.label.eq(a.label), self.settings.t_lo.eq(0),
@@ -341,26 +386,25 @@ class CommandUnit(wiring.Component):
     def _run_phase(self, m, nbytes):
         g = self.geo
         a = self._view(proto.RUN_PHASE)
-        ent = self.table_read.entry                 # at a.entry (the index multiplexer)
+        ent = self._ent                             # at a.entry (the index multiplexer)
         label_over = a.label[g.neuron_bits:].any()
         # a stage of the staged input-gradient chain: this core's chunk of steps
         staged = (a.phase == Phase.INPUT_GRAD) & (a.steps != 0)
-        chunk = Signal(signed(18))
-        m.d.comb += chunk.eq(a.stage - self.index)
-        t_lo = Signal(17)
-        m.d.comb += t_lo.eq(chunk[:9] * a.steps)
-        idle = staged & ((chunk < 0) | (t_lo >= self.settings.T))
-        t_hi = Signal(18)
-        m.d.comb += t_hi.eq(t_lo + a.steps)
-        with m.If((nbytes != proto.nbytes(proto.RUN_PHASE)) |
-                  (a.phase.as_value() > Phase.WEIGHT_GRAD.value) | (a.cont > 1) |
-                  Const(int(g.inference_only))):
+        chunk = self._wire(signed(18), "phase_chunk", a.stage - self.index)
+        t_lo = self._late(self._wire(17, "phase_t_lo", chunk[:9] * a.steps), "phase_t_lo")
+        idle = self._late(staged & ((chunk < 0) | (t_lo >= self.settings.T)), "phase_idle")
+        t_hi = self._wire(18, "phase_t_hi", t_lo + a.steps)
+        t_hi = self._late(Mux(t_hi > self.settings.T, self.settings.T, t_hi), "phase_t_hi")
+        with m.If(self._late((nbytes != proto.nbytes(proto.RUN_PHASE)) |
+                             (a.phase.as_value() > Phase.WEIGHT_GRAD.value) | (a.cont > 1) |
+                             Const(int(g.inference_only)), "run_phase")):
             self._reject(m)
         with m.Elif(~self.configured):
             self._reject(m, Status.BAD_STATE)
-        with m.Elif((a.entry >= self.settings.layers) |
-                    ((a.phase == Phase.LOSS) & (a.label != NO_LABEL) &
-                     (label_over | (a.label[:g.neuron_bits] >= ent.n_out)))):
+        with m.Elif(self._late((a.entry >= self.settings.layers) |
+                               ((a.phase == Phase.LOSS) & (a.label != NO_LABEL) &
+                                (label_over | (a.label[:g.neuron_bits] >= ent.n_out))),
+                               "run_phase_args")):
             self._reject(m)
         with m.Else():
             # no class among the entry's neurons: a label no lane has (all targets 0)
@@ -373,9 +417,7 @@ class CommandUnit(wiring.Component):
                 self._respond(m)
             with m.Else():
                 with m.If(staged):
-                    m.d.sync += [self.settings.t_lo.eq(t_lo),
-                                 self.settings.t_hi.eq(Mux(t_hi > self.settings.T,
-                                                           self.settings.T, t_hi))]
+                    m.d.sync += [self.settings.t_lo.eq(t_lo), self.settings.t_hi.eq(t_hi)]
                 r = self.run
                 m.d.comb += [r.start.eq(1), self.clear_flags.eq(1), r.kind.eq(RunKind.PHASE),
                              r.phase.eq(a.phase), r.entry.eq(a.entry),
@@ -387,11 +429,12 @@ class CommandUnit(wiring.Component):
         a = self._view(proto.WRITE_GRADIENTS)
         half = self.max_payload // 2
         count_low, count_over = _capped(a.count, half)
-        with m.If((nbytes < proto.nbytes(proto.WRITE_GRADIENTS) + 2) |
-                  (nbytes - proto.nbytes(proto.WRITE_GRADIENTS))[0] |
-                  (a.which != GradientKind.ACC) | (a.count == 0) | count_over |
-                  (count_low * self.settings.T != self._cap.nwords) |
-                  self._past(a, g.acc_groups * g.lanes)):
+        words = self._late(count_low * self.settings.T, "write_gradients_words")
+        with m.If(self._late((nbytes < proto.nbytes(proto.WRITE_GRADIENTS) + 2) |
+                             (nbytes - proto.nbytes(proto.WRITE_GRADIENTS))[0] |
+                             (a.which != GradientKind.ACC) | (a.count == 0) | count_over |
+                             (words != self._cap.nwords) |
+                             self._past(a, g.acc_groups * g.lanes), "write_gradients")):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.dgb.eq(a.group), self.ncur.eq(a.first), self.tcur.eq(0),
@@ -399,7 +442,7 @@ class CommandUnit(wiring.Component):
             m.next = "WA_ADDR"
 
     def _update(self, m, nbytes):
-        with m.If((nbytes != 0) | Const(int(self.geo.inference_only))):
+        with m.If(self._late((nbytes != 0) | Const(int(self.geo.inference_only)), "update")):
             self._reject(m)
         with m.Elif(~self.configured):
             self._reject(m, Status.BAD_STATE)
@@ -419,9 +462,10 @@ class CommandUnit(wiring.Component):
     def _read_history(self, m, nbytes):
         g = self.geo
         a = self._view(proto.READ_HISTORY)
-        with m.If((nbytes != proto.nbytes(proto.READ_HISTORY)) | (a.which.as_value() > 2) |
-                  (a.count == 0) | (a.count > self.max_payload // 2) |
-                  self._past(a, g.hist_groups * g.lanes)):
+        with m.If(self._late((nbytes != proto.nbytes(proto.READ_HISTORY)) |
+                             (a.which.as_value() > 2) | (a.count == 0) |
+                             (a.count > self.max_payload // 2) |
+                             self._past(a, g.hist_groups * g.lanes), "read_history")):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
@@ -436,22 +480,25 @@ class CommandUnit(wiring.Component):
         half = self.max_payload // 2
         count_low, count_over = _capped(a.count, half)
         acc = a.which == GradientKind.ACC
-        with m.If((nbytes != proto.nbytes(proto.READ_GRADIENTS)) | (a.which.as_value() > 2) |
-                  (a.count == 0) | count_over | (count_low * self.settings.T > half) |
-                  ((a.which == GradientKind.U) & Const(int(not g.through))) |
-                  (acc & self._past(a, g.acc_groups * g.lanes)) |
-                  (~acc & self._past(a, g.neuron_groups * g.lanes))):
+        words = self._late(count_low * self.settings.T, "read_gradients_words")
+        with m.If(self._late((nbytes != proto.nbytes(proto.READ_GRADIENTS)) |
+                             (a.which.as_value() > 2) | (a.count == 0) | count_over |
+                             (words > half) |
+                             ((a.which == GradientKind.U) & Const(int(not g.through))) |
+                             (acc & self._past(a, g.acc_groups * g.lanes)) |
+                             (~acc & self._past(a, g.neuron_groups * g.lanes)),
+                             "read_gradients")):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.hsel.eq(a.which.as_value()), self.dgb.eq(a.group),
                          self.ncur.eq(a.first), self.tcur.eq(0),
-                         self.nelem.eq(count_low * self.settings.T),
+                         self.nelem.eq(words),
                          self.kind.eq(ElementKind.STEP_VALUE)]
             self._respond(m)
 
     def _read_counters(self, m, nbytes):
-        with m.If((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
-                  (self._view(proto.READ_COUNTERS).clear > 1)):
+        with m.If(self._late((nbytes != proto.nbytes(proto.READ_COUNTERS)) |
+                             (self._view(proto.READ_COUNTERS).clear > 1), "read_counters")):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.nelem.eq(len(COUNTERS)), self.ebytes.eq(4),
@@ -460,11 +507,12 @@ class CommandUnit(wiring.Component):
 
     def _read_digest(self, m, nbytes):
         a = self._view(proto.READ_DIGEST)
-        ent = self.table_read.entry                 # at a.layer (the index multiplexer)
+        ent = self._ent                             # at a.layer (the index multiplexer)
         # before SET_CONSTANTS no layer is loaded; an entry never set has no neurons
-        with m.If((nbytes != proto.nbytes(proto.READ_DIGEST)) | (a.which.as_value() > 1) |
-                  ~self.configured | (a.layer >= self.settings.layers) | (ent.g_out == 0) |
-                  (ent.n_in == 0)):
+        with m.If(self._late((nbytes != proto.nbytes(proto.READ_DIGEST)) |
+                             (a.which.as_value() > 1) | ~self.configured |
+                             (a.layer >= self.settings.layers) | (ent.g_out == 0) |
+                             (ent.n_in == 0), "read_digest")):
             self._reject(m)
         with m.Else():
             m.d.sync += [self.elay.eq(ent), self.wi.eq(0), self.wj.eq(0),
