@@ -5,15 +5,17 @@ on the ``op`` stream; it drives all ``P`` lanes at once. The pipeline:
 
 * cycle 0 (issue): the operation's read addresses go to the memories; it is
   accepted unless it reads a value still being computed (a scoreboard compares
-  its one hazard address with the destinations of the ``S`` operations in
-  flight; the write-back stage itself forwards through transparent read ports);
-* cycle 1: operands are selected per lane (weights through a barrel rotator)
-  and enter the lane array (:class:`spikeforge.hdl.pe_array.PEArray`, ``S``
-  stages, its output always ready: no back-pressure);
-* cycle ``1 + S``: write-back, with per-lane enables, and the spike / window /
+  its one hazard address with the destinations of the ``D = S + 1`` operations
+  in flight; the write-back stage itself forwards through transparent read ports);
+* cycle 1: operands are selected per lane (weights through a barrel rotator; the
+  constants of the operation chosen once for all lanes, :data:`_OPERANDS`) into
+  the operand register;
+* cycle 2: the lane array (:class:`spikeforge.hdl.pe_array.PEArray`, ``S`` stages,
+  its output always ready: no back-pressure);
+* cycle ``1 + D``: write-back, with per-lane enables, and the spike / window /
   non-zero bits of the lanes' neurons.
 
-Throughput one operation (``P`` FMAs) per cycle; latency ``S + 1`` cycles.
+Throughput one operation (``P`` FMAs) per cycle; latency ``S + 2`` cycles.
 The host reaches the memories through ``host`` (:class:`HostAccess`), the
 history scanner through ``scan`` (:class:`~.history_scanner.ScanRead`).
 
@@ -246,16 +248,16 @@ class LaneDatapath(wiring.Component):
         """Cycle 0: the hazard check, the read addresses, the host reads."""
         g = self.geo
         host = self.host
-        P, S = g.lanes, g.fma_stages
+        P, D = g.lanes, g.lane_depth
         K = OpKind
         (w_rp, dw_rp, acc_ra, acc_rb, du_ra, du_rb, s_rp, m_rp, nz_rp, u_rp) = (
             v.w_rp, v.dw_rp, v.acc_ra, v.acc_rb, v.du_ra, v.du_rb, v.s_rp, v.m_rp, v.nz_rp,
             v.u_rp)
         # ---- pipeline registers ------------------------------------------------------------
         L = g.op_layout
-        tags = [Signal(L, name=f"tag{i}") for i in range(S + 1)]       # tags[0] = stage 1
-        tvalid = [Signal(name=f"tvalid{i}") for i in range(S + 1)]
-        tlanes = [Signal(P, name=f"tlanes{i}") for i in range(1, S + 1)]
+        tags = [Signal(L, name=f"tag{i}") for i in range(D + 1)]       # tags[0] = stage 1
+        tvalid = [Signal(name=f"tvalid{i}") for i in range(D + 1)]
+        tlanes = [Signal(P, name=f"tlanes{i}") for i in range(1, D + 1)]
         tlanes = [None] + tlanes
 
         op = self.op.payload
@@ -294,7 +296,7 @@ class LaneDatapath(wiring.Component):
                 m.d.comb += [hz_valid.eq(1), hz_key.eq(_key(Space.DW, op.waddr))]
         hazard = Signal()
         conflicts = []
-        for i in range(S):
+        for i in range(D):
             conflicts.append(tvalid[i] & (_dst_key(m, g, tags[i]) == hz_key))
         m.d.comb += hazard.eq(hz_valid & Cat(*conflicts).any())
         m.d.comb += self.op.ready.eq(~hazard & ~host.en)
@@ -353,7 +355,7 @@ class LaneDatapath(wiring.Component):
             m.d.sync += live.eq(0)
         with m.Elif(acc_set):
             m.d.sync += live.eq(live | (Const(1, rows) << f_g))
-        for i in range(1, S + 1):
+        for i in range(1, D + 1):
             m.d.sync += [tags[i].eq(tags[i - 1]), tvalid[i].eq(tvalid[i - 1])]
         for k in range(P):
             if P > 1:
@@ -398,7 +400,7 @@ class LaneDatapath(wiring.Component):
         """Cycle 1: the operands of every lane into the lane array."""
         g = self.geo
         cst = self.constants
-        P, TM, S = g.lanes, g.max_time_steps, g.fma_stages
+        P, TM, S, D = g.lanes, g.max_time_steps, g.fma_stages, g.lane_depth
         K = OpKind
         (w_rp, dw_rp, acc_ra, acc_rb, du_ra, du_rb, s_rp, m_rp, u_rp, tags, tvalid,
          tlanes, hit1, last_t) = (
@@ -421,9 +423,11 @@ class LaneDatapath(wiring.Component):
         omask1 = Signal(P)
         is_gin1 = Signal()
         m.d.comb += is_gin1.eq(o1.kind == K.GIN)
-        # the lane array: S-stage fp16 FMAs, never stalled (the issue stage resolves hazards)
+        # the lane array: S-stage fp16 FMAs behind the operand register, never stalled (the
+        # issue stage resolves hazards)
         m.submodules.lanes = lanes = PEArray(lanes=P, stages=S)
-        m.d.comb += [lanes.i.valid.eq(tvalid[0]), lanes.o.ready.eq(1)]
+        m.d.comb += [lanes.i.valid.eq(tvalid[1]), lanes.o.ready.eq(1)]
+        shared = _shared_operands(m, o1.kind, cst, bcast)
         results = []
         for k in range(P):
             a, b, c = (Signal(16, name=f"a{k}"), Signal(16, name=f"b{k}"),
@@ -448,58 +452,37 @@ class LaneDatapath(wiring.Component):
             m.d.comb += cnt.eq(popcount(sw & t_mask))
             cnt16 = count_to_f16(m, cnt, len(cnt))
             ds = Mux(self.through, duA, accA)
+            # the lane's data operands and its bits that choose between the constants
+            lane_data = {"w": wk, "dw": dwk, "acc_a": accA, "acc_b": accB, "du_a": duA,
+                         "du_b": duB, "ds": ds, "cnt": cnt16,
+                         "u": u_rp[k].data if g.through else Const(F16.POS_ZERO, 16)}
+            lane_bits = {"s_prev": s_prev, "s_t": s_t, "m_t": m_t, "not_m_t": ~m_t,
+                         "first": first, "last": last, "s_prev_or_first": s_prev | first,
+                         "s_t_or_last": s_t | last,
+                         "is_label": (o1.g * P + k) == self.label}
+            for name, value in (("a", a), ("b", b), ("c", c)):
+                sel = shared[name]
+                data_k = _or_of([Mux(sel.data[src], lane_data[src], 0) for src in sel.data])
+                const_k = _or_of([sel.const[cond] & lane_bits[cond] for cond in sel.const]
+                                 + [sel.always])
+                pick_k = _or_of([sel.pick[cond] & lane_bits[cond] for cond in sel.pick])
+                m.d.comb += value.eq(Mux(const_k, Mux(pick_k, sel.c1, sel.c0), data_k))
             with m.Switch(o1.kind):
-                with m.Case(K.FP):
-                    m.d.comb += [a.eq(wk), b.eq(F16.ONE), c.eq(accA)]
-                with m.Case(K.LIF):
-                    m.d.comb += [a.eq(Mux(s_prev, F16.NEG_ZERO, cst.alpha)),
-                                 b.eq(Mux(s_prev, F16.ONE, Mux(first, F16.POS_ZERO, accB))),
-                                 c.eq(accA)]
-                with m.Case(K.LOSS_R):
-                    m.d.comb += [a.eq(cnt16), b.eq(cst.inv_T), c.eq(F16.NEG_ZERO)]
-                with m.Case(K.LOSS_E):
-                    is_label = (o1.g * P + k) == self.label
-                    m.d.comb += [a.eq(accA), b.eq(F16.ONE),
-                                 c.eq(Mux(is_label, F16.NEG_ONE, F16.NEG_ZERO))]
-                with m.Case(K.LOSS_G):
-                    m.d.comb += [a.eq(accA), b.eq(cst.gscale), c.eq(F16.NEG_ZERO)]
-                with m.Case(K.COPY):
-                    m.d.comb += [a.eq(accA), b.eq(F16.ONE), c.eq(F16.NEG_ZERO)]
-                with m.Case(K.BPA):
-                    m.d.comb += [a.eq(Mux(m_t, cst.beta, F16.POS_ZERO)),
-                                 b.eq(Mux(m_t, ds, F16.ONE)),
-                                 c.eq(Mux(m_t, F16.NEG_ZERO, F16.POS_ZERO))]
-                with m.Case(K.BPB):
-                    m.d.comb += [a.eq(Mux(s_t, F16.NEG_ZERO, cst.alpha)),
-                                 b.eq(Mux(s_t, F16.ONE, Mux(last, F16.POS_ZERO, duB))),
-                                 c.eq(duA)]
-                with m.Case(K.BPT1):
-                    m.d.comb += [a.eq(cst.alpha ^ 0x8000),
-                                 b.eq(u_rp[k].data if g.through else F16.POS_ZERO),
-                                 c.eq(F16.NEG_ZERO)]
-                with m.Case(K.BPT2):
-                    # g[t] only where the window is open: elsewhere it may be an input
-                    # gradient that was skipped (never computed), and ds is not used
-                    m.d.comb += [a.eq(duA), b.eq(Mux(last, F16.POS_ZERO, duB)),
-                                 c.eq(Mux(m_t, accA, F16.POS_ZERO))]
                 with m.Case(K.GIN):
                     # output sparsity: input j = h*P + k (window word at hg = its group)
                     # is used by the layer below only where its window bit is set
-                    m.d.comb += [a.eq(wk), b.eq(bcast), c.eq(accA), en.eq(valid_k & m_t)]
+                    m.d.comb += en.eq(valid_k & m_t)
                 with m.Case(K.WG):
-                    m.d.comb += [a.eq(duA), b.eq(F16.ONE), c.eq(dwk),
-                                 en.eq(valid_k & ~f16_is_zero(duA))]
-                with m.Case(K.UPD):
-                    m.d.comb += [a.eq(cst.neg_lr), b.eq(dwk), c.eq(wk)]
+                    m.d.comb += en.eq(valid_k & ~f16_is_zero(duA))
             m.d.comb += [lanes1[k].eq(en & tvalid[0]),
                          masked1[k].eq(valid_k & ~en & tvalid[0] & ~is_gin1),
                          omask1[k].eq(valid_k & ~en & tvalid[0] & is_gin1)]
-            m.d.comb += [lanes.i.payload[k].a.eq(a), lanes.i.payload[k].b.eq(b),
+            m.d.sync += [lanes.i.payload[k].a.eq(a), lanes.i.payload[k].b.eq(b),
                          lanes.i.payload[k].c.eq(c)]
             results.append(lanes.o.payload[k])
 
         m.d.sync += tlanes[1].eq(lanes1)
-        for i in range(2, S + 1):
+        for i in range(2, D + 1):
             m.d.sync += tlanes[i].eq(tlanes[i - 1])
         m.d.comb += [
             self.stats.issued.eq(popcount(lanes1)),
@@ -515,19 +498,19 @@ class LaneDatapath(wiring.Component):
         vars(v).update(results=results)
 
     def _write_back(self, m, v):
-        """Cycle 1 + S: results, history bits and flags into the memories."""
+        """Cycle 1 + D: results, history bits and flags into the memories."""
         g = self.geo
-        P, TM, S = g.lanes, g.max_time_steps, g.fma_stages
+        P, TM, D = g.lanes, g.max_time_steps, g.lane_depth
         K = OpKind
         host, cst = self.host, self.constants
         (w_wp, dw_wp, acc_wp, du_wp, s_wp, m_wp, nz_wp, u_wp, tags, tvalid, tlanes,
          results) = (
             v.w_wp, v.dw_wp, v.acc_wp, v.du_wp, v.s_wp, v.m_wp, v.nz_wp, v.u_wp, v.tags,
             v.tvalid, v.tlanes, v.results)
-        # ---- write-back (stage 1 + S) -----------------------------------------------------
-        ow = tags[S]
-        lw = tlanes[S]
-        wv = tvalid[S]
+        # ---- write-back (stage 1 + D) -----------------------------------------------------
+        ow = tags[D]
+        lw = tlanes[D]
+        wv = tvalid[D]
         res = [Signal(16, name=f"res{k}") for k in range(P)]
         for k in range(P):
             m.d.comb += res[k].eq(results[k])
@@ -677,6 +660,96 @@ def _du_addr(g, t, grp):
 
 def _key(space, addr):
     return Cat(Const(int(space), 2), addr)
+
+
+class _Op:
+    """One operand of one kind: a lane's data value (``data``, a name of the lane's
+    sources) unless the lane's bit ``const`` (a name, or always when ``data`` is
+    ``None``), then ``c1`` where the lane's bit ``pick`` is set, else ``c0``. The
+    constants are shared by every lane (fp16 patterns, or ``CONSTANTS_LAYOUT`` fields
+    by name, ``"-alpha"`` negated, ``"bcast"`` the broadcast ``du``)."""
+
+    def __init__(self, data=None, *, const=None, pick=None, c0=F16.POS_ZERO, c1=F16.POS_ZERO):
+        self.data, self.const, self.pick, self.c0, self.c1 = data, const, pick, c0, c1
+
+
+_K = OpKind
+#: The lanes' operands ``fma(a, b, c)`` of each operation kind (docs/core.md): the
+#: constants are chosen once for all lanes, each lane selects among its own values.
+_OPERANDS = {
+    _K.FP: dict(a=_Op("w"), b=_Op(c0=F16.ONE), c=_Op("acc_a")),
+    # s[t-1] ? -0 * 1 + x : alpha * u[t-1] + x (u[-1] = +0)
+    _K.LIF: dict(a=_Op(pick="s_prev", c0="alpha", c1=F16.NEG_ZERO),
+                 b=_Op("acc_b", const="s_prev_or_first", pick="s_prev", c1=F16.ONE),
+                 c=_Op("acc_a")),
+    _K.LOSS_R: dict(a=_Op("cnt"), b=_Op(c0="inv_T"), c=_Op(c0=F16.NEG_ZERO)),
+    _K.LOSS_E: dict(a=_Op("acc_a"), b=_Op(c0=F16.ONE),
+                    c=_Op(pick="is_label", c0=F16.NEG_ZERO, c1=F16.NEG_ONE)),
+    _K.LOSS_G: dict(a=_Op("acc_a"), b=_Op(c0="gscale"), c=_Op(c0=F16.NEG_ZERO)),
+    _K.COPY: dict(a=_Op("acc_a"), b=_Op(c0=F16.ONE), c=_Op(c0=F16.NEG_ZERO)),
+    # m[t] ? beta * ds + -0 : +0 * 1 + +0
+    _K.BPA: dict(a=_Op(pick="m_t", c1="beta"), b=_Op("ds", const="not_m_t", c0=F16.ONE),
+                 c=_Op(pick="m_t", c1=F16.NEG_ZERO)),
+    # s[t] ? -0 * 1 + term : alpha * du[t+1] + term (du[T] = +0)
+    _K.BPB: dict(a=_Op(pick="s_t", c0="alpha", c1=F16.NEG_ZERO),
+                 b=_Op("du_b", const="s_t_or_last", pick="s_t", c1=F16.ONE),
+                 c=_Op("du_a")),
+    _K.BPT1: dict(a=_Op(c0="-alpha"), b=_Op("u"), c=_Op(c0=F16.NEG_ZERO)),
+    # g[t] only where the window is open: elsewhere it may be an input gradient that
+    # was skipped (never computed), and ds is not used
+    _K.BPT2: dict(a=_Op("du_a"), b=_Op("du_b", const="last"),
+                  c=_Op("acc_a", const="not_m_t")),
+    _K.GIN: dict(a=_Op("w"), b=_Op(c0="bcast"), c=_Op("acc_a")),
+    _K.WG: dict(a=_Op("du_a"), b=_Op(c0=F16.ONE), c=_Op("dw")),
+    _K.UPD: dict(a=_Op(c0="neg_lr"), b=_Op("dw"), c=_Op("w")),
+}
+
+
+def _shared_operands(m, kind, cst, bcast):
+    """Per operand, what every lane shares for the operation ``kind``: one-hot selects
+    of the lane's data value (``data``) and of its const / pick bits, ``always``
+    (a constant whatever the lane), and the two constants ``c0`` / ``c1``."""
+    def const_value(c):
+        if isinstance(c, int):
+            return Const(c, 16)
+        if c == "bcast":
+            return bcast
+        if c == "-alpha":
+            return cst.alpha ^ 0x8000
+        return getattr(cst, c)
+
+    shared = {}
+    for name in "abc":
+        ops = {kind_: table[name] for kind_, table in _OPERANDS.items()}
+        ns = SimpleNamespace(data={}, const={}, pick={}, always=Signal(name=f"op_{name}_const"),
+                             c0=Signal(16, name=f"op_{name}_c0"), c1=Signal(16, name=f"op_{name}_c1"))
+
+        def select(label, kinds):
+            sig = Signal(name=f"op_{name}_{label}")
+            m.d.comb += sig.eq(Cat(*[kind == kk for kk in kinds]).any())
+            return sig
+
+        for attr in ("data", "const", "pick"):
+            names = sorted({getattr(op, attr) for op in ops.values()} - {None})
+            for n in names:
+                getattr(ns, attr)[n] = select(f"{attr}_{n}", [kk for kk, op in ops.items()
+                                                              if getattr(op, attr) == n])
+        m.d.comb += ns.always.eq(Cat(*[kind == kk for kk, op in ops.items()
+                                       if op.data is None]).any())
+        with m.Switch(kind):
+            for kk, op in ops.items():
+                with m.Case(kk):
+                    m.d.comb += [ns.c0.eq(const_value(op.c0)), ns.c1.eq(const_value(op.c1))]
+        shared[name] = ns
+    return shared
+
+
+def _or_of(values):
+    """The OR of ``values`` (0 when there are none)."""
+    out = Const(0, 1)
+    for v in values:
+        out = out | v
+    return out
 
 
 def _rot_index(g, k, rot):
