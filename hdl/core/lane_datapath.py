@@ -411,8 +411,15 @@ class LaneDatapath(wiring.Component):
         first = Signal()
         last = Signal()
         m.d.comb += [first.eq(o1.t == 0), last.eq(o1.t == last_t)]
-        w_arr = Array(w_rp[k].data for k in range(P))
-        dw_arr = Array(dw_rp[k].data for k in range(P))
+        # one barrel rotator: the weights (FP, GIN: lane k reads bank (k + rot) mod P) or,
+        # for WG, which runs in bank space (lane k accumulates the dW word of bank k, that
+        # of neuron lane (k - rot) mod P), the du words (lane k reads lane (k - rot) mod P)
+        is_wg1 = Signal()
+        m.d.comb += is_wg1.eq(o1.kind == K.WG)
+        rot_in = Array(Mux(is_wg1, du_ra[k].data, w_rp[k].data) for k in range(P))
+        rot_by = Signal(max(1, g.lane_bits))
+        if P > 1:
+            m.d.comb += rot_by.eq(Mux(is_wg1, -o1.rot, o1.rot))
         du_arr = Array(du_ra[k].data for k in range(P))
         bcast = Signal(16)
         m.d.comb += bcast.eq(du_arr[o1.bsel])
@@ -432,10 +439,8 @@ class LaneDatapath(wiring.Component):
         for k in range(P):
             a, b, c = (Signal(16, name=f"a{k}"), Signal(16, name=f"b{k}"),
                        Signal(16, name=f"c{k}"))
-            wk = Signal(16, name=f"wrot{k}")
-            dwk = Signal(16, name=f"dwrot{k}")
-            m.d.comb += [wk.eq(w_arr[_rot_index(g, k, o1.rot)]),
-                         dwk.eq(dw_arr[_rot_index(g, k, o1.rot)])]
+            rk = Signal(16, name=f"rot{k}")
+            m.d.comb += rk.eq(rot_in[_rot_index(g, k, rot_by)])
             accA = Mux(hit1, acc_ra[k].data, F16.POS_ZERO)
             accB = acc_rb[k].data
             duA, duB = du_ra[k].data, du_rb[k].data
@@ -444,8 +449,9 @@ class LaneDatapath(wiring.Component):
             m_t = mw.bit_select(o1.t, 1)
             s_prev = Signal(name=f"sprev{k}")
             m.d.comb += s_prev.eq(~first & sw.bit_select((o1.t - 1)[:g.time_bits], 1))
-            valid_k = Signal(name=f"lv{k}")
-            m.d.comb += valid_k.eq(k < o1.nvalid)
+            valid_k = Signal(name=f"lv{k}")     # WG: bank k's neuron lane is below nvalid
+            m.d.comb += valid_k.eq(Mux(is_wg1, _back_index(g, k, o1.rot) < o1.nvalid,
+                                       k < o1.nvalid))
             en = Signal(name=f"en{k}")
             m.d.comb += en.eq(valid_k)
             cnt = Signal(range(TM + 1), name=f"cnt{k}")
@@ -453,7 +459,8 @@ class LaneDatapath(wiring.Component):
             cnt16 = count_to_f16(m, cnt, len(cnt))
             ds = Mux(self.through, duA, accA)
             # the lane's data operands and its bits that choose between the constants
-            lane_data = {"w": wk, "dw": dwk, "acc_a": accA, "acc_b": accB, "du_a": duA,
+            lane_data = {"w_rot": rk, "du_rot": rk, "w": w_rp[k].data, "dw": dw_rp[k].data,
+                         "acc_a": accA, "acc_b": accB, "du_a": duA,
                          "du_b": duB, "ds": ds, "cnt": cnt16,
                          "u": u_rp[k].data if g.through else Const(F16.POS_ZERO, 16)}
             lane_bits = {"s_prev": s_prev, "s_t": s_t, "m_t": m_t, "not_m_t": ~m_t,
@@ -473,7 +480,7 @@ class LaneDatapath(wiring.Component):
                     # is used by the layer below only where its window bit is set
                     m.d.comb += en.eq(valid_k & m_t)
                 with m.Case(K.WG):
-                    m.d.comb += en.eq(valid_k & ~f16_is_zero(duA))
+                    m.d.comb += en.eq(valid_k & ~f16_is_zero(rk))
             m.d.comb += [lanes1[k].eq(en & tvalid[0]),
                          masked1[k].eq(valid_k & ~en & tvalid[0] & ~is_gin1),
                          omask1[k].eq(valid_k & ~en & tvalid[0] & is_gin1)]
@@ -547,8 +554,6 @@ class LaneDatapath(wiring.Component):
         m.d.comb += wh.eq(ow.hg - G0)
         with m.If(lif_wb & (ow.hg >= G0)):
             m.d.sync += win[wh].eq((win[wh] & ~bit) | Mux(any_win, bit, 0))
-        res_arr = Array(res)
-        lw_arr = Array(lw[k] for k in range(P))
         n_wwrites = Signal(bits_for(2 * P))
         m.d.comb += n_wwrites.eq(0)
         with m.If(wv & (ow.kind == K.UPD)):
@@ -614,10 +619,7 @@ class LaneDatapath(wiring.Component):
                 else:
                     m.d.comb += [s_wp[k].data.eq((s_aux[k].data & ~bit) | spike_k),
                                  s_wp[k].en.eq(lif_wb & lw[k])]
-            # W and dW: update, weight gradient (rotated back to the banks), host writes
-            src = Signal(g.lane_bits, name=f"wbsrc{k}")
-            if P > 1:
-                m.d.comb += src.eq(_back_index(g, k, ow.rot))
+            # W and dW: update, weight gradient (lane k is bank k), host writes
             with m.If(host.en):
                 m.d.comb += [
                     w_wp[k].addr.eq(host.waddr), w_wp[k].data.eq(host.wdata),
@@ -630,8 +632,8 @@ class LaneDatapath(wiring.Component):
                     w_wp[k].addr.eq(ow.waddr), w_wp[k].data.eq(res[k]),
                     w_wp[k].en.eq(wv & (ow.kind == K.UPD)),
                     dw_wp[k].addr.eq(ow.waddr),
-                    dw_wp[k].data.eq(Mux(ow.kind == K.UPD, F16.POS_ZERO, res_arr[src])),
-                    dw_wp[k].en.eq(wv & ((ow.kind == K.UPD) | ((ow.kind == K.WG) & lw_arr[src]))),
+                    dw_wp[k].data.eq(Mux(ow.kind == K.UPD, F16.POS_ZERO, res[k])),
+                    dw_wp[k].en.eq(wv & ((ow.kind == K.UPD) | ((ow.kind == K.WG) & lw[k]))),
                 ]
 
 
@@ -677,7 +679,7 @@ _K = OpKind
 #: The lanes' operands ``fma(a, b, c)`` of each operation kind (docs/core.md): the
 #: constants are chosen once for all lanes, each lane selects among its own values.
 _OPERANDS = {
-    _K.FP: dict(a=_Op("w"), b=_Op(c0=F16.ONE), c=_Op("acc_a")),
+    _K.FP: dict(a=_Op("w_rot"), b=_Op(c0=F16.ONE), c=_Op("acc_a")),
     # s[t-1] ? -0 * 1 + x : alpha * u[t-1] + x (u[-1] = +0)
     _K.LIF: dict(a=_Op(pick="s_prev", c0="alpha", c1=F16.NEG_ZERO),
                  b=_Op("acc_b", const="s_prev_or_first", pick="s_prev", c1=F16.ONE),
@@ -699,8 +701,9 @@ _OPERANDS = {
     # was skipped (never computed), and ds is not used
     _K.BPT2: dict(a=_Op("du_a"), b=_Op("du_b", const="last"),
                   c=_Op("acc_a", const="not_m_t")),
-    _K.GIN: dict(a=_Op("w"), b=_Op(c0="bcast"), c=_Op("acc_a")),
-    _K.WG: dict(a=_Op("du_a"), b=_Op(c0=F16.ONE), c=_Op("dw")),
+    _K.GIN: dict(a=_Op("w_rot"), b=_Op(c0="bcast"), c=_Op("acc_a")),
+    # in bank space: the du of bank k's neuron (rotated), the dW word of bank k
+    _K.WG: dict(a=_Op("du_rot"), b=_Op(c0=F16.ONE), c=_Op("dw")),
     _K.UPD: dict(a=_Op(c0="neg_lr"), b=_Op("dw"), c=_Op("w")),
 }
 
