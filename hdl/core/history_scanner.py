@@ -71,7 +71,8 @@ class ScanRequest(wiring.Signature):
 
 class ScanRead(wiring.Signature):
     """The scanner's read of the history banks (members from the scanner's side):
-    ``addr`` and ``nz`` (which history) in, the ``P`` words one cycle later; ``win``:
+    ``addr`` and ``nz`` (which history) in, the ``P`` words one cycle later where ``en``
+    was set (else the words on ``data`` hold); ``win``:
     for every history group ``h`` and step ``t``, bit ``h * TMAX + t`` is set when a
     neuron of the group had its window bit ``m`` set at ``t`` (kept up to date by
     the LIF write-back)."""
@@ -79,6 +80,7 @@ class ScanRead(wiring.Signature):
     def __init__(self, geo: CoreGeometry):
         super().__init__({
             "addr": Out(geo.hist_group_bits),
+            "en": Out(1),
             "nz": Out(1),
             "data": In(data.ArrayLayout(geo.max_time_steps, geo.lanes)),
             "win": In(geo.hist_groups * geo.max_time_steps),
@@ -170,10 +172,14 @@ class HistoryScanner(wiring.Component):
         m.d.comb += taking.eq(has & o.ready)
         after = Signal(len(cur))
         m.d.comb += after.eq(Mux(taking, cur & ~(Const(1, len(cur)) << low), cur))
+        # the lane word is done after this cycle: taking its only event, or none left
+        # (without the lowest set bit: cur & (cur - 1) clears it)
+        done_word = Signal()
+        m.d.comb += done_word.eq(Mux(taking, (cur & (cur - 1)) == 0, cur == 0))
         refill = Signal()                   # the current lane is done, another one waits
-        m.d.comb += refill.eq(vec_ok & (after == 0) & (pend != 0))
+        m.d.comb += refill.eq(vec_ok & done_word & (pend != 0))
         empty_next = Signal()
-        m.d.comb += empty_next.eq(~vec_ok | ((after == 0) & (pend == 0)))
+        m.d.comb += empty_next.eq(~vec_ok | (done_word & (pend == 0)))
         load = Signal()
         m.d.comb += load.eq(running & rd_ok & empty_next)
 
@@ -221,12 +227,13 @@ class HistoryScanner(wiring.Component):
         counted = Signal(len(self.zeros))
         m.d.comb += counted.eq(Mux(tm_r, slots, slots * T_r) - pop)
 
-        # next group to read
+        # next group to read: its address from registers only (the group after rd_grp),
+        # read where a load takes the group on rd.data (the words hold meanwhile)
         wrap = Signal()
         m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
         next_grp = Signal(g.neuron_bits + 1)
-        m.d.comb += next_grp.eq(Mux(load, Mux(wrap, 0, rd_grp + 1), rd_grp))
-        m.d.comb += self.rd.addr.eq(base_r + next_grp)
+        m.d.comb += next_grp.eq(Mux(wrap, 0, rd_grp + 1))
+        m.d.comb += [self.rd.addr.eq(base_r + next_grp), self.rd.en.eq(0)]
 
         more = Signal()
         m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
@@ -237,13 +244,14 @@ class HistoryScanner(wiring.Component):
                          desc_r.eq(req.descending), tm_r.eq(req.time_major), nz_r.eq(req.nz),
                          req.done.eq(0), rd_t.eq(Mux(req.descending, self.T - 1, 0)),
                          rd_end.eq((req.n == 0) | (self.T == 0))]
-            m.d.comb += self.rd.addr.eq(req.base)
+            m.d.comb += [self.rd.addr.eq(req.base), self.rd.en.eq(1)]
         with m.Elif(running):
             m.d.sync += rd_ok.eq(1)
             with m.If(~rd_ok):
-                m.d.comb += self.rd.addr.eq(base_r)
-            with m.Else():
+                m.d.comb += [self.rd.addr.eq(base_r), self.rd.en.eq(1)]
+            with m.Elif(load):
                 m.d.sync += rd_grp.eq(next_grp)
+                m.d.comb += self.rd.en.eq(1)
             with m.If(load):
                 with m.If(more):
                     m.d.sync += [vec.eq(self.rd.data), cur.eq(new_cur), cur_lane.eq(first),

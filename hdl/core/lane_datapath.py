@@ -223,9 +223,13 @@ class LaneDatapath(wiring.Component):
             m_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"m_raddr{k}"),
                                     data=Signal(TM, name=f"m_rdata{k}")) for k in range(P)]
             nz_q = [Signal(TM, name=f"nz_q{k}") for k in range(P)]
+            # the scanner's words hold where it does not read (the host reads nz too)
             for k in range(P):
-                m.d.sync += [s_scan[k].data.eq(s_aux[k].data), m_rp[k].data.eq(m_aux[k].data),
-                             nz_q[k].eq(nz_aux[k].data)]
+                m.d.sync += m_rp[k].data.eq(m_aux[k].data)
+                with m.If(self.scan.en):
+                    m.d.sync += s_scan[k].data.eq(s_aux[k].data)
+                with m.If(self.scan.en | self.host.en):
+                    m.d.sync += nz_q[k].eq(nz_aux[k].data)
             nz_rp = [SimpleNamespace(addr=Signal(g.hist_group_bits, name=f"nz_raddr{k}"),
                                      data=nz_q[k]) for k in range(P)]
 
@@ -236,8 +240,9 @@ class LaneDatapath(wiring.Component):
             m.d.comb += self.scan.data[k].eq(Mux(scan_nz_r, nz_rp[k].data, s_scan[k].data))
         if g.bit_history:
             for k in range(P):
-                m.d.comb += [s_scan[k].addr.eq(self.scan.addr),
-                             nz_rp[k].addr.eq(Mux(self.host.en, self.host.haddr, self.scan.addr))]
+                m.d.comb += [s_scan[k].addr.eq(self.scan.addr), s_scan[k].en.eq(self.scan.en),
+                             nz_rp[k].addr.eq(Mux(self.host.en, self.host.haddr, self.scan.addr)),
+                             nz_rp[k].en.eq(self.scan.en | self.host.en)]
 
         vars(v).update(w_wp=w_wp, dw_wp=dw_wp, acc_wp=acc_wp, du_wp=du_wp, s_wp=s_wp, m_wp=m_wp,
                        nz_wp=nz_wp, u_wp=u_wp, w_rp=w_rp, dw_rp=dw_rp, acc_ra=acc_ra, acc_rb=acc_rb,
