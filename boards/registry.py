@@ -171,4 +171,12 @@ def _router(config):
 register_block("router", _router, "one five-port NoC router (XY, wormhole, round-robin)",
                options=("cores",))
 register_block("core", lambda config: __import__("spikeforge.hdl.core", fromlist=["Core"]).Core(config), "one core: memories, FP / BP / WG engines, loss unit, command decoder", options=("lanes", "stages"))
+def _lane_datapath(config):
+    from spikeforge.hdl.core.defs import CoreGeometry
+    from spikeforge.hdl.core.lane_datapath import LaneDatapath
+    return LaneDatapath(CoreGeometry(config))
+
+
+register_block("lane-datapath", _lane_datapath, "a core's lane datapath alone: its memories, "
+               "operand selection, rotator, lanes and write-back", options=("lanes", "stages"))
 register_block("inference-core", lambda config: __import__("spikeforge.hdl.inference", fromlist=["InferenceCore"]).InferenceCore(config), "one integer inference core (SPEC section 8): accumulate-only lanes, packed weights, command unit", options=("lanes",))

@@ -29,10 +29,11 @@ Throughput: one ``P``-lane operation per cycle.
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import enum, stream
+from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In
 
 from ..spike_decoder import below, lowest_set_bit
+from ..stream_slice import RegisterSlice
 from .defs import CoreGeometry, OpKind
 from .engine import Engine
 from .history_scanner import pair_layout
@@ -93,7 +94,12 @@ class GinLoop(_Loop):
 
     The groups are searched in history-group numbers: step ``t``'s summary bit of
     every history group, masked by the layer's input groups (a mask registered at
-    ``start``), no shift of the summary by the layer's first input group."""
+    ``start``), no shift of the summary by the layer's first input group. An event is
+    prepared as it arrives (its row of weights ``wbase + (j div P) * n_in`` and its
+    step's summary bits) and goes through a register slice
+    (:class:`~spikeforge.hdl.stream_slice.RegisterSlice`) to the group search, so
+    neither the multiplier nor the step select is on the path into ``op``; one cycle
+    more of latency, the same throughput."""
 
     def __init__(self, geometry: CoreGeometry):
         g = geometry
@@ -111,9 +117,23 @@ class GinLoop(_Loop):
         m = Module()
         g = self.geo
         P, TM, H = g.lanes, g.max_time_steps, g.acc_groups
+        HG = g.hist_groups
         lay = Signal(g.layer_layout)
         running = Signal()
-        pr = self.pairs.payload
+        o = self.op.payload
+        # the event prepared: its row of weights and step t's summary bits of every
+        # history group, then registered
+        ev = data.StructLayout({"pair": pair_layout(g), "row": len(o.waddr), "col": HG})
+        m.submodules.events = events = RegisterSlice(shape=ev)
+        pa = self.pairs.payload
+        m.d.comb += [events.i.valid.eq(self.pairs.valid & running),
+                     self.pairs.ready.eq(events.i.ready & running),
+                     events.i.payload.pair.eq(pa),
+                     events.i.payload.row.eq(lay.wbase + (pa.j >> g.lane_shift) * lay.n_in)]
+        for hg in range(HG):
+            m.d.comb += events.i.payload.col[hg].eq(
+                self.win[hg * TM:(hg + 1) * TM].bit_select(pa.t, 1))
+        pr = events.o.payload.pair
         jg = Signal(g.neuron_bits)
         jl = Signal(g.lane_bits)
         m.d.comb += [jg.eq(pr.j >> g.lane_shift), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
@@ -121,12 +141,9 @@ class GinLoop(_Loop):
         # kept in history-group numbers (no shift by in_hg): the summary bits of step
         # t of every history group, masked to the layer's input groups (``sel``,
         # registered at start); the group is the set bit less in_hg
-        HG = g.hist_groups
         fresh = Signal()                  # no group of the current event issued yet
         left = Signal(HG)                 # groups still to issue (after the first)
-        col = Signal(HG)
-        for hg in range(HG):
-            m.d.comb += col[hg].eq(self.win[hg * TM:(hg + 1) * TM].bit_select(pr.t, 1))
+        col = events.o.payload.col
         sel = Signal(HG)
         wmask = Signal(HG)
         m.d.comb += wmask.eq(col & sel)
@@ -146,18 +163,17 @@ class GinLoop(_Loop):
         nv = Signal(range(P + 1))
         m.d.comb += nv.eq(Mux(any_, _nvalid(g, rem), 0))
         base_used = Mux(fresh, 0, used)
-        o = self.op.payload
         # an event outside the visited steps is taken without an operation
         keep = Signal()
         m.d.comb += keep.eq((pr.t >= self.t_lo) & (pr.t < self.t_hi))
         m.d.comb += [
-            self.op.valid.eq(running & self.pairs.valid & keep),
+            self.op.valid.eq(running & events.o.valid & keep),
             o.kind.eq(Mux(any_, OpKind.GIN, OpKind.NOP)),
             o.t.eq(pr.t),
             o.g.eq(hs),
             o.dg.eq(lay.out_dg + jg),
             o.hg.eq(Mux(any_, habs, lay.in_hg)),
-            o.waddr.eq(lay.wbase + jg * lay.n_in + (hs << g.lane_shift)),
+            o.waddr.eq(events.o.payload.row + (hs << g.lane_shift)),
             o.rot.eq(jl),
             o.row.eq(1),
             o.bsel.eq(jl),
@@ -167,7 +183,7 @@ class GinLoop(_Loop):
         m.d.comb += self.busy.eq(running)
         step = Signal()
         m.d.comb += step.eq(self.op.valid & self.op.ready)
-        m.d.comb += self.pairs.ready.eq((step & last) | (running & self.pairs.valid & ~keep))
+        m.d.comb += events.o.ready.eq((step & last) | (running & events.o.valid & ~keep))
         with m.If(self.start):
             m.d.sync += [running.eq(1), lay.eq(self.layer), fresh.eq(1)]
             li = self.layer
@@ -177,6 +193,6 @@ class GinLoop(_Loop):
         with m.Elif(running):
             with m.If(step):
                 m.d.sync += [fresh.eq(last), left.eq(rest), used.eq(base_used + nv)]
-            with m.If(~self.pairs.valid & self.pairs_done):
+            with m.If(~self.pairs.valid & ~events.o.valid & self.pairs_done):
                 m.d.sync += running.eq(0)
         return m
