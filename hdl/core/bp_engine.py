@@ -28,7 +28,7 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In
 
@@ -37,7 +37,7 @@ from ..stream_slice import RegisterSlice
 from .defs import CoreGeometry, OpKind
 from .engine import Engine
 from .history_scanner import pair_layout
-from .op_loops import TimeGroupLoop, _Loop, _nvalid
+from .op_loops import TimeGroupLoop, _Loop
 
 __all__ = ["BPEngine", "BPPhase", "GinLoop"]
 
@@ -152,17 +152,20 @@ class GinLoop(_Loop):
         habs, any_ = lowest_set_bit(cur)
         hs = Signal(g.acc_group_bits)
         m.d.comb += hs.eq(Mux(any_, habs - lay.in_hg, 0))
-        rest = Signal(HG)
-        m.d.comb += rest.eq(cur & ~(Const(1, HG) << habs))
+        rest = Signal(HG)                 # cur without its lowest set bit
+        m.d.comb += rest.eq(cur & (cur - 1))
         last = Signal()
         m.d.comb += last.eq(rest == 0)
-        # lanes of the event issued so far (the rest of n_in was skipped)
-        used = Signal(g.neuron_bits + 1)
-        rem = Signal(g.neuron_bits + 1)
-        m.d.comb += rem.eq(lay.n_in - (hs << g.lane_shift))
+        # the lanes of group hs: P, but in the layer's last input group (registered at
+        # start, in history-group numbers) those of n_in it holds
+        last_habs = Signal(len(self.layer.in_hg) + len(self.layer.g_in) + 1)
+        last_nv = Signal(range(P + 1))
         nv = Signal(range(P + 1))
-        m.d.comb += nv.eq(Mux(any_, _nvalid(g, rem), 0))
-        base_used = Mux(fresh, 0, used)
+        m.d.comb += nv.eq(Mux(any_, Mux(habs == last_habs, last_nv, P), 0))
+        # lanes of n_in not issued yet for this event (the rest was skipped)
+        remaining = Signal(g.neuron_bits + 1)
+        base_rem = Signal(g.neuron_bits + 1)
+        m.d.comb += base_rem.eq(Mux(fresh, lay.n_in, remaining))
         # an event outside the visited steps is taken without an operation
         keep = Signal()
         m.d.comb += keep.eq((pr.t >= self.t_lo) & (pr.t < self.t_hi))
@@ -178,7 +181,7 @@ class GinLoop(_Loop):
             o.row.eq(1),
             o.bsel.eq(jl),
             o.nvalid.eq(nv),
-            o.oskip.eq(Mux(last, lay.n_in - base_used - nv, 0)),
+            o.oskip.eq(Mux(last, base_rem - nv, 0)),
         ]
         m.d.comb += self.busy.eq(running)
         step = Signal()
@@ -189,10 +192,12 @@ class GinLoop(_Loop):
             li = self.layer
             end = Signal(range(HG + H + 1))
             m.d.comb += end.eq(li.in_hg + Mux(li.g_in < H, li.g_in, H))
-            m.d.sync += sel.eq(below(end, HG) & ~below(li.in_hg, HG))
+            m.d.sync += [sel.eq(below(end, HG) & ~below(li.in_hg, HG)),
+                         last_habs.eq(li.in_hg + li.g_in - 1),
+                         last_nv.eq(li.n_in - ((li.g_in - 1) << g.lane_shift))]
         with m.Elif(running):
             with m.If(step):
-                m.d.sync += [fresh.eq(last), left.eq(rest), used.eq(base_used + nv)]
+                m.d.sync += [fresh.eq(last), left.eq(rest), remaining.eq(base_rem - nv)]
             with m.If(~self.pairs.valid & ~events.o.valid & self.pairs_done):
                 m.d.sync += running.eq(0)
         return m
