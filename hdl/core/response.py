@@ -12,7 +12,8 @@ sender: each element takes two cycles through ``elem`` (:class:`ElementPort`),
 ``latch`` (``value`` is taken; ``next`` pulses in the same cycle, so the command
 unit steps on to the following element, ``last`` when it was the final one).
 The fetcher runs one element ahead (one element buffered beside the one being
-sent, and the latched value goes straight to the sender when it is waiting),
+sent, and the latched value goes straight to the sender when it is waiting or
+taking one; a fetch starts when the buffer is empty, whatever the sender does),
 starting while the status and fixed bytes go out. ``index`` is held from
 ``addr`` through ``latch``. ``max_elements`` (keyword, default 65,535) bounds
 ``nelem`` and sizes the element indices. ``done`` pulses with the final beat.
@@ -79,7 +80,9 @@ class ResponseSerialiser(wiring.Component):
         take = Signal()             # the sender takes a fetched element this cycle
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
-                with m.If(fetch & (fe != nelem) & (~nxt_ok | take)):
+                # a free buffer now, not "the sender takes one this cycle": the read
+                # address does not wait for the sender's byte counters
+                with m.If(fetch & (fe != nelem) & ~nxt_ok):
                     m.d.comb += el.addr.eq(1)
                     m.next = "LATCH"
             with m.State("LATCH"):
