@@ -496,16 +496,21 @@ class LaneDatapath(wiring.Component):
         m.d.sync += tlanes[1].eq(lanes1)
         for i in range(2, D + 1):
             m.d.sync += tlanes[i].eq(tlanes[i - 1])
+        # the lane counts from registers (cycle 2, the operation still in flight, so in
+        # its phase): no path from the memories through the lane enables into the counters
+        masked2, omask2 = Signal(P), Signal(P)
+        m.d.sync += [masked2.eq(masked1), omask2.eq(omask1)]
+        o2 = tags[1]
         m.d.comb += [
-            self.stats.issued.eq(popcount(lanes1)),
-            self.stats.masked.eq(popcount(masked1)),
-            self.stats.out_skipped.eq(popcount(omask1) + Mux(tvalid[0], o1.oskip, 0)),
+            self.stats.issued.eq(popcount(tlanes[1])),
+            self.stats.masked.eq(popcount(masked2)),
+            self.stats.out_skipped.eq(popcount(omask2) + Mux(tvalid[1], o2.oskip, 0)),
         ]
-        is_w1 = Signal()
-        m.d.comb += is_w1.eq(tvalid[0] & ((o1.kind == K.FP) | (o1.kind == K.GIN) |
-                                          (o1.kind == K.WG) | (o1.kind == K.UPD)))
-        m.d.comb += self.stats.w_reads.eq(Mux(is_w1, Mux((o1.kind == K.WG) | (o1.kind == K.UPD),
-                                                   Mux(o1.kind == K.UPD, 2 * P, P), P), 0))
+        is_w2 = Signal()
+        m.d.comb += is_w2.eq(tvalid[1] & ((o2.kind == K.FP) | (o2.kind == K.GIN) |
+                                          (o2.kind == K.WG) | (o2.kind == K.UPD)))
+        m.d.comb += self.stats.w_reads.eq(Mux(is_w2, Mux((o2.kind == K.WG) | (o2.kind == K.UPD),
+                                                   Mux(o2.kind == K.UPD, 2 * P, P), P), 0))
 
         vars(v).update(results=results)
 
