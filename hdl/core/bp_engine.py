@@ -121,7 +121,8 @@ class GinLoop(_Loop):
         lay = Signal(g.layer_layout)
         running = Signal()
         o = self.op.payload
-        # the event prepared: its row of weights and step t's summary bits of every
+        # the event prepared: its row of weights (less the layer's first input group, so
+        # the address of group habs is row + habs * P) and step t's summary bits of every
         # history group, then registered
         ev = data.StructLayout({"pair": pair_layout(g), "row": len(o.waddr), "col": HG})
         m.submodules.events = events = RegisterSlice(shape=ev)
@@ -129,7 +130,8 @@ class GinLoop(_Loop):
         m.d.comb += [events.i.valid.eq(self.pairs.valid & running),
                      self.pairs.ready.eq(events.i.ready & running),
                      events.i.payload.pair.eq(pa),
-                     events.i.payload.row.eq(lay.wbase + (pa.j >> g.lane_shift) * lay.n_in)]
+                     events.i.payload.row.eq(lay.wbase + (pa.j >> g.lane_shift) * lay.n_in -
+                                             (lay.in_hg << g.lane_shift))]
         for hg in range(HG):
             m.d.comb += events.i.payload.col[hg].eq(
                 self.win[hg * TM:(hg + 1) * TM].bit_select(pa.t, 1))
@@ -176,7 +178,7 @@ class GinLoop(_Loop):
             o.g.eq(hs),
             o.dg.eq(lay.out_dg + jg),
             o.hg.eq(Mux(any_, habs, lay.in_hg)),
-            o.waddr.eq(events.o.payload.row + (hs << g.lane_shift)),
+            o.waddr.eq(events.o.payload.row + (habs << g.lane_shift)),
             o.rot.eq(jl),
             o.row.eq(1),
             o.bsel.eq(jl),
