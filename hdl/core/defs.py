@@ -87,9 +87,9 @@ class CoreGeometry:
         self.config = config
         self.lanes = f.lanes
         self.fma_stages = impl.fma_stages
-        # the lanes' pipeline from the operands (cycle 1) to the write-back: the operand
-        # register, then the FMA's stages
-        self.lane_depth = self.fma_stages + 1
+        # the lanes' pipeline from the words read (cycle 1) to the write-back: their
+        # register, the operand register, then the FMA's stages
+        self.lane_depth = self.fma_stages + 2
         self.max_time_steps = f.max_time_steps
         if self.max_time_steps > 16:
             raise ConfigError(f"max_time_steps must be at most 16 for this core "

@@ -5,17 +5,19 @@ on the ``op`` stream; it drives all ``P`` lanes at once. The pipeline:
 
 * cycle 0 (issue): the operation's read addresses go to the memories; it is
   accepted unless it reads a value still being computed (a scoreboard compares
-  its one hazard address with the destinations of the ``D = S + 1`` operations
+  its one hazard address with the destinations of the ``D = S + 2`` operations
   in flight; the write-back stage itself forwards through transparent read ports);
-* cycle 1: operands are selected per lane (weights through a barrel rotator; the
+* cycle 1: the words read are registered (no path from a block RAM's output
+  through the rotator and the operand selection);
+* cycle 2: operands are selected per lane (weights through a barrel rotator; the
   constants of the operation chosen once for all lanes, :data:`_OPERANDS`) into
   the operand register;
-* cycle 2: the lane array (:class:`spikeforge.hdl.pe_array.PEArray`, ``S`` stages,
+* cycle 3: the lane array (:class:`spikeforge.hdl.pe_array.PEArray`, ``S`` stages,
   its output always ready: no back-pressure);
 * cycle ``1 + D``: write-back, with per-lane enables, and the spike / window /
   non-zero bits of the lanes' neurons.
 
-Throughput one operation (``P`` FMAs) per cycle; latency ``S + 2`` cycles.
+Throughput one operation (``P`` FMAs) per cycle; latency ``S + 3`` cycles.
 The host reaches the memories through ``host`` (:class:`HostAccess`), the
 history scanner through ``scan`` (:class:`~.history_scanner.ScanRead`).
 
@@ -262,8 +264,8 @@ class LaneDatapath(wiring.Component):
         L = g.op_layout
         tags = [Signal(L, name=f"tag{i}") for i in range(D + 1)]       # tags[0] = stage 1
         tvalid = [Signal(name=f"tvalid{i}") for i in range(D + 1)]
-        tlanes = [Signal(P, name=f"tlanes{i}") for i in range(1, D + 1)]
-        tlanes = [None] + tlanes
+        tlanes = [Signal(P, name=f"tlanes{i}") for i in range(2, D + 1)]
+        tlanes = [None, None] + tlanes          # from the operand register on
 
         op = self.op.payload
 
@@ -411,8 +413,25 @@ class LaneDatapath(wiring.Component):
          tlanes, hit1, last_t) = (
             v.w_rp, v.dw_rp, v.acc_ra, v.acc_rb, v.du_ra, v.du_rb, v.s_rp, v.m_rp, v.u_rp,
             v.tags, v.tvalid, v.tlanes, v.hit1, v.last_t)
-        # ---- stage 1: operands ---------------------------------------------------------------
-        o1 = tags[0]
+        # ---- stage 1: the words read, registered ----------------------------------------
+        def q(value, name):
+            reg = Signal(len(value), name=name)
+            m.d.sync += reg.eq(value)
+            return SimpleNamespace(data=reg)
+
+        w_rp = [q(w_rp[k].data, f"w_q{k}") for k in range(P)]
+        dw_rp = [q(dw_rp[k].data, f"dw_q{k}") for k in range(P)]
+        acc_ra = [q(acc_ra[k].data, f"acca_q{k}") for k in range(P)]
+        acc_rb = [q(acc_rb[k].data, f"accb_q{k}") for k in range(P)]
+        du_ra = [q(du_ra[k].data, f"dua_q{k}") for k in range(P)]
+        du_rb = [q(du_rb[k].data, f"dub_q{k}") for k in range(P)]
+        s_rp = [q(s_rp[k].data, f"s_q{k}") for k in range(P)]
+        m_rp = [q(m_rp[k].data, f"m_q{k}") for k in range(P)]
+        if g.through:
+            u_rp = [q(u_rp[k].data, f"u_q{k}") for k in range(P)]
+        hit1 = q(hit1, "hit_q").data
+        # ---- stage 2: operands ---------------------------------------------------------------
+        o1 = tags[1]
         first = Signal()
         last = Signal()
         m.d.comb += [first.eq(o1.t == 0), last.eq(o1.t == last_t)]
@@ -438,7 +457,7 @@ class LaneDatapath(wiring.Component):
         # the lane array: S-stage fp16 FMAs behind the operand register, never stalled (the
         # issue stage resolves hazards)
         m.submodules.lanes = lanes = PEArray(lanes=P, stages=S)
-        m.d.comb += [lanes.i.valid.eq(tvalid[1]), lanes.o.ready.eq(1)]
+        m.d.comb += [lanes.i.valid.eq(tvalid[2]), lanes.o.ready.eq(1)]
         shared = _shared_operands(m, o1.kind, cst, bcast)
         results = []
         for k in range(P):
@@ -486,28 +505,28 @@ class LaneDatapath(wiring.Component):
                     m.d.comb += en.eq(valid_k & m_t)
                 with m.Case(K.WG):
                     m.d.comb += en.eq(valid_k & ~f16_is_zero(rk))
-            m.d.comb += [lanes1[k].eq(en & tvalid[0]),
-                         masked1[k].eq(valid_k & ~en & tvalid[0] & ~is_gin1),
-                         omask1[k].eq(valid_k & ~en & tvalid[0] & is_gin1)]
+            m.d.comb += [lanes1[k].eq(en & tvalid[1]),
+                         masked1[k].eq(valid_k & ~en & tvalid[1] & ~is_gin1),
+                         omask1[k].eq(valid_k & ~en & tvalid[1] & is_gin1)]
             m.d.sync += [lanes.i.payload[k].a.eq(a), lanes.i.payload[k].b.eq(b),
                          lanes.i.payload[k].c.eq(c)]
             results.append(lanes.o.payload[k])
 
-        m.d.sync += tlanes[1].eq(lanes1)
-        for i in range(2, D + 1):
+        m.d.sync += tlanes[2].eq(lanes1)
+        for i in range(3, D + 1):
             m.d.sync += tlanes[i].eq(tlanes[i - 1])
-        # the lane counts from registers (cycle 2, the operation still in flight, so in
+        # the lane counts from registers (cycle 3, the operation still in flight, so in
         # its phase): no path from the memories through the lane enables into the counters
         masked2, omask2 = Signal(P), Signal(P)
         m.d.sync += [masked2.eq(masked1), omask2.eq(omask1)]
-        o2 = tags[1]
+        o2 = tags[2]
         m.d.comb += [
-            self.stats.issued.eq(popcount(tlanes[1])),
+            self.stats.issued.eq(popcount(tlanes[2])),
             self.stats.masked.eq(popcount(masked2)),
-            self.stats.out_skipped.eq(popcount(omask2) + Mux(tvalid[1], o2.oskip, 0)),
+            self.stats.out_skipped.eq(popcount(omask2) + Mux(tvalid[2], o2.oskip, 0)),
         ]
         is_w2 = Signal()
-        m.d.comb += is_w2.eq(tvalid[1] & ((o2.kind == K.FP) | (o2.kind == K.GIN) |
+        m.d.comb += is_w2.eq(tvalid[2] & ((o2.kind == K.FP) | (o2.kind == K.GIN) |
                                           (o2.kind == K.WG) | (o2.kind == K.UPD)))
         m.d.comb += self.stats.w_reads.eq(Mux(is_w2, Mux((o2.kind == K.WG) | (o2.kind == K.UPD),
                                                    Mux(o2.kind == K.UPD, 2 * P, P), P), 0))
