@@ -20,7 +20,7 @@ lane is emitted); latency from ``start`` to the first event: 2 cycles.
 ``zeros`` gives the empty (neuron, step) slots for the sparsity counters, spread
 over the group's cycles: in the cycle a group is loaded those of its lanes without
 events and of its first lane with events, in the cycle the next lane with events
-moves in those of that lane (the sum over a scan is unchanged).
+moves in those of that lane (the sum over a scan is unchanged), each one cycle later.
 
 Structure (what keeps it small): the group's ``P`` words are registered as read;
 the search runs on one lane word of ``TM`` bits (``cur``: masked to ``T`` steps,
@@ -224,8 +224,12 @@ class HistoryScanner(wiring.Component):
         m.d.comb += slots.eq(Mux(tm_r, nvalid, Mux(load, nvalid - popcount(pend_next), 1)))
         pop = Signal(range(len(cur) + 1))
         m.d.comb += pop.eq(popcount(new_cur))
-        counted = Signal(len(self.zeros))
-        m.d.comb += counted.eq(Mux(tm_r, slots, slots * T_r) - pop)
+        # counted one cycle later, from registers (no path from the search through the
+        # product into the counters; the scan's phase lasts longer than that)
+        count = Signal()                    # this cycle's slots are counted
+        z_slots, z_pop = Signal.like(slots), Signal.like(pop)
+        m.d.sync += [z_slots.eq(Mux(count, slots, 0)), z_pop.eq(Mux(count, pop, 0))]
+        m.d.comb += self.zeros.eq(Mux(tm_r, z_slots, z_slots * T_r) - z_pop)
 
         # next group to read: its address from registers only (the group after rd_grp),
         # read where a load takes the group on rd.data (the words hold meanwhile)
@@ -237,7 +241,7 @@ class HistoryScanner(wiring.Component):
 
         more = Signal()
         m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
-        m.d.comb += self.zeros.eq(0)
+        m.d.comb += count.eq(0)
         with m.If(req.start):
             m.d.sync += [running.eq(1), rd_grp.eq(0), rd_ok.eq(0), vec_ok.eq(0),
                          base_r.eq(req.base), n_r.eq(req.n), T_r.eq(self.T),
@@ -257,7 +261,7 @@ class HistoryScanner(wiring.Component):
                     m.d.sync += [vec.eq(self.rd.data), cur.eq(new_cur), cur_lane.eq(first),
                                  pend.eq(Mux(tm_r, 0, pend_next)),
                                  vec_grp.eq(rd_grp), vec_t.eq(rd_t), vec_ok.eq(1)]
-                    m.d.comb += self.zeros.eq(counted)
+                    m.d.comb += count.eq(1)
                     with m.If(wrap):
                         with m.If(rd_t == last_t):
                             m.d.sync += rd_end.eq(1)
@@ -268,7 +272,7 @@ class HistoryScanner(wiring.Component):
             with m.Elif(refill):
                 m.d.sync += [cur.eq(new_cur), cur_lane.eq(nxt),
                              pend.eq(pend & ~(Const(1, P) << nxt))]
-                m.d.comb += self.zeros.eq(counted)
+                m.d.comb += count.eq(1)
             with m.Else():
                 m.d.sync += cur.eq(after)
         return m
