@@ -216,20 +216,10 @@ class HistoryScanner(wiring.Component):
         new_cur = Signal(len(cur))
         m.d.comb += new_cur.eq(Mux(tm_r, one, oriented))
 
-        # empty (neuron, step) slots: per lane moved to cur, T less its events; at a
-        # load also T for every valid lane without events (time-major: 1 per lane)
         pend_next = Signal(P)
         m.d.comb += pend_next.eq(busy & ~first_bit)
-        slots = Signal(range(P + 1))        # lanes whose slots are counted this cycle
-        m.d.comb += slots.eq(Mux(tm_r, nvalid, Mux(load, nvalid - popcount(pend_next), 1)))
-        pop = Signal(range(len(cur) + 1))
-        m.d.comb += pop.eq(popcount(new_cur))
-        # counted one cycle later, from registers (no path from the search through the
-        # product into the counters; the scan's phase lasts longer than that)
-        count = Signal()                    # this cycle's slots are counted
-        z_slots, z_pop = Signal.like(slots), Signal.like(pop)
-        m.d.sync += [z_slots.eq(Mux(count, slots, 0)), z_pop.eq(Mux(count, pop, 0))]
-        m.d.comb += self.zeros.eq(Mux(tm_r, z_slots, z_slots * T_r) - z_pop)
+        count = self._empty_slots(m, tm_r=tm_r, T_r=T_r, nvalid=nvalid, load=load,
+                                  pend_next=pend_next, new_cur=new_cur)
 
         # next group to read: its address from registers only (the group after rd_grp),
         # read where a load takes the group on rd.data (the words hold meanwhile)
@@ -276,3 +266,19 @@ class HistoryScanner(wiring.Component):
             with m.Else():
                 m.d.sync += cur.eq(after)
         return m
+
+    def _empty_slots(self, m, *, tm_r, T_r, nvalid, load, pend_next, new_cur):
+        """The empty (neuron, step) slots on ``zeros``, one cycle after the cycle whose
+        slots are counted (the returned signal set): per lane moved to ``cur``, ``T`` less
+        its events; at a load also ``T`` for every valid lane without events (time-major:
+        1 per lane). From registers, so no path runs from the search through the product
+        into the counters (the scan's phase lasts longer than the cycle)."""
+        slots = Signal(range(self.geo.lanes + 1))   # lanes whose slots are counted
+        m.d.comb += slots.eq(Mux(tm_r, nvalid, Mux(load, nvalid - popcount(pend_next), 1)))
+        pop = Signal(range(len(new_cur) + 1))
+        m.d.comb += pop.eq(popcount(new_cur))
+        count = Signal()
+        z_slots, z_pop = Signal.like(slots), Signal.like(pop)
+        m.d.sync += [z_slots.eq(Mux(count, slots, 0)), z_pop.eq(Mux(count, pop, 0))]
+        m.d.comb += self.zeros.eq(Mux(tm_r, z_slots, z_slots * T_r) - z_pop)
+        return count
