@@ -170,12 +170,12 @@ class HistoryScanner(wiring.Component):
         ]
         taking = Signal()
         m.d.comb += taking.eq(has & o.ready)
+        # cur after this cycle: taking clears its lowest set bit (cur & (cur - 1), no
+        # decoder from the search); the lane word is done when nothing is left
         after = Signal(len(cur))
-        m.d.comb += after.eq(Mux(taking, cur & ~(Const(1, len(cur)) << low), cur))
-        # the lane word is done after this cycle: taking its only event, or none left
-        # (without the lowest set bit: cur & (cur - 1) clears it)
+        m.d.comb += after.eq(Mux(taking, cur & (cur - 1), cur))
         done_word = Signal()
-        m.d.comb += done_word.eq(Mux(taking, (cur & (cur - 1)) == 0, cur == 0))
+        m.d.comb += done_word.eq(after == 0)
         refill = Signal()                   # the current lane is done, another one waits
         m.d.comb += refill.eq(vec_ok & done_word & (pend != 0))
         empty_next = Signal()

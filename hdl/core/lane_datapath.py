@@ -38,6 +38,8 @@ BPB results are written back, and no BPA issues during a LIF step.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from types import SimpleNamespace
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
@@ -483,7 +485,7 @@ class LaneDatapath(wiring.Component):
             cnt16 = count_to_f16(m, cnt, len(cnt))
             ds = Mux(self.through, duA, accA)
             # the lane's data operands and its bits that choose between the constants
-            lane_data = {"w_rot": rk, "du_rot": rk, "w": w_rp[k].data, "dw": dw_rp[k].data,
+            lane_data = {"rot": rk, "w": w_rp[k].data, "dw": dw_rp[k].data,
                          "acc_a": accA, "acc_b": accB, "du_a": duA,
                          "du_b": duB, "ds": ds, "cnt": cnt16,
                          "u": u_rp[k].data if g.through else Const(F16.POS_ZERO, 16)}
@@ -706,9 +708,10 @@ class _Op:
 
 _K = OpKind
 #: The lanes' operands ``fma(a, b, c)`` of each operation kind (docs/core.md): the
-#: constants are chosen once for all lanes, each lane selects among its own values.
+#: constants are chosen once for all lanes, each lane selects among its own values
+#: (``rot``: the rotator's output, the weights for FP and GIN, the du words for WG).
 _OPERANDS = {
-    _K.FP: dict(a=_Op("w_rot"), b=_Op(c0=F16.ONE), c=_Op("acc_a")),
+    _K.FP: dict(a=_Op("rot"), b=_Op(c0=F16.ONE), c=_Op("acc_a")),
     # s[t-1] ? -0 * 1 + x : alpha * u[t-1] + x (u[-1] = +0)
     _K.LIF: dict(a=_Op(pick="s_prev", c0="alpha", c1=F16.NEG_ZERO),
                  b=_Op("acc_b", const="s_prev_or_first", pick="s_prev", c1=F16.ONE),
@@ -730,9 +733,9 @@ _OPERANDS = {
     # was skipped (never computed), and ds is not used
     _K.BPT2: dict(a=_Op("du_a"), b=_Op("du_b", const="last"),
                   c=_Op("acc_a", const="not_m_t")),
-    _K.GIN: dict(a=_Op("w_rot"), b=_Op(c0="bcast"), c=_Op("acc_a")),
+    _K.GIN: dict(a=_Op("rot"), b=_Op(c0="bcast"), c=_Op("acc_a")),
     # in bank space: the du of bank k's neuron (rotated), the dW word of bank k
-    _K.WG: dict(a=_Op("du_rot"), b=_Op(c0=F16.ONE), c=_Op("dw")),
+    _K.WG: dict(a=_Op("rot"), b=_Op(c0=F16.ONE), c=_Op("dw")),
     _K.UPD: dict(a=_Op(c0="neg_lr"), b=_Op("dw"), c=_Op("w")),
 }
 
@@ -778,10 +781,7 @@ def _shared_operands(m, kind, cst, bcast):
 
 def _or_of(values):
     """The OR of ``values`` (0 when there are none)."""
-    out = Const(0, 1)
-    for v in values:
-        out = out | v
-    return out
+    return reduce(operator.or_, values, Const(0, 1))
 
 
 def _rot_index(g, k, rot):
