@@ -227,7 +227,15 @@ class HistoryScanner(wiring.Component):
         m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
         next_grp = Signal(g.neuron_bits + 1)
         m.d.comb += next_grp.eq(Mux(wrap, 0, rd_grp + 1))
-        m.d.comb += [self.rd.addr.eq(base_r + next_grp), self.rd.en.eq(0)]
+        # its address is a register: base_r + next_grp a cycle ahead, and at a load the
+        # address of the group after next_grp, so no adder runs into the read port
+        after_grp = Signal(g.neuron_bits + 2)
+        m.d.comb += after_grp.eq(next_grp + 1)
+        next_next = Signal(g.neuron_bits + 1)
+        m.d.comb += next_next.eq(Mux(tm_r & (after_grp >= ngroups), 0, after_grp))
+        next_addr = Signal(g.hist_group_bits)
+        m.d.sync += next_addr.eq(base_r + Mux(load, next_next, next_grp))
+        m.d.comb += [self.rd.addr.eq(next_addr), self.rd.en.eq(0)]
 
         more = Signal()
         m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
