@@ -16,8 +16,7 @@ reads one counter; ``read.clear`` zeroes them all.
 
 Two stores (``Implementation.counters``):
 
-* ``registers``: 32 registers per counter; ``read.value`` is the counter at
-  ``read.index`` in the same cycle.
+* ``registers``: 32 registers per counter.
 * ``bram``: per counter its low bits in registers (added to every cycle; as many as
   it needs to carry at most once between two visits, from the largest increment of
   its events: 5 for a cycle counter, 14 for a skipped-FMA counter of the ``up5k``
@@ -25,10 +24,12 @@ Two stores (``Implementation.counters``):
   where one counter a cycle, round robin, takes its carry (so a counter is visited
   every ``N`` cycles, ``N`` = 21 counters; the configuration is refused when a
   counter would need more than 16 register bits). A flag per counter says whether its high half was written since
-  the last clear (a clear is one cycle, as for registers). ``read.value`` is the
-  counter at the ``read.index`` of the cycle before: the index must be held one
-  cycle before the value is used (the command unit's serialiser does: its element's
-  index is set a cycle before it latches the value). Same values as ``registers``.
+  the last clear (a clear is one cycle, as for registers). Same values as
+  ``registers``.
+
+In both, ``read.value`` is the counter at the ``read.index`` of the cycle before (the
+index is registered; the command unit's serialiser gives an element's index a cycle
+before it registers the value), so a new counter can be read every cycle.
 
 Latency: an event is counted one cycle after it happened (the events are
 registered on their way in); a clear takes effect in the next cycle.
@@ -118,7 +119,9 @@ class CounterFile(wiring.Component):
                 m.d.sync += c.eq(0)
             with m.Else():
                 m.d.sync += c.eq(c + inc[n])
-        m.d.comb += self.read.value.eq(Array(counters.values())[self.read.index])
+        idx = Signal.like(self.read.index)
+        m.d.sync += idx.eq(self.read.index)
+        m.d.comb += self.read.value.eq(Array(counters.values())[idx])
 
     def _split(self, m, inc):
         N = len(COUNTERS)
@@ -152,12 +155,13 @@ class CounterFile(wiring.Component):
                 with m.If(ptr == i):
                     m.d.sync += fresh[i].eq(1)
         # the value: the register bits of the counter, then its high part above them
-        idx = self.read.index
+        idx = Signal.like(self.read.index)                # the index of the cycle before
+        m.d.sync += idx.eq(self.read.index)
         widths = sorted(set(bits.values()))
         low_r = Signal(max(widths))
         high_r = Signal(HW)
         cls = Signal(range(len(widths)))
-        m.d.comb += [rd_host.addr.eq(idx), low_r.eq(Array(low)[idx]),
+        m.d.comb += [rd_host.addr.eq(self.read.index), low_r.eq(Array(low)[idx]),
                      high_r.eq(Mux(fresh_a[idx], rd_host.data, 0) + carry_a[idx])]
         with m.Switch(idx):
             for i, n in enumerate(COUNTERS):

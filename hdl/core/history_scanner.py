@@ -221,21 +221,8 @@ class HistoryScanner(wiring.Component):
         count = self._empty_slots(m, tm_r=tm_r, T_r=T_r, nvalid=nvalid, load=load,
                                   pend_next=pend_next, new_cur=new_cur)
 
-        # next group to read: its address from registers only (the group after rd_grp),
-        # read where a load takes the group on rd.data (the words hold meanwhile)
-        wrap = Signal()
-        m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
-        next_grp = Signal(g.neuron_bits + 1)
-        m.d.comb += next_grp.eq(Mux(wrap, 0, rd_grp + 1))
-        # its address is a register: base_r + next_grp a cycle ahead, and at a load the
-        # address of the group after next_grp, so no adder runs into the read port
-        after_grp = Signal(g.neuron_bits + 2)
-        m.d.comb += after_grp.eq(next_grp + 1)
-        next_next = Signal(g.neuron_bits + 1)
-        m.d.comb += next_next.eq(Mux(tm_r & (after_grp >= ngroups), 0, after_grp))
-        next_addr = Signal(g.hist_group_bits)
-        m.d.sync += next_addr.eq(base_r + Mux(load, next_next, next_grp))
-        m.d.comb += [self.rd.addr.eq(next_addr), self.rd.en.eq(0)]
+        wrap, next_grp = self._next_group(m, tm_r=tm_r, rd_grp=rd_grp, ngroups=ngroups,
+                                          base_r=base_r, load=load)
 
         more = Signal()
         m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
@@ -274,6 +261,26 @@ class HistoryScanner(wiring.Component):
             with m.Else():
                 m.d.sync += cur.eq(after)
         return m
+
+    def _next_group(self, m, *, tm_r, rd_grp, ngroups, base_r, load):
+        """The next group to read, the group after ``rd_grp`` (time-major: back to 0 after
+        the last, ``wrap``), read where a load takes the group on ``rd.data`` (the words
+        hold meanwhile). Its address is a register: ``base_r + next_grp`` a cycle ahead,
+        and at a load the address of the group after that, so no adder runs into the
+        histories' read port. Returns ``(wrap, next_grp)``."""
+        g = self.geo
+        wrap = Signal()
+        m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
+        next_grp = Signal(g.neuron_bits + 1)
+        m.d.comb += next_grp.eq(Mux(wrap, 0, rd_grp + 1))
+        after_grp = Signal(g.neuron_bits + 2)
+        m.d.comb += after_grp.eq(next_grp + 1)
+        next_next = Signal(g.neuron_bits + 1)
+        m.d.comb += next_next.eq(Mux(tm_r & (after_grp >= ngroups), 0, after_grp))
+        next_addr = Signal(g.hist_group_bits)
+        m.d.sync += next_addr.eq(base_r + Mux(load, next_next, next_grp))
+        m.d.comb += [self.rd.addr.eq(next_addr), self.rd.en.eq(0)]
+        return wrap, next_grp
 
     def _empty_slots(self, m, *, tm_r, T_r, nvalid, load, pend_next, new_cur):
         """The empty (neuron, step) slots on ``zeros``, one cycle after the cycle whose

@@ -7,34 +7,41 @@ On ``start`` (one cycle) the serialiser sends, one beat per cycle while
 The inputs are read while the response is sent (the command unit holds them).
 
 Elements are fetched ahead of the bytes being sent, by a fetcher beside the
-sender: each element takes two cycles through ``elem`` (:class:`ElementPort`),
-``addr`` (the command unit presents the read address of element ``index``) and
-``latch`` (``value`` is taken; ``next`` pulses in the same cycle, so the command
-unit steps on to the following element, ``last`` when it was the final one).
-The fetcher runs one element ahead (one element buffered beside the one being
-sent, and the latched value goes straight to the sender when it is waiting or
-taking one; a fetch starts when the buffer is empty, whatever the sender does),
-starting while the status and fixed bytes go out. ``index`` is held from
-``addr`` through ``latch``. ``max_elements`` (keyword, default 65,535) bounds
-``nelem`` and sizes the element indices. ``done`` pulses with the final beat.
-Throughput: one byte per cycle for elements of two or more bytes (the fetch of
-the next element overlaps the bytes of this one), one element per two cycles
-for one-byte elements; latency: the status beat the cycle after ``start``.
+sender, through ``elem`` (:class:`ElementPort`), a pipeline of two cycles that takes
+a new element every cycle: ``addr`` (the command unit presents the read address of
+element ``index`` and steps on to the following one; ``next`` pulses with it,
+``last`` when it is the final one), ``latch`` the cycle after (the command unit
+registers the element's word from the memories' outputs) and ``value`` the cycle
+after that (the registered word, computed from registers only; the serialiser takes
+it). So no path runs from a memory's output into the serialiser. The fetcher keeps
+up to ``BUFFER`` elements fetched ahead or on their way, in a small FIFO beside the
+element being sent, starting while the status and fixed bytes go out.
+``max_elements`` (keyword, default 65,535) bounds ``nelem`` and sizes the element
+indices. ``done`` pulses with the final beat.
+Throughput: one byte per cycle for elements of two or more bytes (the fetches of
+the next elements overlap the bytes of this one), at least one element per two
+cycles for one-byte elements; latency: the status beat the cycle after ``start``.
 """
 
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..protocol import BEAT_LAYOUT, Status
 
-__all__ = ["ResponseSerialiser", "ElementPort"]
+__all__ = ["ResponseSerialiser", "ElementPort", "BUFFER"]
+
+#: Elements fetched ahead of the one being sent (buffered or on their way): two keep
+#: one byte per cycle through the fetch's two-cycle pipeline for 2-byte elements.
+BUFFER = 2
 
 
 class ElementPort(wiring.Signature):
-    """The serialiser's element requests (members from the serialiser's side)."""
+    """The serialiser's element requests (members from the serialiser's side):
+    ``addr`` with ``index``, ``next`` and ``last`` (the element's read address), ``latch``
+    the cycle after (its word registered), ``value`` the cycle after that."""
 
     def __init__(self, max_elements: int = 0xFFFF):
         super().__init__({"addr": Out(1), "latch": Out(1), "value": In(32), "next": Out(1),
@@ -71,37 +78,24 @@ class ResponseSerialiser(wiring.Component):
         fe = el.index               # the fetcher's element index
         se = Signal.like(el.index)  # the sender's element index
         cur, cur_ok = Signal(32), Signal()      # the element being sent
-        nxt, nxt_ok = Signal(32), Signal()      # the element fetched ahead
         m.d.comb += el.last.eq(fe + 1 == nelem)
 
-        # ---- the fetcher: addr, latch, one element ahead of the sender ----
+        # ---- the fetcher: addr, latch, value; up to BUFFER elements ahead ----
         fetch = Signal()            # elements are to be fetched for this response
-        latched = Signal()          # el.value holds an element this cycle
         take = Signal()             # the sender takes a fetched element this cycle
-        with m.FSM(name="fetch"):
-            with m.State("IDLE"):
-                # a free buffer now, not "the sender takes one this cycle": the read
-                # address does not wait for the sender's byte counters
-                with m.If(fetch & (fe != nelem) & ~nxt_ok):
-                    m.d.comb += el.addr.eq(1)
-                    m.next = "LATCH"
-            with m.State("LATCH"):
-                m.d.comb += [el.latch.eq(1), el.next.eq(1), latched.eq(1)]
-                m.d.sync += fe.eq(fe + 1)
-                m.next = "IDLE"
-        # where a fetched element goes: into the sender when it takes one and none is
-        # buffered, else into the buffer
+        m.submodules.ahead = ahead = fifo.SyncFIFO(width=32, depth=BUFFER)
+        at_latch, at_value = Signal(), Signal()     # elements in the fetch's pipeline
+        m.d.sync += [at_latch.eq(el.addr), at_value.eq(at_latch)]
+        room = Signal()
+        m.d.comb += room.eq(ahead.level + at_latch + at_value < BUFFER)
+        with m.If(fetch & (fe != nelem) & room):
+            m.d.comb += [el.addr.eq(1), el.next.eq(1)]
+            m.d.sync += fe.eq(fe + 1)
+        m.d.comb += [el.latch.eq(at_latch), ahead.w_en.eq(at_value), ahead.w_data.eq(el.value)]
+        # the sender takes the oldest fetched element
         with m.If(take):
-            with m.If(nxt_ok):
-                m.d.sync += [cur.eq(nxt), cur_ok.eq(1), nxt_ok.eq(latched)]
-                with m.If(latched):
-                    m.d.sync += nxt.eq(el.value)
-            with m.Elif(latched):
-                m.d.sync += [cur.eq(el.value), cur_ok.eq(1)]
-            with m.Else():
-                m.d.sync += cur_ok.eq(0)
-        with m.Elif(latched):
-            m.d.sync += [nxt.eq(el.value), nxt_ok.eq(1)]
+            m.d.comb += ahead.r_en.eq(1)
+            m.d.sync += [cur.eq(ahead.r_data), cur_ok.eq(ahead.r_rdy)]
 
         # ---- the sender ----
         def send(data, last, *, first=0):
@@ -122,7 +116,7 @@ class ResponseSerialiser(wiring.Component):
         with m.FSM(name="response"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [bi.eq(0), fe.eq(0), se.eq(0), cur_ok.eq(0), nxt_ok.eq(0)]
+                    m.d.sync += [bi.eq(0), fe.eq(0), se.eq(0), cur_ok.eq(0)]
                     m.next = "STATUS"
             with m.State("STATUS"):
                 only = (self.status != Status.OK) | ((nfix == 0) & (nelem == 0) & (ntail == 0))
