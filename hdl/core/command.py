@@ -629,19 +629,21 @@ class CommandUnit(wiring.Component):
         of element ``index`` on ``addr`` (the walk steps on), its word registered in
         ``latch`` (``_word``), the element's value from that register the cycle after."""
         g, h, el, K = self.geo, self.host, self._ser.elem, ElementKind
-        with m.If(el.addr):
-            m.d.comb += h.en.eq(1)
-            with m.Switch(self.kind):
-                with m.Case(K.W, K.DW):
-                    m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur)]
-                with m.Case(K.HISTORY, K.SPIKE_COUNT):
-                    m.d.comb += [h.bank.eq(self.nbank),
-                                 h.haddr.eq(self.hbase + (self.ncur >> g.lane_shift))]
-                with m.Case(K.STEP_VALUE):
-                    dg = self.dgb + (self.ncur >> g.lane_shift)
-                    m.d.comb += [h.bank.eq(self.nbank),
-                                 h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits])),
-                                 h.accaddr.eq(self._acc_addr())]
+        # the host owns the memories for the whole response (the engines are idle), and
+        # the walk's addresses are on them all the time: the serialiser's addr only steps
+        # the walk, so no path runs from the fetcher's decision into the memories
+        m.d.comb += h.en.eq(1)
+        with m.Switch(self.kind):
+            with m.Case(K.W, K.DW):
+                m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur)]
+            with m.Case(K.HISTORY, K.SPIKE_COUNT):
+                m.d.comb += [h.bank.eq(self.nbank),
+                             h.haddr.eq(self.hbase + (self.ncur >> g.lane_shift))]
+            with m.Case(K.STEP_VALUE):
+                dg = self.dgb + (self.ncur >> g.lane_shift)
+                m.d.comb += [h.bank.eq(self.nbank),
+                             h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits])),
+                             h.accaddr.eq(self._acc_addr())]
         with m.If(el.next):
             self._next_weight(m)
             with m.If(self.kind == K.STEP_VALUE):
@@ -654,7 +656,6 @@ class CommandUnit(wiring.Component):
         val_n = Signal.like(self.ncur)
         m.d.sync += [lat_n.eq(self.ncur), lat_last.eq(el.last), val_n.eq(lat_n)]
         with m.If(el.latch):
-            m.d.comb += h.en.eq(1)
             m.d.sync += self._word.eq(self._element_word())
             with m.If(lat_last & (self.kind == K.COUNTER) &
                       (self._view(proto.READ_COUNTERS).clear == 1)):
