@@ -155,7 +155,7 @@ class HistoryScanner(wiring.Component):
         nz_r = Signal()
         last_t = Signal(g.time_bits)
         m.d.comb += last_t.eq(Mux(desc_r, 0, T_r - 1))
-        m.d.comb += self.rd.nz.eq(Mux(req.start, req.nz, nz_r))
+        m.d.comb += self.rd.nz.eq(nz_r)
 
         low = Signal(range(len(cur)))
         m.d.comb += low.eq(lowest_set_bit(cur)[0])
@@ -221,8 +221,8 @@ class HistoryScanner(wiring.Component):
         count = self._empty_slots(m, tm_r=tm_r, T_r=T_r, nvalid=nvalid, load=load,
                                   pend_next=pend_next, new_cur=new_cur)
 
-        wrap, next_grp = self._next_group(m, tm_r=tm_r, rd_grp=rd_grp, ngroups=ngroups,
-                                          base_r=base_r, load=load)
+        wrap, next_grp, next_addr = self._next_group(m, tm_r=tm_r, rd_grp=rd_grp,
+                                                     ngroups=ngroups, base_r=base_r, load=load)
 
         more = Signal()
         m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
@@ -232,12 +232,11 @@ class HistoryScanner(wiring.Component):
                          base_r.eq(req.base), n_r.eq(req.n), T_r.eq(self.T),
                          desc_r.eq(req.descending), tm_r.eq(req.time_major), nz_r.eq(req.nz),
                          req.done.eq(0), rd_t.eq(Mux(req.descending, self.T - 1, 0)),
-                         rd_end.eq((req.n == 0) | (self.T == 0))]
-            m.d.comb += [self.rd.addr.eq(req.base), self.rd.en.eq(1)]
+                         rd_end.eq((req.n == 0) | (self.T == 0)), next_addr.eq(req.base)]
         with m.Elif(running):
             m.d.sync += rd_ok.eq(1)
             with m.If(~rd_ok):
-                m.d.comb += [self.rd.addr.eq(base_r), self.rd.en.eq(1)]
+                m.d.comb += self.rd.en.eq(1)        # the first group, at next_addr = base
             with m.Elif(load):
                 m.d.sync += rd_grp.eq(next_grp)
                 m.d.comb += self.rd.en.eq(1)
@@ -267,7 +266,8 @@ class HistoryScanner(wiring.Component):
         the last, ``wrap``), read where a load takes the group on ``rd.data`` (the words
         hold meanwhile). Its address is a register: ``base_r + next_grp`` a cycle ahead,
         and at a load the address of the group after that, so no adder runs into the
-        histories' read port. Returns ``(wrap, next_grp)``."""
+        histories' read port (at a start the request's base, read the cycle after).
+        Returns ``(wrap, next_grp, next_addr)``."""
         g = self.geo
         wrap = Signal()
         m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
@@ -280,7 +280,7 @@ class HistoryScanner(wiring.Component):
         next_addr = Signal(g.hist_group_bits)
         m.d.sync += next_addr.eq(base_r + Mux(load, next_next, next_grp))
         m.d.comb += [self.rd.addr.eq(next_addr), self.rd.en.eq(0)]
-        return wrap, next_grp
+        return wrap, next_grp, next_addr
 
     def _empty_slots(self, m, *, tm_r, T_r, nvalid, load, pend_next, new_cur):
         """The empty (neuron, step) slots on ``zeros``, one cycle after the cycle whose
