@@ -20,7 +20,7 @@ lane is emitted); latency from ``start`` to the first event: 2 cycles.
 ``zeros`` gives the empty (neuron, step) slots for the sparsity counters, spread
 over the group's cycles: in the cycle a group is loaded those of its lanes without
 events and of its first lane with events, in the cycle the next lane with events
-moves in those of that lane (the sum over a scan is unchanged), each one cycle later.
+moves in those of that lane (the sum over a scan is unchanged), each two cycles later.
 
 Structure (what keeps it small): the group's ``P`` words are registered as read;
 the search runs on one lane word of ``TM`` bits (``cur``: masked to ``T`` steps,
@@ -283,17 +283,24 @@ class HistoryScanner(wiring.Component):
         return wrap, next_grp, next_addr
 
     def _empty_slots(self, m, *, tm_r, T_r, nvalid, load, pend_next, new_cur):
-        """The empty (neuron, step) slots on ``zeros``, one cycle after the cycle whose
+        """The empty (neuron, step) slots on ``zeros``, two cycles after the cycle whose
         slots are counted (the returned signal set): per lane moved to ``cur``, ``T`` less
         its events; at a load also ``T`` for every valid lane without events (time-major:
-        1 per lane). From registers, so no path runs from the search through the product
-        into the counters (the scan's phase lasts longer than the cycle)."""
-        slots = Signal(range(self.geo.lanes + 1))   # lanes whose slots are counted
-        m.d.comb += slots.eq(Mux(tm_r, nvalid, Mux(load, nvalid - popcount(pend_next), 1)))
-        pop = Signal(range(len(new_cur) + 1))
-        m.d.comb += pop.eq(popcount(new_cur))
+        1 per lane). The cycle's words are registered as they are, their population counts
+        are taken and registered the cycle after, so no path runs from the search through
+        the counts and the product into the counters (the scan's phase lasts longer than
+        these cycles)."""
         count = Signal()
+        a_count, a_load = Signal(), Signal()
+        a_nvalid, a_pend, a_cur = Signal.like(nvalid), Signal.like(pend_next), Signal.like(new_cur)
+        m.d.sync += [a_count.eq(count), a_load.eq(load), a_nvalid.eq(nvalid),
+                     a_pend.eq(pend_next), a_cur.eq(new_cur)]
+        slots = Signal(range(self.geo.lanes + 1))   # lanes whose slots are counted
+        m.d.comb += slots.eq(Mux(tm_r, a_nvalid,
+                                 Mux(a_load, a_nvalid - popcount(a_pend), 1)))
+        pop = Signal(range(len(new_cur) + 1))
+        m.d.comb += pop.eq(popcount(a_cur))
         z_slots, z_pop = Signal.like(slots), Signal.like(pop)
-        m.d.sync += [z_slots.eq(Mux(count, slots, 0)), z_pop.eq(Mux(count, pop, 0))]
+        m.d.sync += [z_slots.eq(Mux(a_count, slots, 0)), z_pop.eq(Mux(a_count, pop, 0))]
         m.d.comb += self.zeros.eq(Mux(tm_r, z_slots, z_slots * T_r) - z_pop)
         return count
