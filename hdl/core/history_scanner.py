@@ -221,8 +221,8 @@ class HistoryScanner(wiring.Component):
         count = self._empty_slots(m, tm_r=tm_r, T_r=T_r, nvalid=nvalid, load=load,
                                   pend_next=pend_next, new_cur=new_cur)
 
-        wrap, next_grp, next_addr = self._next_group(m, tm_r=tm_r, rd_grp=rd_grp,
-                                                     ngroups=ngroups, base_r=base_r, load=load)
+        wrap, next_grp, next_addr = self._next_group(m, tm_r=tm_r, rd_grp=rd_grp, n_r=n_r,
+                                                     rd_ok=rd_ok, base_r=base_r, load=load)
 
         more = Signal()
         m.d.comb += more.eq(Mux(tm_r, ~rd_end, rd_grp < ngroups))
@@ -261,24 +261,30 @@ class HistoryScanner(wiring.Component):
                 m.d.sync += cur.eq(after)
         return m
 
-    def _next_group(self, m, *, tm_r, rd_grp, ngroups, base_r, load):
+    def _next_group(self, m, *, tm_r, rd_grp, n_r, rd_ok, base_r, load):
         """The next group to read, the group after ``rd_grp`` (time-major: back to 0 after
         the last, ``wrap``), read where a load takes the group on ``rd.data`` (the words
-        hold meanwhile). Its address is a register: ``base_r + next_grp`` a cycle ahead,
-        and at a load the address of the group after that, so no adder runs into the
-        histories' read port (at a start the request's base, read the cycle after).
+        hold meanwhile). It and its address are registers, stepped at a load (one
+        compare with the last group, an increment), so no adder chain runs into them or
+        into the histories' read port: at a start the address is the request's base,
+        read the cycle after (``~rd_ok``), where the group after the first, its address
+        and the last group are set from the registered request.
         Returns ``(wrap, next_grp, next_addr)``."""
-        g = self.geo
-        wrap = Signal()
-        m.d.comb += wrap.eq(tm_r & (rd_grp + 1 >= ngroups))
+        g, P = self.geo, self.geo.lanes
         next_grp = Signal(g.neuron_bits + 1)
-        m.d.comb += next_grp.eq(Mux(wrap, 0, rd_grp + 1))
-        after_grp = Signal(g.neuron_bits + 2)
-        m.d.comb += after_grp.eq(next_grp + 1)
-        next_next = Signal(g.neuron_bits + 1)
-        m.d.comb += next_next.eq(Mux(tm_r & (after_grp >= ngroups), 0, after_grp))
         next_addr = Signal(g.hist_group_bits)
-        m.d.sync += next_addr.eq(base_r + Mux(load, next_next, next_grp))
+        last_grp = Signal(g.neuron_bits + 1)    # the last group of n neurons (n >= 1)
+        with m.If(~rd_ok):
+            one = Mux(tm_r & (n_r <= P), 0, 1)  # time-major with one group: back to 0
+            m.d.sync += [next_grp.eq(one), next_addr.eq(base_r + one),
+                         last_grp.eq((n_r - 1) >> g.lane_shift)]
+        with m.Elif(load):
+            wrap_next = Signal()
+            m.d.comb += wrap_next.eq(tm_r & (next_grp >= last_grp))
+            m.d.sync += [next_grp.eq(Mux(wrap_next, 0, next_grp + 1)),
+                         next_addr.eq(Mux(wrap_next, base_r, next_addr + 1))]
+        wrap = Signal()
+        m.d.comb += wrap.eq(tm_r & (rd_grp >= last_grp))
         m.d.comb += [self.rd.addr.eq(next_addr), self.rd.en.eq(0)]
         return wrap, next_grp, next_addr
 
