@@ -44,7 +44,7 @@ from amaranth.utils import bits_for, ceil_log2
 
 from .checked import ArgumentChecked
 
-__all__ = ["SpikeDecoder", "input_layout", "output_layout", "below", "lowest_set_bit", "popcount"]
+__all__ = ["SpikeDecoder", "input_layout", "output_layout", "below", "lowest_set_bit", "at_most_one_set", "popcount"]
 
 
 def lowest_set_bit(bits) -> tuple[Value, Value]:
@@ -72,6 +72,25 @@ def lowest_set_bit(bits) -> tuple[Value, Value]:
 
     index, any_ = node(0, 1 << width)
     return Mux(any_, index, 0)[:width], any_
+
+
+def at_most_one_set(bits) -> Value:
+    """Whether at most one bit of ``bits`` is set (``bits & (bits - 1) == 0`` without
+    the subtraction's carry chain), as a tree of depth ``ceil(log2(len(bits)))``: each
+    node has "any set" and "two or more set" of its halves."""
+    bits = Value.cast(bits)
+
+    def node(lo, n):
+        if n == 1:
+            return bits[lo], Const(0, 1)
+        h = n // 2
+        a_lo, m_lo = node(lo, h)
+        a_hi, m_hi = node(lo + h, n - h)
+        return a_lo | a_hi, m_lo | m_hi | (a_lo & a_hi)
+
+    if len(bits) == 0:
+        return Const(1, 1)
+    return ~node(0, len(bits))[1]
 
 
 def below(x, n: int) -> Value:

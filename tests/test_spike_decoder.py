@@ -160,21 +160,24 @@ def test_decoder_verilator(word_width, width, in_stall, out_stall):
 
 @pytest.mark.parametrize("width", [1, 2, 3, 5, 16, 37, 256])
 def test_bitmap_primitives_match_python(width):
-    """lowest_set_bit and popcount (the trees the decoder and the history scanner use)
-    against Python's integer operations on random and edge-case vectors."""
+    """lowest_set_bit, at_most_one_set and popcount (the trees the decoder, the history
+    scanner and the input-gradient loop use) against Python's integer operations on
+    random and edge-case vectors."""
     import random
 
     from amaranth import Module, Signal
     from amaranth.sim import Simulator
 
-    from spikeforge.hdl.spike_decoder import lowest_set_bit, popcount
+    from spikeforge.hdl.spike_decoder import at_most_one_set, lowest_set_bit, popcount
     m = Module()
-    x, idx, any_, pc = Signal(width), Signal(9), Signal(), Signal(9)
+    x, idx, any_, pc, one = Signal(width), Signal(9), Signal(), Signal(9), Signal()
     i, a = lowest_set_bit(x)
-    m.d.comb += [idx.eq(i), any_.eq(a), pc.eq(popcount(x))]
+    m.d.comb += [idx.eq(i), any_.eq(a), pc.eq(popcount(x)), one.eq(at_most_one_set(x))]
     rng = random.Random(width)
     values = [0, 1, (1 << width) - 1, 1 << (width - 1)] + \
-        [rng.getrandbits(width) & rng.getrandbits(width) for _ in range(100)]
+        [rng.getrandbits(width) & rng.getrandbits(width) for _ in range(100)] + \
+        [1 << rng.randrange(width) for _ in range(20)] + \
+        [(1 << rng.randrange(width)) | (1 << rng.randrange(width)) for _ in range(20)]
 
     async def bench(ctx):
         for v in values:
@@ -182,6 +185,7 @@ def test_bitmap_primitives_match_python(width):
             assert ctx.get(idx) == ((v & -v).bit_length() - 1 if v else 0), v
             assert ctx.get(any_) == (v != 0), v
             assert ctx.get(pc) == bin(v).count("1"), v
+            assert ctx.get(one) == (v & (v - 1) == 0), v
 
     sim = Simulator(m)
     sim.add_testbench(bench)

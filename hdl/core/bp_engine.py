@@ -32,7 +32,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In
 
-from ..spike_decoder import below, lowest_set_bit
+from ..spike_decoder import at_most_one_set, below, lowest_set_bit
 from ..stream_slice import RegisterSlice
 from .defs import CoreGeometry, OpKind
 from .engine import Engine
@@ -156,8 +156,8 @@ class GinLoop(_Loop):
         m.d.comb += hs.eq(Mux(any_, habs - lay.in_hg, 0))
         rest = Signal(HG)                 # cur without its lowest set bit
         m.d.comb += rest.eq(cur & (cur - 1))
-        last = Signal()
-        m.d.comb += last.eq(rest == 0)
+        last = Signal()                   # rest == 0, from a tree (no carry chain)
+        m.d.comb += last.eq(at_most_one_set(cur))
         # the lanes of group hs: P, but in the layer's last input group (registered at
         # start, in history-group numbers) those of n_in it holds
         last_habs = Signal(len(self.layer.in_hg) + len(self.layer.g_in) + 1)
