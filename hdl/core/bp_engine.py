@@ -28,7 +28,7 @@ Throughput: one ``P``-lane operation per cycle.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In
 
@@ -151,7 +151,9 @@ class GinLoop(_Loop):
         m.d.comb += wmask.eq(col & sel)
         cur = Signal(HG)
         m.d.comb += cur.eq(Mux(fresh, wmask, left))
-        habs, any_ = lowest_set_bit(cur)
+        habs, _ = lowest_set_bit(cur)
+        any_ = Signal()
+        m.d.comb += any_.eq(cur.any())
         hs = Signal(g.acc_group_bits)
         m.d.comb += hs.eq(Mux(any_, habs - lay.in_hg, 0))
         rest = Signal(HG)                 # cur without its lowest set bit
@@ -160,14 +162,23 @@ class GinLoop(_Loop):
         m.d.comb += last.eq(at_most_one_set(cur))
         # the lanes of group hs: P, but in the layer's last input group (registered at
         # start, in history-group numbers) those of n_in it holds
-        last_habs = Signal(len(self.layer.in_hg) + len(self.layer.g_in) + 1)
         last_nv = Signal(range(P + 1))
+        # group habs is the last input group when it is the only one left and the last
+        # group's bit is set (no group above it is selected): from trees, not from the
+        # search's index
+        last_oh = Signal(HG)              # the layer's last input group, one-hot
+        in_last = Signal()
+        m.d.comb += in_last.eq((cur & last_oh).any() & last)
         nv = Signal(range(P + 1))
-        m.d.comb += nv.eq(Mux(any_, Mux(habs == last_habs, last_nv, P), 0))
-        # lanes of n_in not issued yet for this event (the rest was skipped)
+        m.d.comb += nv.eq(Mux(any_, Mux(in_last, last_nv, P), 0))
+        # lanes of n_in not issued yet for this event (the rest was skipped): after this
+        # group, both differences formed from registers and one chosen
         remaining = Signal(g.neuron_bits + 1)
         base_rem = Signal(g.neuron_bits + 1)
         m.d.comb += base_rem.eq(Mux(fresh, lay.n_in, remaining))
+        rem_after = Signal(g.neuron_bits + 1)
+        m.d.comb += rem_after.eq(Mux(~any_, base_rem,
+                                     Mux(in_last, base_rem - last_nv, base_rem - P)))
         # an event outside the visited steps is taken without an operation
         keep = Signal()
         m.d.comb += keep.eq((pr.t >= self.t_lo) & (pr.t < self.t_hi))
@@ -183,7 +194,7 @@ class GinLoop(_Loop):
             o.row.eq(1),
             o.bsel.eq(jl),
             o.nvalid.eq(nv),
-            o.oskip.eq(Mux(last, base_rem - nv, 0)),
+            o.oskip.eq(Mux(last, rem_after, 0)),
         ]
         m.d.comb += self.busy.eq(running)
         step = Signal()
@@ -195,11 +206,11 @@ class GinLoop(_Loop):
             end = Signal(range(HG + H + 1))
             m.d.comb += end.eq(li.in_hg + Mux(li.g_in < H, li.g_in, H))
             m.d.sync += [sel.eq(below(end, HG) & ~below(li.in_hg, HG)),
-                         last_habs.eq(li.in_hg + li.g_in - 1),
+                         last_oh.eq(Cat(*[li.in_hg + li.g_in - 1 == hg for hg in range(HG)])),
                          last_nv.eq(li.n_in - ((li.g_in - 1) << g.lane_shift))]
         with m.Elif(running):
             with m.If(step):
-                m.d.sync += [fresh.eq(last), left.eq(rest), remaining.eq(base_rem - nv)]
+                m.d.sync += [fresh.eq(last), left.eq(rest), remaining.eq(rem_after)]
             with m.If(~self.pairs.valid & ~events.o.valid & self.pairs_done):
                 m.d.sync += running.eq(0)
         return m
