@@ -44,7 +44,8 @@ from amaranth.utils import bits_for, ceil_log2
 
 from .checked import ArgumentChecked
 
-__all__ = ["SpikeDecoder", "input_layout", "output_layout", "below", "lowest_set_bit", "at_most_one_set", "popcount"]
+__all__ = ["SpikeDecoder", "input_layout", "output_layout", "below", "lowest_set_bit",
+           "at_most_one_set", "popcount"]
 
 
 def lowest_set_bit(bits) -> tuple[Value, Value]:

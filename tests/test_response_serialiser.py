@@ -3,7 +3,7 @@ response descriptor, against the byte sequence its contract gives (status; if OK
 fixed bytes, the elements little-endian, the tail), under a stalling sink, with a
 model of the command unit on the element port (a memory addressed by ``index`` on
 ``addr``, its word registered on ``latch`` the cycle after and given on ``value`` the
-cycle after that; ``next`` must pulse with ``addr``, once per element, in order). With
+cycle after that; ``addr`` must come once per element, in order). With
 the sink always ready, elements of two or more bytes leave at one byte per cycle."""
 
 import random
@@ -34,7 +34,7 @@ def run(status, fixed, elems, ebytes, tail, *, stall, seed):
     want = expected(status, fixed, elems, ebytes, tail)
     sink = StreamSink(dut.rsp, stall=stall, seed=seed, done=lambda b: len(b) == len(want),
                       max_cycles=20 * len(want) + 50)
-    seen = {"next": [], "start_edge": None, "done": 0}
+    seen = {"addr": [], "start_edge": None, "done": 0}
 
     async def bench(ctx):
         ctx.set(dut.status, status)
@@ -53,12 +53,11 @@ def run(status, fixed, elems, ebytes, tail, *, stall, seed):
         # the command unit: element `index` addressed on addr, its word registered on
         # latch (the cycle after), on value the cycle after that
         addressed = None
-        async for _, _, addr, latch, nxt, index, last in ctx.tick().sample(
-                dut.elem.addr, dut.elem.latch, dut.elem.next, dut.elem.index, dut.elem.last):
+        async for _, _, addr, latch, index, last in ctx.tick().sample(
+                dut.elem.addr, dut.elem.latch, dut.elem.index, dut.elem.last):
             assert bool(latch) == (addressed is not None), "latch must follow addr by one cycle"
-            assert bool(nxt) == bool(addr), "next pulses with addr"
-            if nxt:
-                seen["next"].append((index, last))
+            if addr:
+                seen["addr"].append((index, last))
             # the word latched in this cycle is the value of the next one (a register);
             # in any other cycle the value is garbage
             ctx.set(dut.elem.value, elems[addressed] if latch else 0xDEADBEEF)
@@ -82,7 +81,7 @@ def run(status, fixed, elems, ebytes, tail, *, stall, seed):
     assert firsts == [1] + [0] * (len(want) - 1)
     assert lasts == [0] * (len(want) - 1) + [1]
     n = len(elems) if status == Status.OK else 0
-    assert seen["next"] == [(k, k == n - 1) for k in range(n)]
+    assert seen["addr"] == [(k, k == n - 1) for k in range(n)]
     assert seen["done"] == 1
     return sink
 

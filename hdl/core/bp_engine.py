@@ -151,9 +151,7 @@ class GinLoop(_Loop):
         m.d.comb += wmask.eq(col & sel)
         cur = Signal(HG)
         m.d.comb += cur.eq(Mux(fresh, wmask, left))
-        habs, _ = lowest_set_bit(cur)
-        any_ = Signal()
-        m.d.comb += any_.eq(cur.any())
+        habs, any_ = lowest_set_bit(cur)
         hs = Signal(g.acc_group_bits)
         m.d.comb += hs.eq(Mux(any_, habs - lay.in_hg, 0))
         rest = Signal(HG)                 # cur without its lowest set bit

@@ -111,7 +111,6 @@ class CommandUnit(wiring.Component):
         self._m, self._cap, self._ser = m, cap, ser
         self._late_regs, self._wires = [], []
         self._wait = Signal(range(CHECK_CYCLES))
-        self._word = Signal(32)     # a read response's element, registered in latch
         self._state(m)
         self._serialiser_inputs(m)
         m.d.comb += [self.host.en.eq(0), self.host.wwe.eq(0), self.host.hwe.eq(0),
@@ -627,7 +626,7 @@ class CommandUnit(wiring.Component):
     def _elements(self, m):
         """A read response's elements through the serialiser's pipeline: the read address
         of element ``index`` on ``addr`` (the walk steps on), its word registered in
-        ``latch`` (``_word``), the element's value from that register the cycle after."""
+        ``latch``, the element's value from that register the cycle after."""
         g, h, el, K = self.geo, self.host, self._ser.elem, ElementKind
         # the host owns the memories for the whole response (the engines are idle), and
         # the walk's addresses are on them all the time: the serialiser's addr only steps
@@ -644,7 +643,7 @@ class CommandUnit(wiring.Component):
                 m.d.comb += [h.bank.eq(self.nbank),
                              h.duaddr.eq(Cat(dg[:g.du_group_bits], self.tcur[:g.time_bits])),
                              h.accaddr.eq(self._acc_addr())]
-        with m.If(el.next):
+        with m.If(el.addr):
             self._next_weight(m)
             with m.If(self.kind == K.STEP_VALUE):
                 self._next_step(m)
@@ -655,47 +654,48 @@ class CommandUnit(wiring.Component):
         lat_n, lat_last = Signal.like(self.ncur), Signal()
         val_n = Signal.like(self.ncur)
         m.d.sync += [lat_n.eq(self.ncur), lat_last.eq(el.last), val_n.eq(lat_n)]
+        word = Signal(32)
         with m.If(el.latch):
-            m.d.sync += self._word.eq(self._element_word())
+            m.d.sync += word.eq(self._element_word(m))
             with m.If(lat_last & (self.kind == K.COUNTER) &
                       (self._view(proto.READ_COUNTERS).clear == 1)):
                 m.d.comb += self.counters.clear.eq(1)
         # the element in value: from the register only
         TM = g.max_time_steps
         c = Signal(bits_for(TM))
-        m.d.comb += [c.eq(popcount(self._word[:TM])),
-                     el.value.eq(Mux(self.kind == K.SPIKE_COUNT, c, self._word))]
+        m.d.comb += [c.eq(popcount(word[:TM])),
+                     el.value.eq(Mux(self.kind == K.SPIKE_COUNT, c, word))]
         at_value = Signal()
         m.d.sync += at_value.eq(el.latch)
         with m.If(at_value & (self.kind == K.SPIKE_COUNT) &
                   ((val_n == 0) | (c > self.bestc))):
             m.d.sync += [self.best.eq(val_n), self.bestc.eq(c)]
 
-    def _element_word(self):
+    def _element_word(self, m):
         """The word of the element in ``latch``, from the memories' outputs (a spike
         count's steps within ``T``: its popcount is taken from the register)."""
         g, h, K = self.geo, self.host, ElementKind
         TM = g.max_time_steps
         t_mask = Signal(TM)
-        self._m.d.comb += t_mask.eq((Const(1, TM + 1) << self.settings.T) - 1)
+        m.d.comb += t_mask.eq((Const(1, TM + 1) << self.settings.T) - 1)
         hword = Mux(self.hsel == 0, h.s, Mux(self.hsel == 1, h.m, h.nz))
         word = Signal(32)
-        with self._m.Switch(self.kind):
-            with self._m.Case(K.W):
-                self._m.d.comb += word.eq(h.w)
-            with self._m.Case(K.DW):
-                self._m.d.comb += word.eq(h.dw)
-            with self._m.Case(K.DIGEST):
-                self._m.d.comb += word.eq(self._dg.value)
-            with self._m.Case(K.HISTORY):
-                self._m.d.comb += word.eq(hword)
-            with self._m.Case(K.STEP_VALUE):
-                self._m.d.comb += word.eq(Mux(self.hsel == 2, h.acc,
+        with m.Switch(self.kind):
+            with m.Case(K.W):
+                m.d.comb += word.eq(h.w)
+            with m.Case(K.DW):
+                m.d.comb += word.eq(h.dw)
+            with m.Case(K.DIGEST):
+                m.d.comb += word.eq(self._dg.value)
+            with m.Case(K.HISTORY):
+                m.d.comb += word.eq(hword)
+            with m.Case(K.STEP_VALUE):
+                m.d.comb += word.eq(Mux(self.hsel == 2, h.acc,
                                               Mux(self.hsel == 1, h.u, h.du)))
-            with self._m.Case(K.COUNTER):
-                self._m.d.comb += word.eq(self.counters.value)
-            with self._m.Case(K.SPIKE_COUNT):
-                self._m.d.comb += word.eq(h.s & t_mask)
+            with m.Case(K.COUNTER):
+                m.d.comb += word.eq(self.counters.value)
+            with m.Case(K.SPIKE_COUNT):
+                m.d.comb += word.eq(h.s & t_mask)
         return word
 
 

@@ -106,24 +106,24 @@ class CounterFile(wiring.Component):
                              inc[f"{pre}_skipped"].eq(skipped + lanes.masked)]
                 if group == EngineGroup.BP:
                     m.d.comb += inc["bp_skipped_out"].eq(lanes.out_skipped)
+        idx = Signal.like(self.read.index)                # the index of the cycle before
+        m.d.sync += idx.eq(self.read.index)
         if self.geo.counter_store == "bram":
-            self._split(m, inc)
+            self._split(m, inc, idx)
         else:
-            self._registers(m, inc)
+            self._registers(m, inc, idx)
         return m
 
-    def _registers(self, m, inc):
+    def _registers(self, m, inc, idx):
         counters = {n: Signal(32, name=f"ctr_{n}") for n in COUNTERS}
         for n, c in counters.items():
             with m.If(self.read.clear):
                 m.d.sync += c.eq(0)
             with m.Else():
                 m.d.sync += c.eq(c + inc[n])
-        idx = Signal.like(self.read.index)
-        m.d.sync += idx.eq(self.read.index)
         m.d.comb += self.read.value.eq(Array(counters.values())[idx])
 
-    def _split(self, m, inc):
+    def _split(self, m, inc, idx):
         N = len(COUNTERS)
         bits = self.geo.counter_low_bits                  # register bits per counter
         HW = 32 - min(bits.values())                      # block RAM word: the widest high part
@@ -155,8 +155,6 @@ class CounterFile(wiring.Component):
                 with m.If(ptr == i):
                     m.d.sync += fresh[i].eq(1)
         # the value: the register bits of the counter, then its high part above them
-        idx = Signal.like(self.read.index)                # the index of the cycle before
-        m.d.sync += idx.eq(self.read.index)
         widths = sorted(set(bits.values()))
         low_r = Signal(max(widths))
         high_r = Signal(HW)

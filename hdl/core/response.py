@@ -9,8 +9,8 @@ The inputs are read while the response is sent (the command unit holds them).
 Elements are fetched ahead of the bytes being sent, by a fetcher beside the
 sender, through ``elem`` (:class:`ElementPort`), a pipeline of two cycles that takes
 a new element every cycle: ``addr`` (the command unit presents the read address of
-element ``index`` and steps on to the following one; ``next`` pulses with it,
-``last`` when it is the final one), ``latch`` the cycle after (the command unit
+element ``index`` and steps on to the following one, ``last`` when it is the
+final one), ``latch`` the cycle after (the command unit
 registers the element's word from the memories' outputs) and ``value`` the cycle
 after that (the registered word, computed from registers only; the serialiser takes
 it). So no path runs from a memory's output into the serialiser. The fetcher keeps
@@ -40,12 +40,11 @@ BUFFER = 2
 
 class ElementPort(wiring.Signature):
     """The serialiser's element requests (members from the serialiser's side):
-    ``addr`` with ``index``, ``next`` and ``last`` (the element's read address), ``latch``
+    ``addr`` with ``index`` and ``last`` (the element's read address), ``latch``
     the cycle after (its word registered), ``value`` the cycle after that."""
 
     def __init__(self, max_elements: int = 0xFFFF):
-        super().__init__({"addr": Out(1), "latch": Out(1), "value": In(32), "next": Out(1),
-                          "last": Out(1), "index": Out(range(max_elements + 1))})
+        super().__init__({"addr": Out(1), "latch": Out(1), "value": In(32), "last": Out(1), "index": Out(range(max_elements + 1))})
 
 
 class ResponseSerialiser(wiring.Component):
@@ -89,7 +88,7 @@ class ResponseSerialiser(wiring.Component):
         room = Signal()
         m.d.comb += room.eq(ahead.level + at_latch + at_value < BUFFER)
         with m.If(fetch & (fe != nelem) & room):
-            m.d.comb += [el.addr.eq(1), el.next.eq(1)]
+            m.d.comb += el.addr.eq(1)
             m.d.sync += fe.eq(fe + 1)
         m.d.comb += [el.latch.eq(at_latch), ahead.w_en.eq(at_value), ahead.w_data.eq(el.value)]
         # the sender takes the oldest fetched element
