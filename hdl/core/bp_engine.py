@@ -98,8 +98,12 @@ class GinLoop(_Loop):
     prepared as it arrives (its row of weights ``wbase + (j div P) * n_in`` and its
     step's summary bits) and goes through a register slice
     (:class:`~spikeforge.hdl.stream_slice.RegisterSlice`) to the group search, so
-    neither the multiplier nor the step select is on the path into ``op``; one cycle
-    more of latency, the same throughput."""
+    neither the multiplier nor the step select is on the path into ``op``. The
+    search's result (the group, whether it is the event's last and the layer's last
+    input group) goes through a second register slice, and the operation's group,
+    weight address, lanes and skipped lanes are formed from its registers, so the
+    search is not on the path into ``op`` either. Two cycles more of latency than a
+    loop without the slices, the same throughput."""
 
     def __init__(self, geometry: CoreGeometry):
         g = geometry
@@ -116,7 +120,7 @@ class GinLoop(_Loop):
     def elaborate(self, platform):
         m = Module()
         g = self.geo
-        P, TM, H = g.lanes, g.max_time_steps, g.acc_groups
+        TM, H = g.max_time_steps, g.acc_groups
         HG = g.hist_groups
         lay = Signal(g.layer_layout)
         running = Signal()
@@ -136,9 +140,6 @@ class GinLoop(_Loop):
             m.d.comb += events.i.payload.col[hg].eq(
                 self.win[hg * TM:(hg + 1) * TM].bit_select(pa.t, 1))
         pr = events.o.payload.pair
-        jg = Signal(g.neuron_bits)
-        jl = Signal(g.lane_bits)
-        m.d.comb += [jg.eq(pr.j >> g.lane_shift), jl.eq(pr.j[:g.lane_bits] if P > 1 else 0)]
         # groups of this event still to issue: the window summary of the inputs at t,
         # kept in history-group numbers (no shift by in_hg): the summary bits of step
         # t of every history group, masked to the layer's input groups (``sel``,
@@ -152,52 +153,34 @@ class GinLoop(_Loop):
         cur = Signal(HG)
         m.d.comb += cur.eq(Mux(fresh, wmask, left))
         habs, any_ = lowest_set_bit(cur)
-        hs = Signal(g.acc_group_bits)
-        m.d.comb += hs.eq(Mux(any_, habs - lay.in_hg, 0))
         rest = Signal(HG)                 # cur without its lowest set bit
         m.d.comb += rest.eq(cur & (cur - 1))
         last = Signal()                   # rest == 0, from a tree (no carry chain)
         m.d.comb += last.eq(at_most_one_set(cur))
-        # the lanes of group hs: P, but in the layer's last input group (registered at
-        # start, in history-group numbers) those of n_in it holds
-        last_nv = Signal(range(P + 1))
-        # group habs is the last input group when it is the only one left and the last
-        # group's bit is set (no group above it is selected): from trees, not from the
-        # search's index
+        # group habs is the layer's last input group when it is the only one left and
+        # the last group's bit is set (no group above it is selected): from trees, not
+        # from the search's index
         last_oh = Signal(HG)              # the layer's last input group, one-hot
-        in_last = Signal()
-        m.d.comb += in_last.eq((cur & last_oh).any() & last)
-        nv = Signal(range(P + 1))
-        m.d.comb += nv.eq(Mux(any_, Mux(in_last, last_nv, P), 0))
-        # lanes of n_in not issued yet for this event (the rest was skipped): after this
-        # group, both differences formed from registers and one chosen
-        remaining = Signal(g.neuron_bits + 1)
-        base_rem = Signal(g.neuron_bits + 1)
-        m.d.comb += base_rem.eq(Mux(fresh, lay.n_in, remaining))
-        rem_after = Signal(g.neuron_bits + 1)
-        m.d.comb += rem_after.eq(Mux(~any_, base_rem,
-                                     Mux(in_last, base_rem - last_nv, base_rem - P)))
         # an event outside the visited steps is taken without an operation
         keep = Signal()
         m.d.comb += keep.eq((pr.t >= self.t_lo) & (pr.t < self.t_hi))
+        # the search's result goes through a register slice to the operation (its
+        # address, lanes and skipped lanes formed from registers): one cycle more of
+        # latency, the same throughput
+        m.submodules.found = found = RegisterSlice(shape=self._found_layout())
+        fi = found.i.payload
         m.d.comb += [
-            self.op.valid.eq(running & events.o.valid & keep),
-            o.kind.eq(Mux(any_, OpKind.GIN, OpKind.NOP)),
-            o.t.eq(pr.t),
-            o.g.eq(hs),
-            o.dg.eq(lay.out_dg + jg),
-            o.hg.eq(Mux(any_, habs, lay.in_hg)),
-            o.waddr.eq(events.o.payload.row + (habs << g.lane_shift)),
-            o.rot.eq(jl),
-            o.row.eq(1),
-            o.bsel.eq(jl),
-            o.nvalid.eq(nv),
-            o.oskip.eq(Mux(last, rem_after, 0)),
+            found.i.valid.eq(running & events.o.valid & keep),
+            fi.t.eq(pr.t), fi.j.eq(pr.j), fi.row.eq(events.o.payload.row),
+            fi.habs.eq(habs), fi.any.eq(any_), fi.last.eq(last), fi.fresh.eq(fresh),
+            fi.in_last.eq((cur & last_oh).any() & last),
         ]
+        searched = Signal()
+        m.d.comb += searched.eq(found.i.valid & found.i.ready)
+        m.d.comb += events.o.ready.eq((searched & last) |
+                                      (running & events.o.valid & ~keep))
+        last_nv = self._issue(m, found.o, lay)
         m.d.comb += self.busy.eq(running)
-        step = Signal()
-        m.d.comb += step.eq(self.op.valid & self.op.ready)
-        m.d.comb += events.o.ready.eq((step & last) | (running & events.o.valid & ~keep))
         with m.If(self.start):
             m.d.sync += [running.eq(1), lay.eq(self.layer), fresh.eq(1)]
             li = self.layer
@@ -207,8 +190,57 @@ class GinLoop(_Loop):
                          last_oh.eq(Cat(*[li.in_hg + li.g_in - 1 == hg for hg in range(HG)])),
                          last_nv.eq(li.n_in - ((li.g_in - 1) << g.lane_shift))]
         with m.Elif(running):
-            with m.If(step):
-                m.d.sync += [fresh.eq(last), left.eq(rest), remaining.eq(rem_after)]
-            with m.If(~self.pairs.valid & ~events.o.valid & self.pairs_done):
+            with m.If(searched):
+                m.d.sync += [fresh.eq(last), left.eq(rest)]
+            with m.If(~self.pairs.valid & ~events.o.valid & ~found.o.valid &
+                      self.pairs_done):
                 m.d.sync += running.eq(0)
         return m
+
+    def _found_layout(self):
+        g = self.geo
+        return data.StructLayout({
+            "t": g.time_bits, "j": g.neuron_bits, "row": len(self.op.payload.waddr),
+            "habs": range(g.hist_groups), "any": 1, "last": 1, "in_last": 1, "fresh": 1})
+
+    def _issue(self, m, found, lay):
+        """The operation of a searched group (``found``), from registers: its group,
+        address and lanes, and in the event's last operation the lanes skipped for it.
+        Returns the register of the lanes of the layer's last input group."""
+        g = self.geo
+        P = g.lanes
+        f, o = found.payload, self.op.payload
+        jg = Signal(g.neuron_bits)
+        jl = Signal(g.lane_bits)
+        m.d.comb += [jg.eq(f.j >> g.lane_shift), jl.eq(f.j[:g.lane_bits] if P > 1 else 0)]
+        # the lanes of the group: P, but in the layer's last input group those of n_in
+        # it holds
+        last_nv = Signal(range(P + 1))
+        nv = Signal(range(P + 1))
+        m.d.comb += nv.eq(Mux(f.any, Mux(f.in_last, last_nv, P), 0))
+        # lanes of n_in not issued yet for this event (the rest was skipped): after this
+        # group, both differences formed from registers and one chosen
+        remaining = Signal(g.neuron_bits + 1)
+        base_rem = Signal(g.neuron_bits + 1)
+        m.d.comb += base_rem.eq(Mux(f.fresh, lay.n_in, remaining))
+        rem_after = Signal(g.neuron_bits + 1)
+        m.d.comb += rem_after.eq(Mux(~f.any, base_rem,
+                                     Mux(f.in_last, base_rem - last_nv, base_rem - P)))
+        m.d.comb += [
+            self.op.valid.eq(found.valid),
+            found.ready.eq(self.op.ready),
+            o.kind.eq(Mux(f.any, OpKind.GIN, OpKind.NOP)),
+            o.t.eq(f.t),
+            o.g.eq(Mux(f.any, f.habs - lay.in_hg, 0)),
+            o.dg.eq(lay.out_dg + jg),
+            o.hg.eq(Mux(f.any, f.habs, lay.in_hg)),
+            o.waddr.eq(f.row + (f.habs << g.lane_shift)),
+            o.rot.eq(jl),
+            o.row.eq(1),
+            o.bsel.eq(jl),
+            o.nvalid.eq(nv),
+            o.oskip.eq(Mux(f.last, rem_after, 0)),
+        ]
+        with m.If(self.op.valid & self.op.ready):
+            m.d.sync += remaining.eq(rem_after)
+        return last_nv
