@@ -187,6 +187,12 @@ class CommandUnit(wiring.Component):
         self.kind = Signal(ElementKind)
         self.configured = Signal()
         self.e = Signal(range(self.max_elements + 1))   # bulk word of a write loop
+        # a write loop's read of the staging memory, a word ahead of its write: the word
+        # read (e_rd), the word on the memory's output (e_out) and the word registered
+        # from it (word_ok, word_r)
+        self.e_rd = Signal(range(self.max_elements + 1))
+        self.e_out, self.word_ok = Signal(), Signal()
+        self.word_r = Signal(16)
         # element walk: weights (i, j) at row address wrow; neurons ncur, steps tcur
         self.wi, self.wj = Signal(g.neuron_bits), Signal(g.neuron_bits)
         self.wrow = Signal(g.waddr_bits + 1)
@@ -566,18 +572,25 @@ class CommandUnit(wiring.Component):
     # ---- bulk writes: staging word e -> memory ------------------------------------------
 
     def _write_loop(self, m, name, write):
+        """Staging words 0 .. nelem - 1 written by ``write``, one per cycle: a word is
+        read on the staging memory, registered from its output, and written the cycle
+        after (no path from the staging block RAM into the memories' write data)."""
+        stage = self._cap.stage
         with m.State(f"{name}_ADDR"):
-            m.d.comb += self._cap.stage.addr.eq(self.e)
+            m.d.comb += stage.addr.eq(0)
+            m.d.sync += [self.e_rd.eq(1), self.e_out.eq(1), self.word_ok.eq(0)]
             m.next = f"{name}_WRITE"
         with m.State(f"{name}_WRITE"):
-            m.d.comb += self.host.en.eq(1)
-            write(m, self._cap.stage.data)
-            m.d.sync += self.e.eq(self.e + 1)
-            with m.If(self.e + 1 >= self.nelem):
-                m.d.sync += self.nelem.eq(0)
-                self._respond(m)
-            with m.Else():
-                m.next = f"{name}_ADDR"
+            more = self.e_rd < self.nelem
+            m.d.comb += [stage.addr.eq(self.e_rd), self.host.en.eq(1)]
+            m.d.sync += [self.e_rd.eq(self.e_rd + more), self.e_out.eq(more),
+                         self.word_ok.eq(self.e_out), self.word_r.eq(stage.data)]
+            with m.If(self.word_ok):
+                write(m, self.word_r)
+                m.d.sync += self.e.eq(self.e + 1)
+                with m.If(self.e + 1 >= self.nelem):
+                    m.d.sync += self.nelem.eq(0)
+                    self._respond(m)
 
     def _write_weight(self, m, word):
         """W[i, j] = word (and dW = +0), then the next (i, j)."""
