@@ -199,7 +199,9 @@ class CommandUnit(wiring.Component):
         self.ncur = Signal(g.neuron_bits + 1)
         self.tcur = Signal(g.time_bits + 1)
         self.hsel = Signal(2)
-        self.hbase = Signal(g.hist_group_bits + 1)
+        # the history word of neuron ncur (its group's address), stepped with ncur, so the
+        # history memories' host address is a register
+        self.hcur = Signal(g.hist_group_bits + 1)
         self.dgb = Signal(max(g.du_group_bits, g.acc_group_bits) + 1)
         self.elay = Signal(g.layer_layout)
         self.best = Signal(g.neuron_bits)
@@ -365,7 +367,8 @@ class CommandUnit(wiring.Component):
                 first_over | words_over | (first_low + words_low > limit), "load_spikes")):
             self._reject(m)
         with m.Else():
-            m.d.sync += [self.ncur.eq(first), self.nelem.eq(self._cap.nwords),
+            m.d.sync += [self.ncur.eq(first), self.hcur.eq(first >> g.lane_shift),
+                         self.nelem.eq(self._cap.nwords),
                          self.hsel.eq(Mux(hist & (a.which == HistoryKind.WINDOW), 1, 0))]
             m.next = "LS_ADDR"
 
@@ -474,7 +477,7 @@ class CommandUnit(wiring.Component):
                              self._past(a, g.hist_groups * g.lanes), "read_history")):
             self._reject(m)
         with m.Else():
-            m.d.sync += [self.hsel.eq(a.which.as_value()), self.hbase.eq(a.group),
+            m.d.sync += [self.hsel.eq(a.which.as_value()), self.hcur.eq(a.group + (a.first >> g.lane_shift)),
                          self.ncur.eq(a.first), self.nelem.eq(a.count),
                          self.kind.eq(ElementKind.HISTORY)]
             self._respond(m)
@@ -563,7 +566,7 @@ class CommandUnit(wiring.Component):
             self._respond(m)
         with m.Else():
             last = self.table_read.entry          # the last layer (a RUN)
-            m.d.sync += [self.elay.eq(last), self.hbase.eq(last.out_hg), self.ncur.eq(0),
+            m.d.sync += [self.elay.eq(last), self.hcur.eq(last.out_hg), self.ncur.eq(0),
                          self.nelem.eq(last.n_out), self.kind.eq(ElementKind.SPIKE_COUNT),
                          self.best.eq(0), self.bestc.eq(0),
                          self.ntail.eq(proto.nbytes(proto.RUN_RESULT))]
@@ -603,9 +606,15 @@ class CommandUnit(wiring.Component):
         """The spike (or, LOAD_HISTORY, window) history word of input neuron ncur = word,
         then the next neuron."""
         h = self.host
-        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.ncur >> self.geo.lane_shift),
+        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.hcur),
                      h.hdata.eq(word), h.hwe.eq(self.hsel == 0), h.mwe.eq(self.hsel == 1)]
-        m.d.sync += self.ncur.eq(self.ncur + 1)
+        self._next_neuron(m)
+
+    def _next_neuron(self, m):
+        """The next neuron of a history walk, and its history word."""
+        g = self.geo
+        wrap = (self.ncur[:g.lane_bits] == g.lanes - 1) if g.lanes > 1 else 1
+        m.d.sync += [self.ncur.eq(self.ncur + 1), self.hcur.eq(self.hcur + wrap)]
 
     def _write_acc(self, m, word):
         """acc[tcur, dgb + ncur / P] of lane ncur % P = word, then the next step or neuron."""
@@ -650,7 +659,7 @@ class CommandUnit(wiring.Component):
                 m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur)]
             with m.Case(K.HISTORY, K.SPIKE_COUNT):
                 m.d.comb += [h.bank.eq(self.nbank),
-                             h.haddr.eq(self.hbase + (self.ncur >> g.lane_shift))]
+                             h.haddr.eq(self.hcur)]
             with m.Case(K.STEP_VALUE):
                 dg = self.dgb + (self.ncur >> g.lane_shift)
                 m.d.comb += [h.bank.eq(self.nbank),
@@ -661,7 +670,7 @@ class CommandUnit(wiring.Component):
             with m.If(self.kind == K.STEP_VALUE):
                 self._next_step(m)
             with m.Else():
-                m.d.sync += self.ncur.eq(self.ncur + 1)
+                self._next_neuron(m)
         # the element in latch: its neuron (SPIKE_COUNT) and whether it was the last one
         # (READ_COUNTERS clears after the last counter's value is registered)
         lat_n, lat_last = Signal.like(self.ncur), Signal()
