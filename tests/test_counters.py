@@ -74,7 +74,8 @@ def test_counters_count_by_the_rules_and_read_back(store):
         nonlocal model
         ev_port, rd = dut.events, dut.read
         index, held = 0, 0
-        pending = dict.fromkeys(COUNTERS, 0)
+        # the increments of the two events in flight: older first
+        pending = [dict.fromkeys(COUNTERS, 0), dict.fromkeys(COUNTERS, 0)]
         for cycle in range(4000):
             busy_run = (cycle // 700) % 2 == 0          # runs, and idle stretches
             ev = _random_event(rng, geo, busy_run)
@@ -102,15 +103,15 @@ def test_counters_count_by_the_rules_and_read_back(store):
                 checked["big"] += want >= 1 << 16
             held += 1
             await ctx.tick()
-            # an event is counted one cycle after it happened (the events are registered
-            # on their way in); a clear zeroes the counters, and the event still in the
-            # register then is lost with them
+            # an event is counted two cycles after it happened (the events are registered
+            # on their way in, then their increments); a clear zeroes the counters, and
+            # the increment due at that edge is lost with them
             if clear:
                 model = dict.fromkeys(COUNTERS, 0)
             else:
-                for n, v in pending.items():
+                for n, v in pending[0].items():
                     model[n] += v
-            pending = _increments(ev)
+            pending = [pending[1], _increments(ev)]
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

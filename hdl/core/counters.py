@@ -31,8 +31,9 @@ In both, ``read.value`` is the counter at the ``read.index`` of the cycle before
 index is registered; the command unit's serialiser gives an element's index a cycle
 before it registers the value), so a new counter can be read every cycle.
 
-Latency: an event is counted one cycle after it happened (the events are
-registered on their way in); a clear takes effect in the next cycle.
+Latency: an event is counted two cycles after it happened (the events are
+registered on their way in, and so are the increments formed from them); a clear
+takes effect in the next cycle.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class CounterFile(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # The events are registered first: the counters lag the core by one cycle (nothing
+        # The events are registered first: the counters lag the core by two cycles (nothing
         # reads them while it runs), and no path runs from the scanner or the lanes through
         # the 32-bit additions.
         ev = Signal(events_layout(self.geo))
@@ -106,12 +107,16 @@ class CounterFile(wiring.Component):
                              inc[f"{pre}_skipped"].eq(skipped + lanes.masked)]
                 if group == EngineGroup.BP:
                     m.d.comb += inc["bp_skipped_out"].eq(lanes.out_skipped)
+        # the increments registered too: no path from the event registers through the
+        # skipped-FMA product into the counters' additions
+        inc_r = {n: Signal(32, name=f"inc_r_{n}") for n in COUNTERS}
+        m.d.sync += [inc_r[n].eq(inc[n]) for n in COUNTERS]
         idx = Signal.like(self.read.index)                # the index of the cycle before
         m.d.sync += idx.eq(self.read.index)
         if self.geo.counter_store == "bram":
-            self._split(m, inc, idx)
+            self._split(m, inc_r, idx)
         else:
-            self._registers(m, inc, idx)
+            self._registers(m, inc_r, idx)
         return m
 
     def _registers(self, m, inc, idx):
