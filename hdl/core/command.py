@@ -212,6 +212,9 @@ class CommandUnit(wiring.Component):
         m.d.comb += [self.wbank.eq((self.wi + self.wj)[:g.lane_bits] if P > 1 else 0),
                      self.waddr_cur.eq(self.wrow + self.wj),
                      self.nbank.eq(self.ncur[:g.lane_bits] if P > 1 else 0)]
+        # the history memories' host address is the walk's register in every state (it
+        # matters only while the host owns the memories): no state decode before it
+        m.d.comb += self.host.haddr.eq(self.hcur)
 
     def _serialiser_inputs(self, m):
         ser = self._ser
@@ -606,7 +609,7 @@ class CommandUnit(wiring.Component):
         """The spike (or, LOAD_HISTORY, window) history word of input neuron ncur = word,
         then the next neuron."""
         h = self.host
-        m.d.comb += [h.bank.eq(self.nbank), h.haddr.eq(self.hcur),
+        m.d.comb += [h.bank.eq(self.nbank),
                      h.hdata.eq(word), h.hwe.eq(self.hsel == 0), h.mwe.eq(self.hsel == 1)]
         self._next_neuron(m)
 
@@ -658,8 +661,7 @@ class CommandUnit(wiring.Component):
             with m.Case(K.W, K.DW):
                 m.d.comb += [h.bank.eq(self.wbank), h.waddr.eq(self.waddr_cur)]
             with m.Case(K.HISTORY, K.SPIKE_COUNT):
-                m.d.comb += [h.bank.eq(self.nbank),
-                             h.haddr.eq(self.hcur)]
+                m.d.comb += h.bank.eq(self.nbank)
             with m.Case(K.STEP_VALUE):
                 dg = self.dgb + (self.ncur >> g.lane_shift)
                 m.d.comb += [h.bank.eq(self.nbank),
