@@ -106,9 +106,10 @@ PARAMS = golden.Params(T=8, alpha=0.5, v_th=0.5, a=0.5, beta=1.0, lr=0.125, loss
 
 
 @pytest.mark.verilator
-def test_core_answers_the_digest_of_its_weights_and_gradients():
+@pytest.mark.parametrize("lanes", [4, 8])      # one part of banks per address, and two
+def test_core_answers_the_digest_of_its_weights_and_gradients(lanes):
     from spikeforge.sim.verilator.session import rtl_session
-    cfg = preset("tiny")
+    cfg = preset("tiny", lanes=lanes)
     P = cfg.features.lanes
     rng = np.random.default_rng(11)
     with rtl_session(AcceleratorTop(cfg), name=session_name(cfg), ports_only=True,

@@ -8,8 +8,8 @@ request and set up its work: the run settings (``settings``), the layer table
 (``table_write``), weights and input spikes written from the staging memory
 through the lane datapath's ``host`` port, a run or update started on ``run``
 (the sequencer), and the elements of a read response walked through ``host``
-and ``counters``, or for READ_DIGEST the layer's weight addresses, one per cycle with
-every bank, into a :class:`~.digest.WordDigest`. A request whose payload has the
+and ``counters``, or for READ_DIGEST the layer's weight addresses, a part of
+:func:`~.digest.digest_words` banks per cycle, into a :class:`~.digest.WordDigest`. A request whose payload has the
 wrong size or a value out of range gets ``BAD_ARGUMENT`` and changes nothing.
 
 Latency of a command other than a run: a few cycles plus one to three cycles per
@@ -32,7 +32,7 @@ from ..protocol import (BEAT_LAYOUT, COUNTERS, NO_LABEL, Command, GradientKind, 
 from ..spike_decoder import popcount
 from .counters import CounterRead
 from .defs import CoreGeometry
-from .digest import WordDigest
+from .digest import WordDigest, digest_words
 from .info import info_payload
 from .lane_datapath import CONSTANTS_LAYOUT, HostAccess
 from .layer_table import TableRead, TableWrite
@@ -107,7 +107,7 @@ class CommandUnit(wiring.Component):
             max_elements=self.max_elements)
         wiring.connect(m, wiring.flipped(self.req), cap.req)
         wiring.connect(m, ser.rsp, wiring.flipped(self.rsp))
-        m.submodules.digest = self._dg = WordDigest(words=g.lanes)
+        m.submodules.digest = self._dg = WordDigest(words=digest_words(g.lanes))
         self._m, self._cap, self._ser = m, cap, ser
         self._late_regs, self._wires = [], []
         self._wait = Signal(range(CHECK_CYCLES))
@@ -534,28 +534,35 @@ class CommandUnit(wiring.Component):
             m.next = "DIGEST"
 
     def _digest_states(self, m):
-        """READ_DIGEST: one weight address per cycle (every bank) into the digest, then the
-        response once the last row is in."""
+        """READ_DIGEST: the words of a weight address, a part of ``DW`` banks per cycle
+        (``P / DW`` cycles per address, banks ascending), into the digest, then the
+        response once the last words are in."""
         g, h, dg, lay = self.geo, self.host, self._dg, self.elay
         P = g.lanes
-        m.d.comb += dg.data.eq(Mux(self.hsel == 1, h.dw_row, h.w_row))
+        DW = digest_words(P)
+        part = Signal(range(max(P // DW, 2)))        # the part of the address's banks
+        last_part = part == P // DW - 1
+        m.d.comb += dg.data.eq(Mux(self.hsel == 1, h.dw_part, h.w_part))
         with m.State("DIGEST"):
             # bank k holds neuron b * P + (k - j) mod P; in the last group only those
             # below n_out count
             last = self.wi + 1 >= lay.g_out
             rem = Signal(g.lane_bits + 1)
             m.d.comb += [h.en.eq(1), h.waddr.eq(self.waddr_cur), dg.en.eq(1),
+                         h.bank.eq(part * DW),
                          rem.eq(lay.n_out - ((lay.g_out - 1) << g.lane_shift))]
-            for k in range(P):
-                p = (k - self.wj)[:g.lane_shift] if P > 1 else 0
-                m.d.comb += dg.mask[k].eq(~last | (p < rem))
-            with m.If(self.wj + 1 >= lay.n_in):
-                m.d.sync += [self.wj.eq(0), self.wi.eq(self.wi + 1),
-                             self.wrow.eq(self.wrow + lay.n_in)]
-                with m.If(last):
-                    m.next = "DIGEST_END"
-            with m.Else():
-                m.d.sync += self.wj.eq(self.wj + 1)
+            for q in range(DW):
+                p = (part * DW + q - self.wj)[:g.lane_shift] if P > 1 else 0
+                m.d.comb += dg.mask[q].eq(~last | (p < rem))
+            m.d.sync += part.eq(Mux(last_part, 0, part + 1))
+            with m.If(last_part):
+                with m.If(self.wj + 1 >= lay.n_in):
+                    m.d.sync += [self.wj.eq(0), self.wi.eq(self.wi + 1),
+                                 self.wrow.eq(self.wrow + lay.n_in)]
+                    with m.If(last):
+                        m.next = "DIGEST_END"
+                with m.Else():
+                    m.d.sync += self.wj.eq(self.wj + 1)
         with m.State("DIGEST_END"):
             m.d.comb += h.en.eq(1)
             with m.If(~dg.busy):

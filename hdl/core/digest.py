@@ -1,13 +1,14 @@
-"""Digest of the weight memories: CRC-32 of ``P`` 16-bit words per cycle (READ_DIGEST).
+"""Digest of the weight memories: CRC-32 of ``n`` 16-bit words per cycle (READ_DIGEST).
 
 The digest of a region is the CRC-32 of zlib (``binascii.crc32``: reflected
 polynomial 0xEDB88320, register preset to all ones, final complement) of the
-region's words as little-endian bytes. :class:`WordDigest` takes one row of ``P``
-words per cycle (all banks of one weight address, bank 0 first), so its update is
-the CRC register after ``16 * P`` input bits: a linear map over GF(2) whose
-matrix :func:`crc32_step_masks` derives from the bitwise definition (each output
-bit is the XOR of a fixed set of register and data bits: a log-depth XOR tree,
-about ``(32 + 16 * P) / 2`` inputs per bit).
+region's words as little-endian bytes. :class:`WordDigest` takes a row of ``n``
+words per cycle (in a core, :func:`digest_words`: ``n = min(P, 4)`` banks of one
+weight address, ascending, so an address of ``P`` banks takes ``P / n`` cycles), so
+its update is the CRC register after ``16 * n`` input bits: a linear map over
+GF(2) whose matrix :func:`crc32_step_masks` derives from the bitwise definition
+(each output bit is the XOR of a fixed set of register and data bits: a log-depth
+XOR tree, about ``(32 + 16 * n) / 2`` inputs per bit).
 
 Timing: the words enter with one cycle of latency after ``en`` (the memories' read
 latency: ``en`` and ``mask`` come with the read address, ``data`` the cycle after),
@@ -22,10 +23,22 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CRC32_POLY", "crc32_step_masks", "WordDigest"]
+__all__ = ["CRC32_POLY", "DIGEST_WORDS", "digest_words", "crc32_step_masks", "WordDigest"]
 
 #: The CRC-32 polynomial of zlib, bit-reflected (x^32 + x^26 + ... + 1).
 CRC32_POLY = 0xEDB88320
+
+#: Words a core's digest takes per cycle at most: a part of a weight address's banks,
+#: so neither the XOR trees nor the wires from every bank's block RAM into them grow
+#: with the lanes (the digest of all ``16 P`` bits of an address at once was about
+#: 1,600 LUTs and a tenth of the placed wire length of the 16-lane core).
+DIGEST_WORDS = 4
+
+
+def digest_words(lanes: int) -> int:
+    """Words per cycle into the digest of a core of ``lanes`` lanes (a power of two):
+    ``min(lanes, DIGEST_WORDS)``."""
+    return min(lanes, DIGEST_WORDS)
 
 
 def crc32_step_masks(nbits: int) -> list[int]:

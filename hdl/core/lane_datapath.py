@@ -46,13 +46,14 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
+from amaranth.utils import bits_for, exact_log2
 
 from .. import protocol as proto
 from ..pe_array import PEArray
 from ..spike_decoder import popcount
 from .defs import (F16, CoreGeometry, OpKind, Space, count_to_f16, f16_ge, f16_gt,
                    f16_is_nonfinite, f16_is_zero, f16_lt)
+from .digest import digest_words
 from .history_scanner import ScanRead
 
 __all__ = ["LaneDatapath", "HostAccess", "CONSTANTS_LAYOUT", "stats_layout"]
@@ -77,8 +78,10 @@ class HostAccess(wiring.Signature):
     window history word ``(bank, haddr) = hdata`` (input spikes and, for a split layer,
     the window bits of its inputs); ``acc`` reads and ``awe`` writes the accumulator
     ``(bank, accaddr)`` (``wdata``; written words read back as written until the next
-    accumulator reset, the others as +0). ``w_row`` / ``dw_row`` are the words of every
-    bank at ``waddr`` (bank ``k`` in element ``k``), with the same latency (READ_DIGEST)."""
+    accumulator reset, the others as +0). ``w_part`` / ``dw_part`` are the words at
+    ``waddr`` of the part of :func:`~.digest.digest_words` banks that holds ``bank``
+    (bank ``q`` of the part in element ``q``), with the same latency (READ_DIGEST);
+    ``w`` / ``dw`` are the word of ``bank`` among them."""
 
     def __init__(self, geo: CoreGeometry):
         TM = geo.max_time_steps
@@ -97,8 +100,8 @@ class HostAccess(wiring.Signature):
             "awe": Out(1),
             "acc": In(16),
             "w": In(16), "dw": In(16),
-            "w_row": In(data.ArrayLayout(16, geo.lanes)),
-            "dw_row": In(data.ArrayLayout(16, geo.lanes)),
+            "w_part": In(data.ArrayLayout(16, digest_words(geo.lanes))),
+            "dw_part": In(data.ArrayLayout(16, digest_words(geo.lanes))),
             "s": In(TM), "m": In(TM), "nz": In(TM),
             "du": In(16), "u": In(16),
         })
@@ -389,11 +392,16 @@ class LaneDatapath(wiring.Component):
         # host read data (bank select registered with the address)
         hb = Signal(g.lane_bits)
         m.d.sync += hb.eq(host.bank)
+        # the weights through one select: the part of the banks (the digest's words),
+        # then the bank's word in it
+        DW = digest_words(P)
+        hi, lo = hb[exact_log2(DW):], hb[:exact_log2(DW)]
+        for part, rp in ((host.w_part, w_rp), (host.dw_part, dw_rp)):
+            m.d.comb += part.eq(Array(Cat(rp[k].data for k in range(q, q + DW))
+                                      for q in range(0, P, DW))[hi])
         m.d.comb += [
-            host.w.eq(Array(w_rp[k].data for k in range(P))[hb]),
-            host.dw.eq(Array(dw_rp[k].data for k in range(P))[hb]),
-            host.w_row.eq(Cat(w_rp[k].data for k in range(P))),
-            host.dw_row.eq(Cat(dw_rp[k].data for k in range(P))),
+            host.w.eq(host.w_part[lo]),
+            host.dw.eq(host.dw_part[lo]),
             host.s.eq(Array(s_rp[k].data for k in range(P))[hb]),
             host.m.eq(Array(m_rp[k].data for k in range(P))[hb]),
             host.nz.eq(Array(nz_rp[k].data for k in range(P))[hb]),
